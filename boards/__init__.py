@@ -1,0 +1,1 @@
+"""Board platforms (iCEBreaker, ULX3S), top wrappers, host link and bitstream builds."""

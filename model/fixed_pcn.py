@@ -1,0 +1,287 @@
+"""``FixedPCN``: the bit-exact integer model of the pcforge hardware datapath.
+
+Every value is an int64 integer in a :class:`~pcforge.model.qformat.QFormat` of the spec; every
+multiply, accumulate, shift, round and saturate happens here in the same order as in the
+hardware. ``docs/datapath.md`` is the table of that order; the numbered steps below refer to it.
+
+Formats: X = ``formats.x`` (x and f(x); f'(x) as an integer with X's fraction bits), E =
+``formats.e`` (e and ε), Wf/Bf = ``formats.w``/``formats.b``, A = ``formats.acc`` (exact sums,
+fraction bits ``F``). γ = g·2^-fg and α = m·2^-fa are exact constants.
+
+  (1) a_l, d_l = f(x_l), f'(x_l)                  activation unit (tables for tanh)
+  (2) acc_l = Σ_j W_l[i,j]·a_{l-1}[j] · 2^(F−fx−fw) + b_l[i] · 2^(F−fb)    exact, width A
+      (computed once per sample when layer l−1 is clamped: it cannot change)
+  (3) e_l = E( x_l · 2^(F−fx) − acc_l )           round F→fe (E.rounding), fit E
+  (4) ε_l = E( Σ_k W_{l+1}[k,i]·e_{l+1}[k] · 2^(F−fe−fw) )   for free l < L
+  (5) δ_l = d_l·ε_l − e_l·2^fx                    exact, fraction fe+fx   (δ_L = −e_L·2^fx)
+  (6) x_l ← X( x_l + round(g·δ_l, fe+fg → 0) )    round the increment, add, fit X
+  (7) W_l ← Wf( W_l + round(m·e_l·a_{l−1}, fe+fx+fa → fw) ),  b_l ← Bf( b_l + round(m·e_l,
+      fe+fa → fb) )                               learning, from the same e and a
+
+Feed-forward initialisation: x_l = X(acc_l) (round F→fx) in layer order, for free layers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .activations import fixed_activation
+from .qformat import QFormat, requantize, round_shift, fit
+from .spec import PCSpec
+from .weights import Weights
+
+__all__ = ["FixedPCN", "FixedResult", "SaturationCounts"]
+
+#: Quantities whose saturation (or wrap) events are counted, per layer.
+COUNTED = ("x", "e", "eps", "w", "b")
+
+
+class SaturationCounts:
+    """Overflow events per quantity and layer: ``counts['e'][l]`` is how many e_l values did not
+    fit the E format (and were saturated or wrapped) so far."""
+
+    def __init__(self, n_layers: int):
+        self.counts = {k: [[0] for _ in range(n_layers)] for k in COUNTED}
+
+    def __call__(self, kind: str, layer: int) -> list:
+        return self.counts[kind][layer]
+
+    def as_dict(self) -> dict:
+        return {k: [c[0] for c in v] for k, v in self.counts.items()}
+
+    def total(self) -> int:
+        return sum(c[0] for v in self.counts.values() for c in v)
+
+
+@dataclass
+class FixedResult:
+    """Outcome of one fixed-point relaxation of a batch.
+
+    x, e        final state x(T) and its errors e(T), int64 lists over layers, (B, n_l)
+    trace_x     x(t) for t = 0..T (t = 0: after initialisation)      — when traced
+    trace_e     e(t) for t = 0..T−1, the errors computed in iteration t — when traced
+    energy      (T+1, B) float energy from e(0..T)
+    """
+
+    x: list
+    e: list
+    energy: np.ndarray
+    trace_x: list = field(default_factory=list)
+    trace_e: list = field(default_factory=list)
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.x[-1]
+
+
+class FixedPCN:
+    """Bit-exact fixed-point predictive coding network.
+
+    ``W[l-1]`` (int64, Wf) and ``b[l-1]`` (int64, Bf) are the hardware's weight and bias memory
+    contents for connection l; learning methods update them in place exactly as the hardware's
+    read-modify-write does.
+    """
+
+    def __init__(self, spec: PCSpec, W: list, b: list):
+        self.spec = spec
+        F = spec.formats
+        if len(W) != spec.L or len(b) != spec.L:
+            raise ValueError(f"need {spec.L} weight and bias arrays, got {len(W)} and {len(b)}")
+        self.W, self.b = [], []
+        for l in range(1, spec.L + 1):
+            w = np.asarray(W[l - 1])
+            v = np.asarray(b[l - 1])
+            if w.shape != spec.weight_shape(l) or v.shape != (spec.sizes[l],):
+                raise ValueError(f"W{l}/b{l} shapes {w.shape}/{v.shape} do not match the spec "
+                                 f"{spec.weight_shape(l)}/({spec.sizes[l]},)")
+            for arr, fmt, nm in ((w, F.w, f"W{l}"), (v, F.b, f"b{l}")):
+                if arr.dtype.kind not in "iu" or arr.min(initial=0) < fmt.min_int \
+                        or arr.max(initial=0) > fmt.max_int:
+                    raise ValueError(f"{nm} must hold integers within {fmt}")
+            self.W.append(w.astype(np.int64).copy())
+            self.b.append(v.astype(np.int64).copy())
+        self.sat = SaturationCounts(spec.n_layers)
+
+    @classmethod
+    def from_float(cls, spec: PCSpec, weights: Weights) -> "FixedPCN":
+        """Quantise float weights into the W and B formats (counting saturated values)."""
+        weights.check(spec)
+        F = spec.formats
+        sat = SaturationCounts(spec.n_layers)
+        W = [F.w.from_float(w, sat("w", l + 1)) for l, w in enumerate(weights.W)]
+        b = [F.b.from_float(v, sat("b", l + 1)) for l, v in enumerate(weights.b)]
+        net = cls(spec, W, b)
+        net.sat = sat
+        return net
+
+    def to_float_weights(self) -> Weights:
+        F = self.spec.formats
+        return Weights([F.w.to_float(w) for w in self.W], [F.b.to_float(v) for v in self.b])
+
+    def quantize(self, values, layer: int | None = None) -> np.ndarray:
+        """Float values into the X format (for clamped inputs and targets)."""
+        cnt = self.sat("x", layer) if layer is not None else None
+        return self.spec.formats.x.from_float(values, cnt)
+
+    # ---- datapath steps -----------------------------------------------------------------
+    def activation(self, l: int, x: np.ndarray):
+        """Step (1): (f(x_l), f'(x_l)) in X fraction bits."""
+        s = self.spec
+        return fixed_activation(s.activations[l], x, s.formats.x, s.table_bits)
+
+    def prediction_acc(self, l: int, a_prev: np.ndarray) -> np.ndarray:
+        """Step (2): exact acc_l = W_l a_{l-1} + b_l with F fraction bits, (B, n_l)."""
+        F = self.spec.formats
+        F_acc = F.acc.frac
+        prod = a_prev @ self.W[l - 1].T
+        return (prod << (F_acc - F.x.frac - F.w.frac)) + (self.b[l - 1] << (F_acc - F.b.frac))
+
+    def error(self, l: int, x_l: np.ndarray, acc: np.ndarray) -> np.ndarray:
+        """Step (3): e_l = E(x_l·2^(F−fx) − acc_l)."""
+        F = self.spec.formats
+        return requantize((x_l << (F.acc.frac - F.x.frac)) - acc, F.acc.frac, F.e,
+                          self.sat("e", l))
+
+    def feedback(self, l: int, e_next: np.ndarray) -> np.ndarray:
+        """Step (4): ε_l = E(W_{l+1}ᵀ e_{l+1}) for layer l < L."""
+        F = self.spec.formats
+        fb = (e_next @ self.W[l]) << (F.acc.frac - F.e.frac - F.w.frac)
+        return requantize(fb, F.acc.frac, F.e, self.sat("eps", l))
+
+    def update(self, l: int, x_l, e_l, d_l, eps_l):
+        """Steps (5)–(6): x_l + round(γ·(f'(x_l)·ε_l − e_l)), fitted to X."""
+        F = self.spec.formats
+        g = self.spec.gamma
+        delta = -(e_l << F.x.frac)
+        if eps_l is not None:
+            delta = delta + d_l * eps_l
+        inc = round_shift(delta * g.mantissa, F.e.frac + g.frac, F.x.rounding)
+        return fit(x_l + inc, F.x, self.sat("x", l))
+
+    def learn(self, e: list, a: list):
+        """Step (7) for one sample: W_l += round(α e_l a_{l−1}ᵀ), b_l += round(α e_l)."""
+        F = self.spec.formats
+        al = self.spec.alpha
+        for l in range(1, self.spec.n_layers):
+            el = e[l].reshape(-1)
+            ap = a[l - 1].reshape(-1)
+            p = (el[:, None] * ap[None, :]) * al.mantissa
+            dW = round_shift(p, F.e.frac + F.x.frac + al.frac - F.w.frac, F.w.rounding)
+            self.W[l - 1] = fit(self.W[l - 1] + dW, F.w, self.sat("w", l))
+            db = round_shift(el * al.mantissa, F.e.frac + al.frac - F.b.frac, F.b.rounding)
+            self.b[l - 1] = fit(self.b[l - 1] + db, F.b, self.sat("b", l))
+
+    # ---- whole relaxations --------------------------------------------------------------
+    def initial_state(self, clamped: dict, mask, init: str | None = None) -> list:
+        """x(0): clamped layers as given (ints in X), free layers feed-forward or zero."""
+        spec = self.spec
+        F = spec.formats
+        init = init or spec.init
+        B = {np.atleast_2d(v).shape[0] for v in clamped.values()}
+        if len(B) != 1:
+            raise ValueError(f"clamped layers have batch sizes {sorted(B)}; give one batch")
+        B = B.pop()
+        x = []
+        for l in range(spec.n_layers):
+            if mask[l]:
+                if l not in clamped:
+                    raise ValueError(f"layer {l} is clamped by the mask but no values were given")
+                v = np.atleast_2d(np.asarray(clamped[l]))
+                if v.dtype.kind not in "iu":
+                    raise TypeError(f"clamped layer {l} must be integers in the X format "
+                                    "(use FixedPCN.quantize)")
+                if v.shape != (B, spec.sizes[l]):
+                    raise ValueError(f"clamped layer {l} has shape {v.shape}; expected "
+                                     f"({B}, {spec.sizes[l]})")
+                x.append(v.astype(np.int64))
+            elif init == "feedforward" and l > 0:
+                a, _ = self.activation(l - 1, x[l - 1])
+                acc = self.prediction_acc(l, a)
+                x.append(requantize(acc, F.acc.frac, F.x, self.sat("x", l)))
+            else:
+                x.append(np.zeros((B, spec.sizes[l]), dtype=np.int64))
+        return x
+
+    def errors(self, x: list, acts: list, cache: dict) -> list:
+        """Steps (2)–(3) for every layer; ``cache`` holds acc_l of connections whose source
+        layer is clamped (computed once per sample)."""
+        e = [np.zeros_like(x[0])]
+        for l in range(1, self.spec.n_layers):
+            acc = cache.get(l)
+            if acc is None:
+                acc = self.prediction_acc(l, acts[l - 1][0])
+            e.append(self.error(l, x[l], acc))
+        return e
+
+    def iterate(self, x: list, mask, cache: dict):
+        """One synchronous iteration: returns (e(t), a(t), x(t+1))."""
+        L = self.spec.L
+        acts = [self.activation(l, x[l]) for l in range(L)]
+        e = self.errors(x, acts, cache)
+        new = []
+        for l in range(L + 1):
+            if mask[l]:
+                new.append(x[l])
+                continue
+            eps = self.feedback(l, e[l + 1]) if l < L else None
+            d = acts[l][1] if l < L else None
+            new.append(self.update(l, x[l], e[l], d, eps))
+        return e, [a for a, _ in acts], new
+
+    def relax(self, clamped: dict, mask, *, iterations: int | None = None,
+              init: str | None = None, learning: str | None = None,
+              trace: bool = False) -> FixedResult:
+        """Relax (and optionally learn) exactly as the hardware does.
+
+        ``learning``: ``None`` (inference), ``'after_relaxation'`` (T iterations, a final error
+        pass, one update) or ``'incremental'`` (an update after every iteration from that
+        iteration's errors). Learning needs a batch of one sample: the hardware updates its
+        weights between samples.
+        """
+        spec = self.spec
+        mask = spec.mask(mask)
+        T = spec.iterations if iterations is None else iterations
+        x = self.initial_state(clamped, mask, init)
+        if learning is not None and x[0].shape[0] != 1:
+            raise ValueError("fixed-point learning takes one sample at a time (batch of 1)")
+        cache = self._clamped_predictions(x, mask)
+        tx, te, energies = ([x] if trace else []), [], []
+        fe = spec.formats.e.frac
+        for _ in range(T):
+            e, a, x = self.iterate(x, mask, cache)
+            energies.append(_energy(e, fe))
+            if learning == "incremental":
+                self.learn(e, a)
+                cache = self._clamped_predictions(x, mask)
+            if trace:
+                tx.append(x)
+                te.append(e)
+        acts = [self.activation(l, x[l]) for l in range(spec.L)]
+        e = self.errors(x, acts, cache)
+        energies.append(_energy(e, fe))
+        if learning == "after_relaxation":
+            self.learn(e, [a for a, _ in acts])
+        return FixedResult(x=x, e=e, energy=np.array(energies), trace_x=tx, trace_e=te)
+
+    def _clamped_predictions(self, x: list, mask) -> dict:
+        """acc_l of every connection whose source layer is clamped (constant over a sample)."""
+        cache = {}
+        for l in range(1, self.spec.n_layers):
+            if mask[l - 1]:
+                cache[l] = self.prediction_acc(l, self.activation(l - 1, x[l - 1])[0])
+        return cache
+
+    def infer(self, x0_int: np.ndarray, mode="inference", **kw) -> FixedResult:
+        """Relax with the input layer clamped to integer values (X format)."""
+        return self.relax({0: x0_int}, mode, **kw)
+
+    def train_sample(self, x0_int: np.ndarray, target_int: np.ndarray, *,
+                     learning: str | None = None, mode="training") -> FixedResult:
+        """One supervised sample: clamp input and target, relax and learn (hardware order)."""
+        learning = learning or self.spec.learning
+        return self.relax({0: x0_int, self.spec.L: target_int}, mode, learning=learning)
+
+
+def _energy(e: list, frac: int) -> np.ndarray:
+    return 0.5 * sum(np.sum(np.ldexp(v.astype(np.float64), -frac) ** 2, axis=1) for v in e)

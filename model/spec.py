@@ -1,0 +1,409 @@
+"""``PCSpec``: the single source of truth for a predictive coding network and its datapath.
+
+Every size, activation, fixed-point format, rate, iteration count and clamp mask that the float
+model, the fixed-point model, the hardware generator and the boards use is read from one
+``PCSpec``. It validates itself on construction and raises :class:`SpecError` naming the field,
+the bad value and the fix. It is saved as TOML (:meth:`PCSpec.save`, :meth:`PCSpec.load`) and
+has a stable :attr:`PCSpec.digest` over its canonical content.
+
+Indexing: layers ``0..L`` with sizes ``sizes[0..L]``; connection ``l`` (1 ≤ l ≤ L) predicts layer
+``l`` from layer ``l-1`` with weights ``W_l`` of shape ``(sizes[l], sizes[l-1])`` and bias ``b_l``.
+``activations[l]`` (0 ≤ l < L) is the f applied to ``x_l`` when it predicts layer ``l+1``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import tomli_w
+
+from .activations import ACTIVATIONS, MAX_TABLE_BITS, activation_bound
+from .qformat import MAX_DATAPATH_BITS, FixedConst, QFormat
+
+__all__ = ["SpecError", "Formats", "PCSpec", "DatapathBits", "INITS", "LEARNING_RULES",
+           "SCHEDULES", "MAX_LAYER_SIZE", "SPEC_FORMAT_VERSION"]
+
+SPEC_FORMAT_VERSION = 1
+INITS = ("feedforward", "zero")
+LEARNING_RULES = ("after_relaxation", "incremental")
+SCHEDULES = ("synchronous",)
+MAX_LAYER_SIZE = 4096
+MAX_ITERATIONS = 100_000
+MAX_STORAGE_WIDTH = 32
+MAX_ACC_FRAC = 48
+
+
+class SpecError(ValueError):
+    """An inconsistent or unbuildable spec. The message names the field and the fix."""
+
+
+def _bits(magnitude: int) -> int:
+    """Signed bits needed to hold every integer in ``[-magnitude, magnitude]``."""
+    return int(magnitude).bit_length() + 1
+
+
+@dataclass(frozen=True)
+class Formats:
+    """The fixed-point formats of the datapath.
+
+    x    value nodes x_l and activations f(x_l)                      (storage, per node)
+    e    error nodes e_l and the feedback ε_l = round(W_{l+1}ᵀ e_{l+1}) (storage, per node)
+    w    weights W_l                                                   (local weight memories)
+    b    biases b_l
+    acc  the multiply-accumulate register: exact sums of products, never rounded or overflowed
+         (validated); its ``frac`` must be ≥ max(x.frac, e.frac) + w.frac and ≥ b.frac.
+         ``None`` (the default) lets :class:`PCSpec` choose the narrowest exact accumulator.
+    """
+
+    x: QFormat = QFormat(16, 10)
+    e: QFormat = QFormat(16, 12)
+    w: QFormat = QFormat(16, 12)
+    b: QFormat = QFormat(16, 12)
+    acc: QFormat | None = None
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k).to_dict() for k in ("x", "e", "w", "b", "acc")}
+
+
+@dataclass(frozen=True)
+class DatapathBits:
+    """Worst-case signed bit counts of the datapath intermediates (for checks and the HDL)."""
+
+    pred_acc: tuple       # per connection l=1..L: x<<s − (Σ W f(x) + b), in acc frac
+    feedback_acc: tuple   # per connection l=1..L: Σ_k W_l[k, i] e_l[k], in acc frac
+    update: int           # γ · (f'(x) ε − e·2^x.frac) before rounding
+    weight_update: int    # α · e · f(x) before rounding
+    bias_update: int      # α · e before rounding
+
+
+def _default_clamp(n_layers: int) -> dict:
+    L = n_layers - 1
+    return {
+        "inference": tuple(l == 0 for l in range(L + 1)),
+        "training": tuple(l in (0, L) for l in range(L + 1)),
+        "generation": tuple(l == L for l in range(L + 1)),
+    }
+
+
+@dataclass(frozen=True)
+class PCSpec:
+    """A predictive coding network and its fixed-point datapath (see the module docstring).
+
+    Parameters
+    ----------
+    sizes : layer sizes n_0..n_L (L ≥ 1), each 1..4096.
+    activations : f per source layer 0..L-1, from ``identity``, ``relu``, ``hardtanh``, ``tanh``.
+    iterations : relaxation iterations T per sample (≥ 1).
+    formats : :class:`Formats`.
+    gamma : inference rate γ (state step), an exact :class:`FixedConst`.
+    alpha : learning rate α, an exact :class:`FixedConst`.
+    clamp : named clamp masks; mask[l] is True when layer l is held fixed. ``inference``,
+        ``training`` and ``generation`` are always present (defaults: input; input and target;
+        target only).
+    init : ``feedforward`` (free layers start at their prediction, computed layer by layer) or
+        ``zero`` (free layers start at 0).
+    learning : ``after_relaxation`` (T iterations, then one error pass and one weight update) or
+        ``incremental`` (a weight update from the same errors at every iteration).
+    schedule : ``synchronous``: every iteration computes all errors from the current state, then
+        all feedback, then updates every free layer.
+    table_bits : log2 entries of activation tables (tanh), 1..12.
+    """
+
+    sizes: tuple
+    activations: tuple
+    iterations: int = 20
+    formats: Formats = field(default_factory=Formats)
+    gamma: FixedConst = FixedConst(1, 3)
+    alpha: FixedConst = FixedConst(1, 7)
+    clamp: dict = None
+    init: str = "feedforward"
+    learning: str = "after_relaxation"
+    schedule: str = "synchronous"
+    table_bits: int = 8
+    name: str = "pcn"
+
+    def __post_init__(self):
+        object.__setattr__(self, "sizes", tuple(self.sizes) if _is_seq(self.sizes) else self.sizes)
+        object.__setattr__(self, "activations",
+                           tuple(self.activations) if _is_seq(self.activations) else self.activations)
+        self._validate_structure()
+        clamp = dict(_default_clamp(len(self.sizes)))
+        for k, v in (self.clamp or {}).items():
+            if not _is_seq(v):
+                raise SpecError(f"clamp.{k} = {v!r} must be a list of booleans, one per layer")
+            clamp[k] = tuple(v)
+        object.__setattr__(self, "clamp", clamp)
+        self._validate_clamp()
+        if self.formats.acc is None:
+            object.__setattr__(self, "formats", replace(self.formats, acc=self._narrowest_acc()))
+        self._validate_formats()
+
+    def _narrowest_acc(self) -> QFormat:
+        F = self.formats
+        frac = max(F.x.frac + F.w.frac, F.e.frac + F.w.frac, F.b.frac)
+        bits = self.datapath_bits(acc_frac=frac)
+        width = max(bits.pred_acc + bits.feedback_acc + (frac + 2,))
+        if width > MAX_DATAPATH_BITS:
+            raise SpecError(f"formats: the accumulator would need {width} bits (over "
+                            f"{MAX_DATAPATH_BITS}); narrow x, e or w, or shrink the layers")
+        return QFormat(width, frac, "floor", "saturate")
+
+    # ---- structure ----------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        """Number of layers, L + 1."""
+        return len(self.sizes)
+
+    @property
+    def L(self) -> int:
+        """Index of the last layer (= number of connections)."""
+        return len(self.sizes) - 1
+
+    def weight_shape(self, l: int) -> tuple:
+        """Shape of W_l, (n_l, n_{l-1}), for 1 ≤ l ≤ L."""
+        return (self.sizes[l], self.sizes[l - 1])
+
+    @property
+    def n_weights(self) -> int:
+        return sum(self.sizes[l] * self.sizes[l - 1] for l in range(1, self.n_layers))
+
+    def mask(self, mode) -> tuple:
+        """The clamp mask for a mode name, or a given mask checked for length."""
+        if isinstance(mode, str):
+            if mode not in self.clamp:
+                raise SpecError(f"unknown clamp mode {mode!r}; the spec has "
+                                f"{', '.join(sorted(self.clamp))} (add one under [clamp])")
+            return self.clamp[mode]
+        m = tuple(bool(v) for v in mode)
+        if len(m) != self.n_layers:
+            raise SpecError(f"clamp mask {list(m)} has {len(m)} entries; "
+                            f"the network has {self.n_layers} layers")
+        return m
+
+    def _validate_structure(self):
+        s = self.sizes
+        if not _is_seq(s) or len(s) < 2:
+            raise SpecError(f"network.sizes = {s!r}: give at least two layer sizes, "
+                            "e.g. [64, 64, 10]")
+        for i, n in enumerate(s):
+            if not _is_int(n) or not 1 <= n <= MAX_LAYER_SIZE:
+                raise SpecError(f"network.sizes[{i}] = {n!r}: a layer size must be an integer "
+                                f"in 1..{MAX_LAYER_SIZE}")
+        a = self.activations
+        if not _is_seq(a) or len(a) != len(s) - 1:
+            raise SpecError(f"network.activations = {a!r}: give one activation per source layer "
+                            f"0..L-1, i.e. {len(s) - 1} names for sizes {list(s)}")
+        for i, name in enumerate(a):
+            if name not in ACTIVATIONS:
+                raise SpecError(f"network.activations[{i}] = {name!r} is unknown; "
+                                f"use one of {', '.join(ACTIVATIONS)}")
+        if not _is_int(self.iterations) or not 1 <= self.iterations <= MAX_ITERATIONS:
+            raise SpecError(f"network.iterations = {self.iterations!r}: T must be an integer "
+                            f"in 1..{MAX_ITERATIONS}")
+        for fld, allowed in (("init", INITS), ("learning", LEARNING_RULES),
+                             ("schedule", SCHEDULES)):
+            if getattr(self, fld) not in allowed:
+                raise SpecError(f"network.{fld} = {getattr(self, fld)!r} is unknown; "
+                                f"use one of {', '.join(allowed)}")
+        if not _is_int(self.table_bits) or not 1 <= self.table_bits <= MAX_TABLE_BITS:
+            raise SpecError(f"network.table_bits = {self.table_bits!r}: an activation table may "
+                            f"have 2..2**{MAX_TABLE_BITS} entries; set table_bits in "
+                            f"1..{MAX_TABLE_BITS}")
+        for fld in ("gamma", "alpha"):
+            if not isinstance(getattr(self, fld), FixedConst):
+                raise SpecError(f"rates.{fld} must be a FixedConst, not {getattr(self, fld)!r}")
+        if not isinstance(self.formats, Formats):
+            raise SpecError(f"formats must be a Formats, not {self.formats!r}")
+
+    def _validate_clamp(self):
+        for k, m in self.clamp.items():
+            if len(m) != self.n_layers or not all(isinstance(v, bool) for v in m):
+                raise SpecError(f"clamp.{k} = {list(m)}: give {self.n_layers} booleans, "
+                                "one per layer (true = held fixed)")
+
+    def _validate_formats(self):
+        F = self.formats
+        x, e, w, b, acc = F.x, F.e, F.w, F.b, F.acc
+        for k in ("x", "e", "w", "b"):
+            if getattr(F, k).width > MAX_STORAGE_WIDTH:
+                raise SpecError(f"formats.{k}.width = {getattr(F, k).width}: node, weight and "
+                                f"bias formats may be at most {MAX_STORAGE_WIDTH} bits wide")
+        if acc.frac > MAX_ACC_FRAC:
+            raise SpecError(f"formats.acc.frac = {acc.frac} is over {MAX_ACC_FRAC}; use fewer "
+                            "fraction bits in x, e or w")
+        if x.int_bits < 2:
+            raise SpecError(f"formats.x = {x}: the x format must represent 1.0 (f'(x) = 1 is "
+                            "stored in it); use width - frac >= 2")
+        need_frac = max(x.frac, e.frac) + w.frac
+        if acc.frac < need_frac or acc.frac < b.frac:
+            raise SpecError(
+                f"formats.acc.frac = {acc.frac} is below the product fraction bits "
+                f"max(x.frac, e.frac) + w.frac = {need_frac} (or b.frac = {b.frac}); "
+                f"set formats.acc.frac = {max(need_frac, b.frac)}")
+        bits = self.datapath_bits()
+        for l in range(1, self.n_layers):
+            for kind, need in (("prediction", bits.pred_acc[l - 1]),
+                               ("feedback", bits.feedback_acc[l - 1])):
+                if need > acc.width:
+                    raise SpecError(
+                        f"formats.acc.width = {acc.width} is too narrow for the {kind} sum of "
+                        f"connection {l} ({self.sizes[l - 1]}→{self.sizes[l]}), which can need "
+                        f"{need} bits; set formats.acc.width >= {need} or narrow x/e/w")
+        for what, need, fix in (
+                ("state update γ·(f'(x)ε − e)", bits.update, "narrow formats.e or rates.gamma"),
+                ("weight update α·e·f(x)", bits.weight_update, "narrow formats.e/x or rates.alpha"),
+                ("bias update α·e", bits.bias_update, "narrow formats.e or rates.alpha")):
+            if need > MAX_DATAPATH_BITS:
+                raise SpecError(f"the {what} can need {need} bits, over the "
+                                f"{MAX_DATAPATH_BITS}-bit datapath limit; {fix}")
+        shift_w = e.frac + x.frac + self.alpha.frac - w.frac
+        shift_b = e.frac + self.alpha.frac - b.frac
+        if shift_w < 0 or shift_b < 0:
+            raise SpecError(f"formats.w.frac = {w.frac} / formats.b.frac = {b.frac} exceed the "
+                            f"fraction bits of the learning product; add fraction bits to "
+                            f"rates.alpha or formats.e")
+
+    def datapath_bits(self, acc_frac: int | None = None) -> DatapathBits:
+        """Worst-case bits of every wide intermediate, from the formats and sizes."""
+        F = self.formats
+        x, e, w, b = F.x, F.e, F.w, F.b
+        acc = QFormat(MAX_DATAPATH_BITS, acc_frac) if acc_frac is not None else F.acc
+        pred, fb = [], []
+        for l in range(1, self.n_layers):
+            a_max = activation_bound(self.activations[l - 1], x)
+            mag = (((-x.min_int) << (acc.frac - x.frac))
+                   + ((self.sizes[l - 1] * (-w.min_int) * a_max) << (acc.frac - x.frac - w.frac))
+                   + ((-b.min_int) << (acc.frac - b.frac)))
+            pred.append(_bits(mag))
+            fb.append(_bits((self.sizes[l] * (-e.min_int) * (-w.min_int))
+                            << (acc.frac - e.frac - w.frac)))
+        one = 1 << x.frac
+        upd = self.gamma.mantissa * ((-e.min_int) * one + ((-e.min_int) << x.frac))
+        a_max = max(activation_bound(a, x) for a in self.activations)
+        wu = self.alpha.mantissa * (-e.min_int) * a_max
+        bu = self.alpha.mantissa * (-e.min_int)
+        # +1: the rounding constant added before the shift
+        return DatapathBits(tuple(pred), tuple(fb), _bits(upd) + 1, _bits(wu) + 1, _bits(bu) + 1)
+
+    # ---- serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format_version": SPEC_FORMAT_VERSION,
+            "name": self.name,
+            "network": {
+                "sizes": list(self.sizes),
+                "activations": list(self.activations),
+                "iterations": int(self.iterations),
+                "init": self.init,
+                "learning": self.learning,
+                "schedule": self.schedule,
+                "table_bits": int(self.table_bits),
+            },
+            "formats": self.formats.to_dict(),
+            "rates": {"gamma": self.gamma.to_dict(), "alpha": self.alpha.to_dict()},
+            "clamp": {k: list(v) for k, v in sorted(self.clamp.items())},
+        }
+
+    @property
+    def digest(self) -> str:
+        """A stable 16-hex-digit digest of the canonical spec (name excluded)."""
+        d = self.to_dict()
+        d.pop("name")
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_toml(self) -> str:
+        head = (f"# pcforge spec '{self.name}' — digest {self.digest}\n"
+                f"# gamma = {self.gamma.value:g}, alpha = {self.alpha.value:g}; "
+                f"formats: x {self.formats.x}, e {self.formats.e}, w {self.formats.w}, "
+                f"b {self.formats.b}, acc {self.formats.acc}\n")
+        return head + tomli_w.dumps(self.to_dict())
+
+    def save(self, path) -> Path:
+        """Write the spec as TOML (atomically: a temporary file renamed into place)."""
+        path = Path(path)
+        _atomic_write_text(path, self.to_toml())
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PCSpec":
+        d = dict(d)
+        _check_keys("spec", d, {"format_version", "name", "network", "formats", "rates", "clamp"})
+        ver = d.get("format_version", SPEC_FORMAT_VERSION)
+        if ver != SPEC_FORMAT_VERSION:
+            raise SpecError(f"format_version = {ver!r}: this pcforge reads version "
+                            f"{SPEC_FORMAT_VERSION}; regenerate the spec")
+        net = dict(d.get("network", {}))
+        _check_keys("network", net, {"sizes", "activations", "iterations", "init", "learning",
+                                     "schedule", "table_bits"})
+        for req in ("sizes", "activations"):
+            if req not in net:
+                raise SpecError(f"network.{req} is missing; add it under [network]")
+        fmts = d.get("formats", {})
+        _check_keys("formats", fmts, {"x", "e", "w", "b", "acc"})
+        kw = {}
+        for k, v in fmts.items():
+            _check_keys(f"formats.{k}", v, {"width", "frac", "rounding", "overflow"})
+            try:
+                kw[k] = QFormat(**v)
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"formats.{k}: {exc}") from None
+        rates = d.get("rates", {})
+        _check_keys("rates", rates, {"gamma", "alpha"})
+        rkw = {}
+        for k, v in rates.items():
+            _check_keys(f"rates.{k}", v, {"mantissa", "frac"})
+            try:
+                rkw[k] = FixedConst(**v)
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"rates.{k}: {exc}") from None
+        return cls(formats=Formats(**kw), clamp=d.get("clamp"), name=d.get("name", "pcn"),
+                   **net, **rkw)
+
+    @classmethod
+    def load(cls, path) -> "PCSpec":
+        """Read a spec TOML file; malformed files raise :class:`SpecError` naming the line."""
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"spec file {path} does not exist; write one with "
+                            "`pcforge train --out DIR` or PCSpec.save")
+        try:
+            d = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(f"{path} is not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(d)
+        except SpecError as exc:
+            raise SpecError(f"{path}: {exc}") from None
+
+    def replace(self, **changes) -> "PCSpec":
+        """A copy with fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+def _is_seq(v) -> bool:
+    return isinstance(v, (list, tuple))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_keys(where: str, d, allowed: set):
+    if not isinstance(d, dict):
+        raise SpecError(f"{where} must be a table, not {d!r}")
+    extra = set(d) - allowed
+    if extra:
+        raise SpecError(f"{where} has unknown key(s) {', '.join(sorted(extra))}; "
+                        f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _atomic_write_text(path: Path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,280 @@
+"""The ``pcforge`` command line: one entry point over model, hardware, simulation and boards."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(stderr=False)
+
+ACTS = click.Choice(["identity", "relu", "hardtanh", "tanh"])
+
+
+@contextmanager
+def _errors():
+    """Turn pcforge's input errors into one clear line and a non-zero exit, no traceback."""
+    from .model import SpecError, WeightsError
+    try:
+        yield
+    except (SpecError, WeightsError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _progress(label: str):
+    """A rich progress bar; yields a ``progress(done, total, info)`` callback."""
+    cols = [TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*cols, console=console, transient=False) as prog:
+        task = prog.add_task(label, total=1.0, info="")
+
+        def cb(done, total, info):
+            txt = "  ".join(f"{k} {v:.4g}" for k, v in info.items())
+            prog.update(task, completed=done / total, info=txt)
+        yield cb
+
+
+def _write_json(path: Path, obj: dict):
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _spec_from_options(spec_path, hidden, activation, iterations, learning):
+    from .model.spec import PCSpec
+    from .model.train import digits_spec
+    if spec_path:
+        spec = PCSpec.load(spec_path)
+        if spec.sizes[0] != 64 or spec.sizes[-1] != 10:
+            raise click.ClickException(
+                f"{spec_path}: the digits data set needs 64 inputs and 10 outputs, "
+                f"the spec has sizes {list(spec.sizes)}")
+        return spec
+    changes = {}
+    if iterations:
+        changes["iterations"] = iterations
+    if learning:
+        changes["learning"] = learning
+    return digits_spec(hidden=tuple(hidden), activation=activation, **changes)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pcforge")
+def main():
+    """pcforge: predictive coding networks to verified FPGA hardware.
+
+    The golden models (float64 and bit-exact fixed point), training on the built-in digits data
+    set, and (as they land) Verilog generation, cycle-accurate simulation and bitstreams.
+    """
+
+
+def _train_options(f):
+    opts = [
+        click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
+                     help="A spec TOML (default: the built-in digits spec)."),
+        click.option("--hidden", type=int, multiple=True, default=(64,), show_default=True,
+                     help="Hidden layer size; repeat for more layers."),
+        click.option("--activation", type=ACTS, default="relu", show_default=True,
+                     help="Activation of the hidden layers."),
+        click.option("--iterations", "-T", type=int, default=None,
+                     help="Relaxation iterations T (default: the spec's, 20)."),
+        click.option("--learning", type=click.Choice(["after_relaxation", "incremental"]),
+                     default=None, help="Learning schedule (default: the spec's)."),
+        click.option("--trainer", type=click.Choice(["float", "fixed"]), default="float",
+                     show_default=True,
+                     help="float: FloatPCN, batched, Adam/SGD. fixed: FixedPCN, one sample at "
+                          "a time with the hardware's SGD rule (α from the spec)."),
+        click.option("--epochs", type=int, default=None,
+                     help="Epochs (default: 50 float, 10 fixed)."),
+        click.option("--batch", type=int, default=32, show_default=True,
+                     help="Batch size (float trainer)."),
+        click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+                     show_default=True, help="Float trainer's optimizer."),
+        click.option("--lr", type=float, default=1e-3, show_default=True,
+                     help="Float trainer's learning rate."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--mlp/--no-mlp", default=True, show_default=True,
+                     help="Also train scikit-learn's MLPClassifier of the same shape."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _train(out, spec_path, hidden, activation, iterations, learning, trainer, epochs, batch,
+           optimizer, lr, seed, mlp):
+    from .model.data import load_digits_split
+    from .model.fixed_pcn import FixedPCN
+    from .model.float_pcn import FloatPCN
+    from .model.train import accuracy_fixed, accuracy_float, mlp_baseline, train_fixed, train_float
+
+    out = Path(out)
+    spec = _spec_from_options(spec_path, hidden, activation, iterations, learning)
+    data = load_digits_split()
+    console.print(f"[bold]spec[/] {spec.name}: sizes {list(spec.sizes)}, activations "
+                  f"{list(spec.activations)}, T = {spec.iterations}, γ = {spec.gamma}, "
+                  f"α = {spec.alpha}, digest {spec.digest}")
+    console.print(f"[bold]data[/] digits: {len(data.x_train)} train / {len(data.x_test)} test")
+    metrics = {"spec_digest": spec.digest, "seed": seed, "trainer": trainer,
+               "train_samples": len(data.x_train), "test_samples": len(data.x_test)}
+    if trainer == "float":
+        epochs = epochs or 50
+        with _progress(f"float PC ({optimizer})") as cb:
+            net, hist = train_float(spec, data, epochs=epochs, batch=batch, optimizer=optimizer,
+                                    lr=lr, seed=seed, progress=cb)
+        weights = net.weights
+        fixed = FixedPCN.from_float(spec, weights)
+        metrics.update(optimizer=optimizer, lr=lr, batch=batch)
+    else:
+        epochs = epochs or 10
+        with _progress("fixed-point PC (hardware SGD)") as cb:
+            fixed, hist = train_fixed(spec, data, epochs=epochs, seed=seed, progress=cb)
+        weights = fixed.to_float_weights()
+        net = FloatPCN(spec, weights)
+        metrics["fixed_trained_test_accuracy"] = hist.test_accuracy[-1]
+    metrics.update(epochs=epochs, train_wall_s=round(hist.wall_s, 3),
+                   learning=learning or spec.learning,
+                   test_accuracy_per_epoch=hist.test_accuracy,
+                   train_energy_per_epoch=hist.train_energy)
+    metrics["float_test_accuracy"] = accuracy_float(net, data.x_test, data.y_test)
+    metrics["fixed_test_accuracy"] = accuracy_fixed(fixed, data.x_test, data.y_test)
+    metrics["fixed_saturation"] = fixed.sat.as_dict()
+    if mlp:
+        with console.status("training the MLPClassifier bar"):
+            metrics["mlp_test_accuracy"] = mlp_baseline(data, hidden=spec.sizes[1:-1],
+                                                        activation=_mlp_act(spec), seed=seed)
+    # everything is computed: only now write the outputs (each atomically)
+    out.mkdir(parents=True, exist_ok=True)
+    spec.save(out / "spec.toml")
+    weights.save(out / "weights.npz", spec)
+    _write_json(out / "metrics.json", metrics)
+    t = Table(title=f"digits test accuracy ({len(data.x_test)} samples)")
+    t.add_column("model")
+    t.add_column("accuracy", justify="right")
+    t.add_row("FloatPCN (float64)", f"{metrics['float_test_accuracy']:.2%}")
+    t.add_row(f"FixedPCN ({spec.formats.x.width}-bit x)", f"{metrics['fixed_test_accuracy']:.2%}")
+    if "mlp_test_accuracy" in metrics:
+        t.add_row("MLPClassifier (bar)", f"{metrics['mlp_test_accuracy']:.2%}")
+    console.print(t)
+    console.print(f"wrote {out / 'spec.toml'}, {out / 'weights.npz'}, {out / 'metrics.json'}")
+    return metrics
+
+
+def _mlp_act(spec):
+    a = spec.activations[-1]
+    return {"relu": "relu", "tanh": "tanh", "identity": "identity"}.get(a, "relu")
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Output folder for spec.toml, weights.npz, metrics.json.")
+@_train_options
+def train(out, **kw):
+    """Train a PC network on the built-in digits data set (float or fixed point)."""
+    with _errors():
+        _train(out, **kw)
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False), default="runs/digits",
+              show_default=True, help="Output folder for every artefact of the chain.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, default=50, show_default=True)
+def run(out, seed, epochs):
+    """The main job on the default: train float PC on digits, quantise, evaluate the bit-exact
+    fixed-point model beside the float model and the MLP bar."""
+    with _errors():
+        _train(out, None, (64,), "relu", None, None, "float", epochs, 32, "adam", 1e-3, seed,
+               True)
+
+
+@main.command()
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
+              help=".npy or .csv with one sample per row (default: the digits test set).")
+@click.option("--model", type=click.Choice(["float", "fixed", "both"]), default="both",
+              show_default=True)
+@click.option("--mode", default="inference", show_default=True,
+              help="Clamp mode from the spec's [clamp] table.")
+@click.option("--limit", type=int, default=None, help="Only the first N samples.")
+def infer(spec_path, weights_path, input_path, model, mode, limit):
+    """Run inference (relaxation with the input clamped) in float and/or fixed point."""
+    from .model import FixedPCN, FloatPCN, PCSpec, Weights
+    from .model.data import load_digits_split
+    with _errors():
+        spec = PCSpec.load(spec_path)
+        weights = Weights.load(weights_path, spec)
+        labels = None
+        if input_path:
+            x = _load_input(Path(input_path), spec.sizes[0])
+        else:
+            d = load_digits_split()
+            x, labels = d.x_test, d.y_test
+        if limit:
+            x = x[:limit]
+            labels = labels[:limit] if labels is not None else None
+        t = Table(title=f"inference ({len(x)} samples, mode {mode})")
+        t.add_column("model")
+        t.add_column("predicted classes (first 20)")
+        if labels is not None:
+            t.add_column("accuracy", justify="right")
+        rows = []
+        if model in ("float", "both"):
+            out = FloatPCN(spec, weights).infer(x, mode=mode)
+            rows.append(("float", out))
+        if model in ("fixed", "both"):
+            net = FixedPCN.from_float(spec, weights)
+            res = net.infer(net.quantize(x), mode=mode)
+            rows.append(("fixed", spec.formats.x.to_float(res.output)))
+        for name, out in rows:
+            pred = np.argmax(out, axis=1)
+            cells = [name, " ".join(map(str, pred[:20]))]
+            if labels is not None:
+                cells.append(f"{np.mean(pred == labels):.2%}")
+            t.add_row(*cells)
+        console.print(t)
+        if len(rows) == 2:
+            diff = np.abs(rows[0][1] - rows[1][1])
+            console.print(f"output |float − fixed|: max {diff.max():.3g}, mean {diff.mean():.3g};"
+                          f" argmax agreement {np.mean(rows[0][1].argmax(1) == rows[1][1].argmax(1)):.2%}")
+
+
+def _load_input(path: Path, n: int) -> np.ndarray:
+    if not path.is_file():
+        raise click.ClickException(f"input file {path} does not exist")
+    try:
+        x = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as exc:
+        raise click.ClickException(f"{path} is not a readable .npy/.csv array: {exc}") from None
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if x.shape[1] != n:
+        raise click.ClickException(f"{path} has {x.shape[1]} values per sample; the spec's input "
+                                   f"layer has {n}")
+    return x
+
+
+@main.command("spec")
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--hidden", type=int, multiple=True, default=(64,), show_default=True)
+@click.option("--activation", type=ACTS, default="relu", show_default=True)
+@click.option("--iterations", "-T", type=int, default=None)
+@click.option("--learning", type=click.Choice(["after_relaxation", "incremental"]), default=None)
+def spec_cmd(out, hidden, activation, iterations, learning):
+    """Write the built-in digits spec (with changes) as TOML, to edit by hand."""
+    with _errors():
+        spec = _spec_from_options(None, hidden, activation, iterations, learning)
+        spec.save(out)
+        console.print(f"wrote {out} (digest {spec.digest})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
