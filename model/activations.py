@@ -62,7 +62,8 @@ class TanhTable:
 
     The input is clipped to ``[lo, hi]`` (integers, x format), offset by ``-lo`` and shifted right
     by ``shift`` to give the address; ``f[addr]`` and ``d[addr]`` hold tanh and 1 − tanh² of the
-    bin centre, rounded into the x format.
+    bin centre, rounded to the nearest x-format value (ties to even, whatever x's own rounding
+    mode: the table is a constant, not a datapath conversion).
     """
 
     lo: int
@@ -93,8 +94,9 @@ def tanh_table(xfmt: QFormat, table_bits: int) -> TanhTable:
     n = 1 << bits
     centres = (lo + (np.arange(n) + 0.5) * (1 << shift)) * xfmt.lsb
     t = np.tanh(centres)
-    f = xfmt.from_float(t)
-    d = xfmt.from_float(1.0 - t * t)
+    nearest = QFormat(xfmt.width, xfmt.frac, "half_even", "saturate")   # table constants
+    f = nearest.from_float(t)
+    d = nearest.from_float(1.0 - t * t)
     f.setflags(write=False)
     d.setflags(write=False)
     return TanhTable(lo=lo, hi=hi, shift=shift, f=f, d=d)

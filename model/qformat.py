@@ -57,6 +57,11 @@ def round_shift(value, shift: int, rounding: str):
         raise ValueError(f"unknown rounding mode {rounding!r}; use one of {ROUNDING_MODES}")
     scalar = isinstance(value, (int, np.integer))
     v = int(value) if scalar else _check_int_array(value)
+    if not scalar and v.size:
+        limit = 1 << (MAX_DATAPATH_BITS - 1 - max(0, -shift))
+        if int(v.max()) >= limit or int(v.min()) < -limit:
+            raise OverflowError(f"round_shift: operand needs more than {MAX_DATAPATH_BITS} bits "
+                                f"after a shift of {shift}; the spec's widths are too large")
     if shift <= 0:
         return v << (-shift) if scalar else v << np.int64(-shift)
     if rounding == "floor":

@@ -93,9 +93,16 @@ def accuracy_fixed(net: FixedPCN, x: np.ndarray, y: np.ndarray, batch: int = 512
 
 
 def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 32,
-                optimizer: str = "adam", lr: float = 1e-3, learning: str | None = None,
-                seed: int = 0, weights: Weights | None = None, progress=None):
-    """Train a FloatPCN on ``data``; returns (net, history)."""
+                optimizer: str = "adam", lr: float = 1e-3, schedule: str = "constant",
+                learning: str | None = None, seed: int = 0, weights: Weights | None = None,
+                progress=None):
+    """Train a FloatPCN on ``data``; returns (net, history).
+
+    ``schedule``: ``constant`` learning rate, or ``cosine`` decay from ``lr`` to 0 over the run
+    (evaluated per epoch).
+    """
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule {schedule!r} is unknown; use constant or cosine")
     rng = np.random.default_rng(seed)
     net = FloatPCN(spec, weights or Weights.init(spec, rng))
     step = Adam(net, lr) if optimizer == "adam" else SGD(net, lr)
@@ -106,6 +113,8 @@ def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 3
     target = one_hot(data.y_train, data.n_classes)
     n = len(data.x_train)
     for ep in range(epochs):
+        if schedule == "cosine":
+            step.lr = lr * 0.5 * (1 + np.cos(np.pi * ep / epochs))
         order = rng.permutation(n)
         en = 0.0
         for i in range(0, n, batch):

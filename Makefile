@@ -1,0 +1,25 @@
+# pcforge developer entry points. `make run` and `make test` are the README's quick start.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)            ## the main job on the built-in digits default
+	$(BIN)/pcforge run --out runs/digits
+
+test: $(STAMP)           ## the whole test suite
+	$(BIN)/python -m pytest -q -n 2
+
+bench: $(STAMP)          ## benchmarks: tables on stdout, JSON in benchmarks/results/
+	$(BIN)/python benchmarks/bench_model.py
+
+clean:
+	rm -rf runs build benchmarks/results .pytest_cache .hypothesis

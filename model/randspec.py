@@ -1,0 +1,85 @@
+"""Random specs, weights and clamped values for verification: many networks, not one case.
+
+Every generator takes a seeded ``numpy.random.Generator``; a failing case is replayed from its
+seed (tests print it). The ranges cover what the hardware generator must support: 2–5 layers,
+sizes 1–24, widths 6–20, all rounding and overflow modes, every activation, random rates and
+clamp masks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .qformat import OVERFLOW_MODES, ROUNDING_MODES, FixedConst, QFormat
+from .spec import Formats, LEARNING_RULES, PCSpec, SpecError
+
+__all__ = ["random_spec", "random_int_weights", "random_clamped", "random_mask"]
+
+
+def _fmt(rng, lo_w, hi_w, min_int_bits=1, overflow=None):
+    width = int(rng.integers(lo_w, hi_w + 1))
+    frac = int(rng.integers(0, width - min_int_bits + 1))
+    return QFormat(width, frac, str(rng.choice(ROUNDING_MODES)),
+                   overflow or str(rng.choice(OVERFLOW_MODES, p=[0.8, 0.2])))
+
+
+def random_spec(rng: np.random.Generator, *, n_layers=(2, 5), size=(1, 24), width=(6, 20),
+                iterations=(1, 6), activations=ACTIVATIONS) -> PCSpec:
+    """A random valid spec (retries until the validation accepts one)."""
+    for _ in range(1000):
+        nl = int(rng.integers(n_layers[0], n_layers[1] + 1))
+        sizes = [int(rng.integers(size[0], size[1] + 1)) for _ in range(nl)]
+        acts = [str(rng.choice(activations)) for _ in range(nl - 1)]
+        x = _fmt(rng, max(width[0], 6), width[1], min_int_bits=2)
+        e = _fmt(rng, width[0], width[1])
+        w = _fmt(rng, width[0], width[1])
+        b = _fmt(rng, width[0], width[1])
+        gamma = FixedConst.from_float(float(rng.choice([1 / 2, 1 / 4, 1 / 8, 0.1, 0.3, 1.0])),
+                                      int(rng.integers(3, 9)))
+        alpha = FixedConst.from_float(float(rng.choice([2 ** -3, 2 ** -5, 0.01, 0.05])),
+                                      int(rng.integers(6, 12)))
+        try:
+            return PCSpec(sizes=sizes, activations=acts,
+                          iterations=int(rng.integers(iterations[0], iterations[1] + 1)),
+                          formats=Formats(x, e, w, b), gamma=gamma, alpha=alpha,
+                          init=str(rng.choice(["feedforward", "zero"])),
+                          learning=str(rng.choice(LEARNING_RULES)),
+                          table_bits=int(rng.integers(3, 9)), name="random")
+        except SpecError:
+            continue
+    raise RuntimeError("could not draw a valid random spec")
+
+
+def random_int_weights(spec: PCSpec, rng: np.random.Generator, scale: float = 0.5):
+    """Integer weights and biases within the W/B formats (a fraction ``scale`` of full range,
+    sometimes full range to exercise saturation)."""
+    F = spec.formats
+    W, b = [], []
+    for l in range(1, spec.L + 1):
+        s = 1.0 if rng.random() < 0.15 else scale
+        lim_w = max(1, int(F.w.max_int * s))
+        lim_b = max(1, int(F.b.max_int * s))
+        W.append(rng.integers(-lim_w, lim_w + 1, size=spec.weight_shape(l)))
+        b.append(rng.integers(-lim_b, lim_b + 1, size=spec.sizes[l]))
+    return W, b
+
+
+def random_mask(spec: PCSpec, rng: np.random.Generator) -> tuple:
+    """A named mode or a random mask with at least one clamped layer."""
+    if rng.random() < 0.5:
+        return spec.clamp[str(rng.choice(sorted(spec.clamp)))]
+    m = rng.random(spec.n_layers) < 0.4
+    if not m.any():
+        m[int(rng.integers(0, spec.n_layers))] = True
+    return tuple(bool(v) for v in m)
+
+
+def random_clamped(spec: PCSpec, mask, rng: np.random.Generator, batch: int = 1) -> dict:
+    """Integer values (X format) for every clamped layer."""
+    X = spec.formats.x
+    out = {}
+    for l, m in enumerate(mask):
+        if m:
+            lim = X.max_int if rng.random() < 0.2 else max(1, X.max_int // 4)
+            out[l] = rng.integers(-lim - 1, lim + 1, size=(batch, spec.sizes[l]))
+    return out

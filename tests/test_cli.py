@@ -1,0 +1,84 @@
+"""The pcforge CLI: help on every command, train/infer outputs, clear errors, nothing half-written."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pcforge.cli import main
+from pcforge.model import PCSpec, Weights
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "digits"
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--epochs", "2", "--no-mlp"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.mark.parametrize("cmd", [[], ["train"], ["run"], ["infer"], ["spec"]])
+def test_help_everywhere(cmd):
+    r = CliRunner().invoke(main, cmd + ["--help"])
+    assert r.exit_code == 0 and "Usage:" in r.output
+
+
+def test_train_writes_spec_weights_metrics(trained):
+    spec = PCSpec.load(trained / "spec.toml")
+    Weights.load(trained / "weights.npz", spec)
+    m = json.loads((trained / "metrics.json").read_text())
+    for k in ("float_test_accuracy", "fixed_test_accuracy", "spec_digest", "fixed_saturation"):
+        assert k in m
+    assert m["spec_digest"] == spec.digest
+    assert 0.5 < m["float_test_accuracy"] <= 1.0
+
+
+def test_train_is_reproducible_by_seed(tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        r = CliRunner().invoke(main, ["train", "--out", str(tmp_path / name), "--epochs", "1",
+                                      "--no-mlp", "--seed", "3"])
+        assert r.exit_code == 0, r.output
+        with np.load(tmp_path / name / "weights.npz") as z:
+            outs.append(z["W1"].copy())
+    assert np.array_equal(*outs)
+
+
+def test_fixed_trainer(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "f"), "--trainer", "fixed",
+                                  "--epochs", "1", "--no-mlp"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert m["trainer"] == "fixed" and m["fixed_trained_test_accuracy"] > 0.7
+
+
+def test_infer_reports_both_models(trained):
+    r = CliRunner().invoke(main, ["infer", "--spec", str(trained / "spec.toml"), "--weights",
+                                  str(trained / "weights.npz"), "--limit", "50"])
+    assert r.exit_code == 0, r.output
+    assert "float" in r.output and "fixed" in r.output and "argmax agreement" in r.output
+
+
+def test_infer_input_of_wrong_length(trained, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((3, 63)))
+    r = CliRunner().invoke(main, ["infer", "--spec", str(trained / "spec.toml"), "--weights",
+                                  str(trained / "weights.npz"), "--input", str(tmp_path / "x.npy")])
+    assert r.exit_code != 0 and "63 values per sample" in r.output and "64" in r.output
+
+
+def test_mismatched_weights_are_refused(trained, tmp_path):
+    r = CliRunner().invoke(main, ["spec", "--out", str(tmp_path / "s.toml"), "--hidden", "32"])
+    assert r.exit_code == 0
+    r = CliRunner().invoke(main, ["infer", "--spec", str(tmp_path / "s.toml"), "--weights",
+                                  str(trained / "weights.npz")])
+    assert r.exit_code != 0 and "sizes" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_bad_spec_leaves_nothing_behind(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[network]\nsizes = [64, 10]\nactivations = ['softmax']\n")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["train", "--out", str(out), "--spec", str(bad), "--no-mlp"])
+    assert r.exit_code != 0 and "network.activations[0] = 'softmax'" in r.output
+    assert not out.exists()
