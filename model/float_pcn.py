@@ -72,11 +72,13 @@ class FloatPCN:
         """mu_l from x_{l-1}, (B, n_l)."""
         return self.act(l - 1, x_prev) @ self.W[l - 1].T + self.b[l - 1]
 
-    def errors(self, x: list) -> list:
-        """e_0..e_L for a state (e_0 is zero)."""
+    def errors(self, x: list, cache: dict | None = None) -> list:
+        """e_0..e_L for a state (e_0 is zero). ``cache`` maps l → mu_l for connections whose
+        source layer is clamped (constant during a relaxation without learning)."""
         e = [np.zeros_like(x[0])]
         for l in range(1, self.spec.n_layers):
-            e.append(x[l] - self.predict(l, x[l - 1]))
+            mu = cache.get(l) if cache else None
+            e.append(x[l] - (self.predict(l, x[l - 1]) if mu is None else mu))
         return e
 
     @staticmethod
@@ -164,8 +166,10 @@ class FloatPCN:
         x = self.initial_state(clamped, mask, init)
         energies, xs = [], []
         updates = 0
+        cache = None if learn is not None else {
+            l: self.predict(l, x[l - 1]) for l in range(1, spec.n_layers) if mask[l - 1]}
         for _ in range(T):
-            e = self.errors(x)
+            e = self.errors(x, cache)
             energies.append(self.energy(e))
             if trace:
                 xs.append([v.copy() for v in x])
@@ -174,7 +178,7 @@ class FloatPCN:
                 learn(*self.hebbian(x, e))
                 updates += 1
             x = x_next
-        e = self.errors(x)
+        e = self.errors(x, cache)
         energies.append(self.energy(e))
         if trace:
             xs.append([v.copy() for v in x])

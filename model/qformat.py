@@ -41,6 +41,8 @@ MAX_FORMAT_WIDTH = MAX_DATAPATH_BITS
 
 
 def _check_int_array(value):
+    if type(value) is np.ndarray and value.dtype == np.int64:
+        return value
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"fixed-point primitives take integer arrays, not {arr.dtype}")
@@ -195,7 +197,7 @@ def fit(value, fmt: QFormat, counter=None):
     if counter is not None:
         counter[0] += int(np.count_nonzero(over))
     if fmt.overflow == "saturate":
-        out = np.clip(v, fmt.min_int, fmt.max_int)
+        out = np.minimum(np.maximum(v, fmt.min_int), fmt.max_int)
     else:
         mask = (1 << fmt.width) - 1
         u = v & mask

@@ -98,8 +98,10 @@ def _train_options(f):
                      help="Batch size (float trainer)."),
         click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
                      show_default=True, help="Float trainer's optimizer."),
-        click.option("--lr", type=float, default=1e-3, show_default=True,
-                     help="Float trainer's learning rate."),
+        click.option("--lr", type=float, default=3e-3, show_default=True,
+                     help="Float trainer's (initial) learning rate."),
+        click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
+                     show_default=True, help="Float trainer's learning-rate schedule."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--mlp/--no-mlp", default=True, show_default=True,
                      help="Also train scikit-learn's MLPClassifier of the same shape."),
@@ -110,7 +112,7 @@ def _train_options(f):
 
 
 def _train(out, spec_path, hidden, activation, iterations, learning, trainer, epochs, batch,
-           optimizer, lr, seed, mlp):
+           optimizer, lr, schedule, seed, mlp):
     from .model.data import load_digits_split
     from .model.fixed_pcn import FixedPCN
     from .model.float_pcn import FloatPCN
@@ -129,10 +131,10 @@ def _train(out, spec_path, hidden, activation, iterations, learning, trainer, ep
         epochs = epochs or 50
         with _progress(f"float PC ({optimizer})") as cb:
             net, hist = train_float(spec, data, epochs=epochs, batch=batch, optimizer=optimizer,
-                                    lr=lr, seed=seed, progress=cb)
+                                    lr=lr, schedule=schedule, seed=seed, progress=cb)
         weights = net.weights
         fixed = FixedPCN.from_float(spec, weights)
-        metrics.update(optimizer=optimizer, lr=lr, batch=batch)
+        metrics.update(optimizer=optimizer, lr=lr, schedule=schedule, batch=batch)
     else:
         epochs = epochs or 10
         with _progress("fixed-point PC (hardware SGD)") as cb:
@@ -192,8 +194,8 @@ def run(out, seed, epochs):
     """The main job on the default: train float PC on digits, quantise, evaluate the bit-exact
     fixed-point model beside the float model and the MLP bar."""
     with _errors():
-        _train(out, None, (64,), "relu", None, None, "float", epochs, 32, "adam", 1e-3, seed,
-               True)
+        _train(out, None, (64,), "relu", None, None, "float", epochs, 32, "adam", 3e-3, "cosine",
+               seed, True)
 
 
 @main.command()
