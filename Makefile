@@ -20,6 +20,7 @@ test: $(STAMP)           ## the whole test suite
 
 bench: $(STAMP)          ## benchmarks: tables on stdout, JSON in benchmarks/results/
 	$(BIN)/python benchmarks/bench_model.py
+	$(BIN)/python benchmarks/pc_vs_backprop.py
 
 clean:
 	rm -rf runs build benchmarks/results .pytest_cache .hypothesis

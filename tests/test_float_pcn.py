@@ -16,8 +16,7 @@ def _net(rng, sizes, acts, **kw):
 
 
 def backprop_grads(W, b, acts, x0, y):
-    """Independent backprop of ½||y − out||² (mean over the batch) for out = W_L f(h_{L-1}) + b_L.
-    Returns −∂loss/∂W_l, −∂loss/∂b_l."""
+    """Independent backprop of ½||y − out||² (mean over the batch); −∂loss/∂W_l, −∂loss/∂b_l."""
     h = [x0]
     for l in range(len(W)):
         h.append(f_float(acts[l], h[l]) @ W[l].T + b[l])
