@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from pcforge.model import FloatPCN, PCSpec, Weights
-from pcforge.model.activations import f_float, fprime_float
+from pcforge.model.activations import fprime_float
+from pcforge.model.backprop import backprop_directions, cosine
 from pcforge.model.qformat import FixedConst
 
 
@@ -13,22 +14,6 @@ def _net(rng, sizes, acts, **kw):
     w = Weights.init(spec, rng)
     w.b = [rng.uniform(-0.3, 0.3, v.shape) for v in w.b]
     return FloatPCN(spec, w)
-
-
-def backprop_grads(W, b, acts, x0, y):
-    """Independent backprop of ½||y − out||² (mean over the batch); −∂loss/∂W_l, −∂loss/∂b_l."""
-    h = [x0]
-    for l in range(len(W)):
-        h.append(f_float(acts[l], h[l]) @ W[l].T + b[l])
-    B = x0.shape[0]
-    delta = (y - h[-1])                   # −∂loss/∂out
-    gW, gb = [None] * len(W), [None] * len(W)
-    for l in reversed(range(len(W))):
-        gW[l] = delta.T @ f_float(acts[l], h[l]) / B
-        gb[l] = delta.mean(axis=0)
-        if l > 0:
-            delta = (delta @ W[l]) * fprime_float(acts[l], h[l])
-    return gW, gb
 
 
 @pytest.mark.parametrize("act", ["tanh", "relu"])
@@ -44,16 +29,10 @@ def test_zil_equals_backprop_exactly(act):
         x0 = rng.normal(size=(7, sizes[0]))
         y = rng.normal(size=(7, sizes[-1]))
         dW, db = net.zil_updates(x0, y)
-        gW, gb = backprop_grads(net.W, net.b, acts, x0, y)
+        gW, gb = backprop_directions(net.W, net.b, acts, x0, y)
         for a, c in zip(dW + db, gW + gb):
             worst = max(worst, float(np.max(np.abs(a - c))))
     assert worst <= 1e-12, worst
-
-
-def _cos(a, b):
-    a = np.concatenate([v.ravel() for v in a])
-    b = np.concatenate([v.ravel() for v in b])
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def test_pc_approaches_backprop_as_output_nudge_shrinks():
@@ -69,12 +48,12 @@ def test_pc_approaches_backprop_as_output_nudge_shrinks():
                    gamma=FixedConst(1, 3))
         x0 = rng.normal(size=(5, 6))
         y = rng.normal(size=(5, 4))
-        gW, gb = backprop_grads(net.W, net.b, net.spec.activations, x0, y)
+        gW, gb = backprop_directions(net.W, net.b, net.spec.activations, x0, y)
         out = net.feedforward(x0)[-1]
         for beta in sims:
             res = net.relax({0: x0, 3: out + beta * (y - out)}, "training")
             dW, db = net.hebbian(res.x, res.e)
-            sims[beta].append(_cos([v / beta for v in dW + db], gW + gb))
+            sims[beta].append(cosine([v / beta for v in dW + db], gW + gb))
     mean = {k: float(np.mean(v)) for k, v in sims.items()}
     assert mean[1.0] < mean[0.1] < mean[0.01], mean
     assert mean[0.01] > 0.98, mean
