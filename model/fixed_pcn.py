@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import fixed_activation
-from .qformat import QFormat, requantize, round_shift, fit
+from .float_pcn import FloatPCN
+from .qformat import fit, requantize, round_shift
 from .spec import PCSpec
 from .weights import Weights
 
@@ -284,4 +285,5 @@ class FixedPCN:
 
 
 def _energy(e: list, frac: int) -> np.ndarray:
-    return 0.5 * sum(np.sum(np.ldexp(v.astype(np.float64), -frac) ** 2, axis=1) for v in e)
+    """The float energy ½ Σ ||e_l||² of integer errors with ``frac`` fraction bits."""
+    return FloatPCN.energy([np.ldexp(v.astype(np.float64), -frac) for v in e])

@@ -104,11 +104,11 @@ def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 3
     """
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule {schedule!r} is unknown; use constant or cosine")
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer {optimizer!r} is unknown; use adam or sgd")
     rng = np.random.default_rng(seed)
     net = FloatPCN(spec, weights or Weights.init(spec, rng))
     step = Adam(net, lr) if optimizer == "adam" else SGD(net, lr)
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer {optimizer!r} is unknown; use adam or sgd")
     hist = TrainHistory()
     t0 = time.perf_counter()
     target = one_hot(data.y_train, data.n_classes)
