@@ -1,0 +1,173 @@
+"""The hardware core's geometry and its exact cycle model.
+
+:class:`CoreGeometry` is the one place that says where every value lives in the generated core
+(:class:`pcforge.hdl.PCCore`) and how many cycles each piece of work takes; the generator, the
+host drivers and the cycle model all read it.
+
+Banking (``lanes`` = P MAC lanes, shared by all connections):
+
+* node j of layer l (x_l, e_l, the cached prediction of connection l) lives in lane
+  ``j mod P`` at address ``j div P``; each lane's bank of layer l is ``ceil(n_l / P)`` deep;
+* weight W_l[i, j] lives in lane ``j mod P`` of connection l's weight memory at address
+  ``i · ceil(n_{l-1} / P) + j div P`` — the lanes split the *source* (column) index, so a
+  prediction row is P products per cycle summed by an adder tree, and a feedback column sum is
+  lane-local;
+* bias b_l[i] lives in connection l's bias memory at address i.
+
+Schedule (``docs/hardware.md`` has the picture): a run is a fixed sequence of *slots*. A slot
+that does work costs 1 set-up cycle plus one cycle per issued token; a slot that has nothing to do
+costs 1 cycle; a drain (waiting until the pipeline has written its last result) costs
+:data:`DRAIN_CYCLES`. The slot list:
+
+* prologue: ``zero(0)`` if layer 0 is free; then for l = 1..L: ``prologue_pred(l)`` when layer
+  l−1 is clamped (fills the cache of connection l, computed once per sample) or layer l is free
+  with feed-forward init (writes x_l), followed by a drain when it ran; ``zero(l)`` when layer l
+  is free with zero init;
+* iterations t = 0..T−1, then a final error pass t = T:
+  phase A, l = 1..L: ``node_error(l)`` (lane-parallel, from the cache) when layer l−1 is clamped
+  — skipped for t > 0 when layer l is clamped too (nothing changed) — else ``pred(l)``
+  (a MAC sweep); the top layer's state update rides on its error pass. Then a drain.
+  Phase B (t < T), l = L..1: ``feedback(l)`` when layer l−1 is free (a MAC sweep of W_lᵀ e_l that
+  updates x_{l−1} lane-parallel). Then a drain.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+from .spec import PCSpec
+
+__all__ = ["CoreGeometry", "CycleReport", "cycle_report", "PIPELINE_DEPTH", "DRAIN_CYCLES",
+           "MAX_LANES"]
+
+#: Pipeline stages from token issue to the last memory write (x); see ``hdl/core.py``.
+PIPELINE_DEPTH = 10
+#: Cycles a drain costs: the last token's last write retires ``PIPELINE_DEPTH`` cycles after it was
+#: issued, so the next token's reads (and the host) see every write of the previous job.
+DRAIN_CYCLES = PIPELINE_DEPTH
+#: The largest lane count the generator builds.
+MAX_LANES = 256
+
+
+@dataclass(frozen=True)
+class CoreGeometry:
+    """Where values live in a core of ``lanes`` MAC lanes built for ``spec``."""
+
+    spec: PCSpec
+    lanes: int
+
+    def __post_init__(self):
+        from .spec import SpecError
+        if not isinstance(self.lanes, int) or not 1 <= self.lanes <= MAX_LANES:
+            raise SpecError(f"lanes = {self.lanes!r}: the core needs 1..{MAX_LANES} MAC lanes")
+
+    # ---- banking ------------------------------------------------------------------------
+    def depth(self, layer: int) -> int:
+        """Words per lane of layer ``layer``'s node banks: ceil(n_l / P)."""
+        return ceil(self.spec.sizes[layer] / self.lanes)
+
+    def node_location(self, layer: int, j: int) -> tuple[int, int]:
+        """(lane, address) of node j of layer ``layer``."""
+        return j % self.lanes, j // self.lanes
+
+    def weight_depth(self, l: int) -> int:
+        """Words per lane of connection l's weight memory: n_l · ceil(n_{l−1} / P)."""
+        return self.spec.sizes[l] * self.depth(l - 1)
+
+    def weight_location(self, l: int, i: int, j: int) -> tuple[int, int]:
+        """(lane, address) of W_l[i, j]."""
+        return j % self.lanes, i * self.depth(l - 1) + j // self.lanes
+
+    # ---- work per slot ------------------------------------------------------------------
+    def pred_tokens(self, l: int) -> int:
+        return self.spec.sizes[l] * self.depth(l - 1)
+
+    feedback_tokens = pred_tokens
+
+    def node_tokens(self, layer: int) -> int:
+        return self.depth(layer)
+
+
+@dataclass
+class CycleReport:
+    """Cycles of one run (one sample) of the core, by part; ``macs`` counts multiply-accumulates
+    that the network needs (``useful_macs``) and lane-cycles the MAC sweeps occupy."""
+
+    prologue: int
+    per_iteration: list
+    final_pass: int
+    useful_macs: int
+    mac_lane_cycles: int
+    lanes: int
+
+    @property
+    def total(self) -> int:
+        return self.prologue + sum(self.per_iteration) + self.final_pass
+
+    @property
+    def utilisation(self) -> float:
+        """Useful MACs / (lanes × total cycles)."""
+        return self.useful_macs / (self.lanes * self.total)
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, "prologue": self.prologue,
+                "per_iteration": self.per_iteration[0] if self.per_iteration else 0,
+                "final_pass": self.final_pass, "useful_macs": self.useful_macs,
+                "lanes": self.lanes, "utilisation": self.utilisation}
+
+
+def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | None = None
+                 ) -> CycleReport:
+    """The exact cycle count of one run of the core (the hardware's ``cycles`` counter)."""
+    g = CoreGeometry(spec, lanes)
+    m = spec.mask(mask)
+    L = spec.L
+    T = spec.iterations if iterations is None else iterations
+    n = spec.sizes
+    ff = spec.init == "feedforward"
+    macs = 0
+    lane_cycles = 0
+
+    prologue = 1                                     # zero(0) slot
+    if not m[0]:
+        prologue += g.node_tokens(0)
+    for l in range(1, L + 1):
+        free = not m[l]
+        prologue += 1                                # prologue_pred(l) slot
+        if m[l - 1] or (free and ff):
+            prologue += g.pred_tokens(l) + DRAIN_CYCLES
+            macs += n[l] * n[l - 1]
+            lane_cycles += g.pred_tokens(l) * lanes
+        prologue += 1                                # zero(l) slot
+        if free and not ff:
+            prologue += g.node_tokens(l)
+
+    def phase_a(t: int) -> int:
+        nonlocal macs, lane_cycles
+        cyc = 0
+        for l in range(1, L + 1):
+            cyc += 1
+            if m[l - 1]:
+                if not (m[l] and t > 0):
+                    cyc += g.node_tokens(l)
+            else:
+                cyc += g.pred_tokens(l)
+                macs += n[l] * n[l - 1]
+                lane_cycles += g.pred_tokens(l) * lanes
+        return cyc + DRAIN_CYCLES
+
+    def phase_b() -> int:
+        nonlocal macs, lane_cycles
+        cyc = 0
+        for l in range(L, 0, -1):
+            cyc += 1
+            if not m[l - 1]:
+                cyc += g.feedback_tokens(l)
+                macs += n[l] * n[l - 1]
+                lane_cycles += g.feedback_tokens(l) * lanes
+        return cyc + DRAIN_CYCLES
+
+    per_iter = [phase_a(t) + phase_b() for t in range(T)]
+    final = phase_a(T)
+    return CycleReport(prologue=prologue, per_iteration=per_iter, final_pass=final,
+                       useful_macs=macs, mac_lane_cycles=lane_cycles, lanes=lanes)
