@@ -23,7 +23,7 @@ Structure
 Pipeline (a token is issued per cycle; every stage is a register)::
 
   S0 issue: addresses to every read port       S6  node-unit operands (acc + bias, cache, Σ W e)
-  S1 memory data (registered reads)            S7  requantize: e / ε / feed-forward x; write e, cache
+  S1 memory data (registered reads)            S7 requantize e / ε / feed-forward x; write e, cache
   S2 activation f, f' (ROM or logic)           S8  δ = f'·ε − e·2^fx
   S3 multiplier output (inputs registered S2)  S9  γ·δ rounded
   S4 adder tree (prediction) / lane acc (fb)   S10 x + inc fitted to X; write x
@@ -49,16 +49,17 @@ Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done``
 """
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..model.cycles import DRAIN_CYCLES, PIPELINE_DEPTH, CoreGeometry
-from ..model.spec import PCSpec
+from ..model.cycles import DRAIN_A_CYCLES, DRAIN_CYCLES, PIPELINE_DEPTH, CoreGeometry
+from ..model.cycles import MAX_LANES
+from ..model.spec import PCSpec, SpecError
 from .activation import ActivationUnit
 from .fixed import fit, requantize, round_shift
 
-__all__ = ["PCCore", "Target", "HOST_DATA_WIDTH"]
+__all__ = ["PCCore", "Target", "HOST_DATA_WIDTH", "check_buildable", "MAX_ROM_BITS"]
 
 #: Width of the host data words (storage formats are at most 32 bits).
 HOST_DATA_WIDTH = 32
@@ -86,8 +87,37 @@ class NodeOp(enum.Enum, shape=2):
     UPD = 3         # ε = E(Σ W e); x ← X(x + round(γ (f'ε − e)))
 
 
-def _bits(n: int) -> int:
-    return max(1, (max(n, 1) - 1).bit_length())
+def _depth(words: int) -> int:
+    """Memory depth for ``words`` words (at least 2, so that the address port is not 0 bits)."""
+    return max(2, words)
+
+
+#: Activation ROM bits (all lanes) the generator accepts: beyond this no supported FPGA holds it.
+MAX_ROM_BITS = 1 << 22
+
+
+def check_buildable(spec: PCSpec, lanes: int) -> CoreGeometry:
+    """Refuse, naming the field and the fix, a spec/lane count the generator cannot build."""
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:
+        raise SpecError(f"lanes = {lanes!r}: the generator builds 1..{MAX_LANES} MAC lanes")
+    if spec.schedule != "synchronous":
+        raise SpecError(f"network.schedule = {spec.schedule!r}: the hardware core implements "
+                        "'synchronous' only (FloatPCN and FixedPCN implement both); set "
+                        "schedule = \"synchronous\" to generate hardware")
+    g = CoreGeometry(spec, lanes)
+    if "tanh" in spec.activations:
+        from ..model.activations import tanh_table
+        tab = tanh_table(spec.formats.x, spec.table_bits)
+        bits = 2 * tab.entries * spec.formats.x.width * lanes
+        if bits > MAX_ROM_BITS:
+            raise SpecError(
+                f"network.table_bits = {spec.table_bits}: the tanh ROMs would need {bits} bits "
+                f"over {lanes} lanes (limit {MAX_ROM_BITS}); lower table_bits or use fewer lanes")
+    if spec.formats.acc.width + 2 > 64:
+        raise SpecError(f"formats.acc width {spec.formats.acc.width}: the core's accumulators "
+                        "are limited to 62 bits; narrow formats.w/x/e or use smaller layers")
+    return g
+
 
 
 class PCCore(wiring.Component):
@@ -95,7 +125,7 @@ class PCCore(wiring.Component):
 
     def __init__(self, spec: PCSpec, lanes: int):
         self.spec = spec
-        self.geometry = g = CoreGeometry(spec, lanes)
+        self.geometry = g = check_buildable(spec, lanes)
         self.lanes = P = lanes
         L = spec.L
         F = spec.formats
@@ -113,18 +143,19 @@ class PCCore(wiring.Component):
             "resume": 1, "pause": 1, "mask": spec.n_layers})
         # memories (created here so that testbenches can look inside them)
         X, E, W, B = F.x, F.e, F.w, F.b
-        self.x_mem = [[memory.Memory(shape=signed(X.width), depth=g.depth(k), init=[])
-                       for _ in range(P)] for k in range(L + 1)]
-        self.e_mem = [None] + [[memory.Memory(shape=signed(E.width), depth=g.depth(k), init=[])
-                                for _ in range(P)] for k in range(1, L + 1)]
-        self.c_mem = [None] + [[memory.Memory(shape=signed(self.acc_width), depth=g.depth(k),
-                                              init=[]) for _ in range(P)]
-                               for k in range(1, L + 1)]
-        self.w_mem = [None] + [[memory.Memory(shape=signed(W.width), depth=g.weight_depth(l),
-                                              init=[]) for _ in range(P)]
-                               for l in range(1, L + 1)]
-        self.b_mem = [None] + [memory.Memory(shape=signed(B.width), depth=spec.sizes[l], init=[])
-                               for l in range(1, L + 1)]
+        d2 = _depth  # every memory holds ≥ 2 words: a 1-word memory has a 0-bit address port
+        def mem(shape, words):
+            return memory.Memory(shape=shape, depth=d2(words), init=[])
+
+        layers = range(1, L + 1)
+        self.x_mem = [[mem(signed(X.width), g.depth(k)) for _ in range(P)] for k in range(L + 1)]
+        self.e_mem = [None] + [[mem(signed(E.width), g.depth(k)) for _ in range(P)]
+                               for k in layers]
+        self.c_mem = [None] + [[mem(signed(self.acc_width), g.depth(k)) for _ in range(P)]
+                               for k in layers]
+        self.w_mem = [None] + [[mem(signed(W.width), g.weight_depth(k)) for _ in range(P)]
+                               for k in layers]
+        self.b_mem = [None] + [mem(signed(B.width), spec.sizes[k]) for k in layers]
         super().__init__({
             "host_write": In(stream.Signature(self.host_layout)),
             "host_read": In(stream.Signature(self.read_layout)),
@@ -177,7 +208,7 @@ class PCCore(wiring.Component):
             "i_addr": range(max(max_c, 2)), "row": range(max(max_n, 2)),
             "w_addr": range(max(max_wd, 2)),
             "lane_mask": P, "node_mask": P, "node_addr": range(max(max_c, 2)),
-            "we_e": 1, "we_x": 1, "we_c": 1,
+            "we_e": 1, "we_x": 1, "we_c": 1, "fuse": 1,
         })
         t = [Signal(token, name=f"tok{k}") for k in range(PIPELINE_DEPTH + 1)]
         for k in range(1, PIPELINE_DEPTH + 1):
@@ -195,14 +226,13 @@ class PCCore(wiring.Component):
         j_op, j_nop = Signal(Op), Signal(NodeOp)
         j_layer, j_lane_layer, j_node_layer = (Signal(range(L + 1)) for _ in range(3))
         j_we_e, j_we_x, j_we_c, j_drain = Signal(), Signal(), Signal(), Signal()
+        j_fuse = Signal()
         j_C, j_N, j_nsrc = (Signal(range(max_n + 1)) for _ in range(3))
         c_cnt = Signal(range(max(max_c, 2)))
         i_cnt = Signal(range(max(max_n, 2)))
         i_bank = Signal(range(max(P, 2)))
         i_addr = Signal(range(max(max_c, 2)))
         w_addr = Signal(range(max(max_wd + max_c + 1, 2)))
-        C_arr = Array(Const(v, range(max_n + 1)) for v in depths)
-        N_arr = Array(Const(v, range(max_n + 1)) for v in sizes)
 
         running = Signal()
 
@@ -215,9 +245,11 @@ class PCCore(wiring.Component):
         first_b = len(slots)
         slots += [("b", l) for l in range(L, 0, -1)] + [("drain_b", None)]
 
-        def setup(op, nop, layer, lane_layer, node_layer, we_e=0, we_x=0, we_c=0, drain=0):
+        def setup(op, nop, layer, lane_layer, node_layer, we_e=0, we_x=0, we_c=0, drain=0,
+                  fuse=0):
             C = depths[lane_layer]
             return [j_op.eq(op), j_nop.eq(nop), j_layer.eq(layer), j_lane_layer.eq(lane_layer),
+                    j_fuse.eq(fuse),
                     j_node_layer.eq(node_layer), j_we_e.eq(we_e), j_we_x.eq(we_x),
                     j_we_c.eq(we_c), j_drain.eq(drain), j_C.eq(C), j_N.eq(sizes[layer]),
                     j_nsrc.eq(sizes[lane_layer]), c_cnt.eq(0), i_cnt.eq(0), i_bank.eq(0),
@@ -263,8 +295,11 @@ class PCCore(wiring.Component):
                                     pass                             # falls through to phase A
                             elif kind == "a":
                                 top = (~mask[L] & (it < T)) if l == L else 0
+                                # e_l from the cache is computed by feedback(l+1) in phase B
+                                # when layer l is free (it is that update's only consumer)
+                                fused = (~mask[l] & (it < T)) if l < L else Const(0, 1)
                                 with m.If(mask[l - 1]):
-                                    with m.If(~(mask[l] & (it > 0))):
+                                    with m.If(~(mask[l] & (it > 0)) & ~fused):
                                         m.d.sync += setup(Op.NODE, NodeOp.ERR, l, l, l,
                                                           we_e=1, we_x=top)
                                         m.next = "ISSUE"
@@ -273,11 +308,14 @@ class PCCore(wiring.Component):
                                                       we_e=1, we_x=top)
                                     m.next = "ISSUE"
                             elif kind == "b":
+                                fuse = mask[l - 2] if l >= 2 else 0
                                 with m.If(~mask[l - 1]):
-                                    m.d.sync += setup(Op.FB, NodeOp.UPD, l, l - 1, l - 1, we_x=1)
+                                    m.d.sync += setup(Op.FB, NodeOp.UPD, l, l - 1, l - 1, we_x=1,
+                                                      we_e=fuse, fuse=fuse)
                                     m.next = "ISSUE"
                             else:                                    # drain_a / drain_b
-                                m.d.sync += [drain_cnt.eq(DRAIN_CYCLES - 2),
+                                n_drain = DRAIN_A_CYCLES if kind == "drain_a" else DRAIN_CYCLES
+                                m.d.sync += [drain_cnt.eq(n_drain - 2),
                                              after_drain.eq(1 if kind == "drain_a" else 2)]
                                 m.next = "DRAIN"
             with m.State("ISSUE"):
@@ -362,7 +400,8 @@ class PCCore(wiring.Component):
                      t[0].node_layer.eq(j_node_layer), t[0].c.eq(c_cnt),
                      t[0].i_bank.eq(i_bank), t[0].i_addr.eq(i_addr), t[0].row.eq(i_cnt),
                      t[0].w_addr.eq(w_addr), t[0].lane_mask.eq(lane_mask0),
-                     t[0].we_e.eq(j_we_e), t[0].we_x.eq(j_we_x), t[0].we_c.eq(j_we_c)]
+                     t[0].we_e.eq(j_we_e), t[0].we_x.eq(j_we_x), t[0].we_c.eq(j_we_c),
+                     t[0].fuse.eq(j_fuse)]
 
         # ---- host access ----------------------------------------------------------------
         hw, hr = self.host_write, self.host_read
@@ -446,7 +485,11 @@ class PCCore(wiring.Component):
             with m.Switch(t1.layer):
                 for k in range(1, L + 1):
                     with m.Case(k):
-                        m.d.comb += [ca1[p].eq(c_rd[k, p].data), w1[p].eq(w_rd[k, p].data)]
+                        m.d.comb += w1[p].eq(w_rd[k, p].data)
+            with m.Switch(t1.node_layer):
+                for k in range(1, L + 1):
+                    with m.Case(k):
+                        m.d.comb += ca1[p].eq(c_rd[k, p].data)
         with m.Switch(Cat(t1.i_bank, t1.layer)):
             for k in range(L + 1):
                 for p in range(P):
@@ -517,30 +560,30 @@ class PCCore(wiring.Component):
         # ---- S6: node-unit operands -----------------------------------------------------
         pred6 = Signal(signed(A + 1), name="pred6")
         m.d.comb += pred6.eq((acc5 << (Facc - X.frac - Wf.frac)) + (b5 << (Facc - Bf.frac)))
-        v6 = [Signal(signed(A + 1), name=f"v6_{p}") for p in range(P)]
+        acc6 = [Signal(signed(A + 1), name=f"acc6_{p}") for p in range(P)]   # acc_l (frac F)
+        fbs6 = [Signal(signed(A), name=f"fbs6_{p}") for p in range(P)]      # Σ W e (fe + fw)
         x6 = [Signal(signed(X.width), name=f"x6_{p}") for p in range(P)]
         for p in range(P):
+            m.d.sync += fbs6[p].eq(fb5[p])
             with m.Switch(t5.op):
                 with m.Case(Op.PRED):
-                    m.d.sync += [v6[p].eq(pred6), x6[p].eq(xs5)]
-                with m.Case(Op.FB):
-                    m.d.sync += [v6[p].eq(fb5[p]), x6[p].eq(xl5[p])]
-                with m.Case(Op.NODE):
-                    m.d.sync += [v6[p].eq(ca5[p]), x6[p].eq(xl5[p])]
+                    m.d.sync += [acc6[p].eq(pred6), x6[p].eq(xs5)]
+                with m.Case(Op.FB, Op.NODE):
+                    m.d.sync += [acc6[p].eq(ca5[p]), x6[p].eq(xl5[p])]
         e6, d6 = carry(el5, "e", 6), carry(d5, "d", 6)
 
         # ---- S7: requantize; write e and the cache --------------------------------------
-        t6, t7, t8, t9, t10 = t[6], t[7], t[8], t[9], t[10]
+        t6, t7, t9, t10 = t[6], t[7], t[9], t[10]
         e7 = [Signal(signed(E.width), name=f"e7_{p}") for p in range(P)]
         eps7 = [Signal(signed(E.width), name=f"eps7_{p}") for p in range(P)]
         xq7 = [Signal(signed(X.width), name=f"xq7_{p}") for p in range(P)]
         cache7 = [Signal(signed(A), name=f"cache7_{p}") for p in range(P)]
         for p in range(P):
-            err, _ = requantize((x6[p] << (Facc - X.frac)) - v6[p], Facc, E)
-            eps, _ = requantize(v6[p], E.frac + Wf.frac, E)
-            xq, _ = requantize(v6[p], Facc, X)
-            m.d.sync += [e7[p].eq(Mux(t6.nop == NodeOp.ERR, err, e6[p])), eps7[p].eq(eps),
-                         xq7[p].eq(xq), cache7[p].eq(v6[p])]
+            err, _ = requantize((x6[p] << (Facc - X.frac)) - acc6[p], Facc, E)
+            eps, _ = requantize(fbs6[p], E.frac + Wf.frac, E)
+            xq, _ = requantize(acc6[p], Facc, X)
+            m.d.sync += [e7[p].eq(Mux((t6.nop == NodeOp.ERR) | t6.fuse, err, e6[p])),
+                         eps7[p].eq(eps), xq7[p].eq(xq), cache7[p].eq(acc6[p])]
         x7, d7 = carry(x6, "x", 7), carry(d6, "d", 7)
         for p in range(P):
             for k in range(1, L + 1):

@@ -25,10 +25,13 @@ costs 1 cycle; a drain (waiting until the pipeline has written its last result) 
   is free with zero init;
 * iterations t = 0..T−1, then a final error pass t = T:
   phase A, l = 1..L: ``node_error(l)`` (lane-parallel, from the cache) when layer l−1 is clamped
-  — skipped for t > 0 when layer l is clamped too (nothing changed) — else ``pred(l)``
-  (a MAC sweep); the top layer's state update rides on its error pass. Then a drain.
+  — skipped for t > 0 when layer l is clamped too (nothing changed), and skipped for t < T when
+  l < L and layer l is free, because then ``feedback(l+1)`` computes e_l from the cache in the
+  same pass that updates x_l (its only consumer) — else ``pred(l)`` (a MAC sweep); the top
+  layer's state update rides on its error pass. Then a drain of :data:`DRAIN_A_CYCLES` (the
+  errors are written by then; phase A writes no x that phase B reads).
   Phase B (t < T), l = L..1: ``feedback(l)`` when layer l−1 is free (a MAC sweep of W_lᵀ e_l that
-  updates x_{l−1} lane-parallel). Then a drain.
+  updates x_{l−1} lane-parallel). Then a drain of :data:`DRAIN_CYCLES`.
 """
 from __future__ import annotations
 
@@ -38,13 +41,16 @@ from math import ceil
 from .spec import PCSpec
 
 __all__ = ["CoreGeometry", "CycleReport", "cycle_report", "PIPELINE_DEPTH", "DRAIN_CYCLES",
-           "MAX_LANES"]
+           "DRAIN_A_CYCLES", "E_WRITE_STAGE", "MAX_LANES"]
 
 #: Pipeline stages from token issue to the last memory write (x); see ``hdl/core.py``.
 PIPELINE_DEPTH = 10
 #: Cycles a drain costs: the last token's last write retires ``PIPELINE_DEPTH`` cycles after it was
 #: issued, so the next token's reads (and the host) see every write of the previous job.
 DRAIN_CYCLES = PIPELINE_DEPTH
+#: Stage at which errors (and the prediction cache) are written; phase A → B drains this long.
+E_WRITE_STAGE = 7
+DRAIN_A_CYCLES = E_WRITE_STAGE
 #: The largest lane count the generator builds.
 MAX_LANES = 256
 
@@ -148,13 +154,14 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
         for l in range(1, L + 1):
             cyc += 1
             if m[l - 1]:
-                if not (m[l] and t > 0):
+                fused = l < L and not m[l] and t < T     # computed by feedback(l+1) instead
+                if not (m[l] and t > 0) and not fused:
                     cyc += g.node_tokens(l)
             else:
                 cyc += g.pred_tokens(l)
                 macs += n[l] * n[l - 1]
                 lane_cycles += g.pred_tokens(l) * lanes
-        return cyc + DRAIN_CYCLES
+        return cyc + DRAIN_A_CYCLES
 
     def phase_b() -> int:
         nonlocal macs, lane_cycles

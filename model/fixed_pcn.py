@@ -215,17 +215,21 @@ class FixedPCN:
             e.append(self.error(l, x[l], acc))
         return e
 
-    def iterate(self, x: list, mask, cache: dict):
-        """One synchronous iteration: returns (e(t), a(t), x(t+1))."""
+    def iterate(self, x: list, mask, cache: dict, e_prev: list | None = None):
+        """One iteration: returns (e(t), a(t), x(t+1)). The feedback uses e(t) (schedule
+        ``synchronous``) or ``e_prev`` = e(t−1) (``delayed_feedback``; None means zeros)."""
         L = self.spec.L
         acts = [self.activation(l, x[l]) for l in range(L)]
         e = self.errors(x, acts, cache)
+        e_fb = e
+        if self.spec.schedule == "delayed_feedback":
+            e_fb = e_prev if e_prev is not None else [np.zeros_like(v) for v in e]
         new = []
         for l in range(L + 1):
             if mask[l]:
                 new.append(x[l])
                 continue
-            eps = self.feedback(l, e[l + 1]) if l < L else None
+            eps = self.feedback(l, e_fb[l + 1]) if l < L else None
             d = acts[l][1] if l < L else None
             new.append(self.update(l, x[l], e[l], d, eps))
         return e, [a for a, _ in acts], new
@@ -249,8 +253,9 @@ class FixedPCN:
         cache = self._clamped_predictions(x, mask)
         tx, te, energies = ([x] if trace else []), [], []
         fe = spec.formats.e.frac
+        e = None
         for _ in range(T):
-            e, a, x = self.iterate(x, mask, cache)
+            e, a, x = self.iterate(x, mask, cache, e)
             energies.append(_energy(e, fe))
             if learning == "incremental":
                 self.learn(e, a)

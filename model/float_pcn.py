@@ -8,7 +8,7 @@ Mathematics (layers 0..L, batch rows):
     x_l ← x_l + γ (−e_l + f_l'(x_l) ⊙ e_{l+1} W_{l+1})   for free layers (no feedback at l = L)
     ΔW_l = α e_lᵀ f_{l-1}(x_{l-1}) / B,  Δb_l = α mean(e_l)      (Hebbian, local)
 
-The schedule is synchronous: every iteration computes all errors from the current state, then
+The schedule (spec.schedule) is synchronous — every iteration computes all errors from the current state, then
 updates every free layer at once (and, for incremental learning, every weight from the same
 errors). A clamp mask (``spec.mask(mode)``) says which layers are held fixed.
 """
@@ -121,8 +121,11 @@ class FloatPCN:
                 x.append(np.zeros((B, spec.sizes[l])))
         return x
 
-    def step(self, x: list, e: list, mask, gamma: float) -> list:
-        """One synchronous state update from errors ``e`` of state ``x``."""
+    def step(self, x: list, e: list, mask, gamma: float, e_fb: list | None = None) -> list:
+        """One state update from errors ``e`` of state ``x``; the feedback uses ``e_fb``
+        (default ``e``: the synchronous schedule; the previous errors for
+        ``delayed_feedback``)."""
+        e_fb = e if e_fb is None else e_fb
         L = self.spec.L
         new = []
         for l in range(L + 1):
@@ -131,7 +134,7 @@ class FloatPCN:
                 continue
             d = -e[l]
             if l < L:
-                d = d + self.act_prime(l, x[l]) * (e[l + 1] @ self.W[l])
+                d = d + self.act_prime(l, x[l]) * (e_fb[l + 1] @ self.W[l])
             new.append(x[l] + gamma * d)
         return new
 
@@ -168,12 +171,15 @@ class FloatPCN:
         updates = 0
         cache = None if learn is not None else {
             l: self.predict(l, x[l - 1]) for l in range(1, spec.n_layers) if mask[l - 1]}
+        delayed = spec.schedule == "delayed_feedback"
+        e_prev = [np.zeros_like(v) for v in x]
         for _ in range(T):
             e = self.errors(x, cache)
             energies.append(self.energy(e))
             if trace:
                 xs.append([v.copy() for v in x])
-            x_next = self.step(x, e, mask, g)
+            x_next = self.step(x, e, mask, g, e_prev if delayed else e)
+            e_prev = e
             if learn is not None:
                 learn(*self.hebbian(x, e))
                 updates += 1

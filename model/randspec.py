@@ -11,7 +11,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .qformat import OVERFLOW_MODES, ROUNDING_MODES, FixedConst, QFormat
-from .spec import Formats, LEARNING_RULES, PCSpec, SpecError
+from .spec import Formats, LEARNING_RULES, SCHEDULES, PCSpec, SpecError
 
 __all__ = ["random_spec", "random_int_weights", "random_clamped", "random_mask"]
 
@@ -24,7 +24,7 @@ def _fmt(rng, lo_w, hi_w, min_int_bits=1, overflow=None):
 
 
 def random_spec(rng: np.random.Generator, *, n_layers=(2, 5), size=(1, 24), width=(6, 20),
-                iterations=(1, 6), activations=ACTIVATIONS) -> PCSpec:
+                iterations=(1, 6), activations=ACTIVATIONS, schedules=SCHEDULES) -> PCSpec:
     """A random valid spec (retries until the validation accepts one)."""
     for _ in range(1000):
         nl = int(rng.integers(n_layers[0], n_layers[1] + 1))
@@ -44,6 +44,7 @@ def random_spec(rng: np.random.Generator, *, n_layers=(2, 5), size=(1, 24), widt
                           formats=Formats(x, e, w, b), gamma=gamma, alpha=alpha,
                           init=str(rng.choice(["feedforward", "zero"])),
                           learning=str(rng.choice(LEARNING_RULES)),
+                          schedule=str(rng.choice(schedules)),
                           table_bits=int(rng.integers(3, 9)), name="random")
         except SpecError:
             continue

@@ -30,7 +30,7 @@ __all__ = ["SpecError", "Formats", "PCSpec", "DatapathBits", "INITS", "LEARNING_
 SPEC_FORMAT_VERSION = 1
 INITS = ("feedforward", "zero")
 LEARNING_RULES = ("after_relaxation", "incremental")
-SCHEDULES = ("synchronous",)
+SCHEDULES = ("synchronous", "delayed_feedback")
 MAX_LAYER_SIZE = 4096
 MAX_ITERATIONS = 100_000
 MAX_STORAGE_WIDTH = 32
@@ -109,7 +109,11 @@ class PCSpec:
     learning : ``after_relaxation`` (T iterations, then one error pass and one weight update) or
         ``incremental`` (a weight update from the same errors at every iteration).
     schedule : ``synchronous``: every iteration computes all errors from the current state, then
-        all feedback, then updates every free layer.
+        all feedback from those errors, then updates every free layer (two sweeps of each weight
+        memory per iteration in hardware). ``delayed_feedback``: the feedback W_{l+1}ᵀ e_{l+1}
+        uses the errors of the previous iteration (e(−1) = 0), so one sweep of each weight
+        memory can feed both W f(x) and Wᵀ e; the errors e(t) themselves are as in
+        ``synchronous``.
     table_bits : log2 entries of activation tables (tanh), 1..12.
     """
 

@@ -22,9 +22,10 @@ ACTS = click.Choice(["identity", "relu", "hardtanh", "tanh"])
 def _errors():
     """Turn pcforge's input errors into one clear line and a non-zero exit, no traceback."""
     from .model import SpecError, WeightsError
+    from .sim.tools import ToolMissing
     try:
         yield
-    except (SpecError, WeightsError, FileNotFoundError) as exc:
+    except (SpecError, WeightsError, FileNotFoundError, FileExistsError, ToolMissing) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -276,6 +277,33 @@ def spec_cmd(out, hidden, activation, iterations, learning):
         spec = _spec_from_options(None, hidden, activation, iterations, learning)
         spec.save(out)
         console.print(f"wrote {out} (digest {spec.digest})")
+
+
+@main.command("hdl")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,
+              help="Spec TOML (default: the built-in digits spec).")
+@click.option("--lanes", type=int, default=8, show_default=True,
+              help="MAC lanes P (the iCE40UP5K has 8 DSPs).")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Output folder: pcforge_core.v, manifest.json, spec.toml.")
+def hdl_cmd(spec_path, lanes, out):
+    """Generate the core's Verilog and manifest from a spec (Amaranth's bundled Yosys)."""
+    from .hdl.emit import emit
+    from .model.spec import PCSpec
+    from .model.train import digits_spec
+    with _errors():
+        spec = PCSpec.load(spec_path) if spec_path else digits_spec()
+        with console.status(f"elaborating and converting the core ({lanes} lanes)"):
+            res = emit(spec, lanes, out)
+        cyc = res.info["estimated_cycles"]
+        table = Table(title=f"pcforge_core — spec {spec.digest}, {lanes} lanes")
+        for col in ("clamp mask", "cycles / inference", "per iteration", "MAC-lane utilisation"):
+            table.add_column(col)
+        for name, c in cyc.items():
+            table.add_row(name, str(c["total"]), str(c["per_iteration"]),
+                          f"{100 * c['utilisation']:.1f} %")
+        console.print(table)
+        console.print(f"wrote {res.verilog}, {res.manifest}, {res.spec}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..hdl.core import PCCore
-from ..hdl.protocol import HostWord, node_words, weight_words
+from ..hdl.protocol import node_words, weight_words
 
 __all__ = ["CoreRun", "run_core"]
 
@@ -45,22 +45,24 @@ def _peek_layer(ctx, core: PCCore, kind: str, layer: int) -> np.ndarray:
     return out
 
 
-def run_core(core: PCCore, W: list, b: list, clamped: dict, mask, *, trace: bool = True,
-             read: list | None = None, load_weights: bool = True, vcd: str | None = None
-             ) -> CoreRun:
-    """Load ``W``/``b`` and the clamped layers' values into ``core``, run one relaxation under
-    ``mask`` and return a :class:`CoreRun`. ``read`` lists :class:`HostWord` requests sent
-    through ``host_read`` after the run (their answers go to ``CoreRun.readback``)."""
+def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = True,
+             read: list | None = None, vcd: str | None = None):
+    """Load ``W``/``b`` into ``core`` once, then for each sample load the clamped layers' values,
+    run one relaxation under ``mask`` and collect a :class:`CoreRun`.
+
+    ``clamped``: one dict {layer: values} (returns one :class:`CoreRun`) or a list of them
+    (returns a list). ``read`` lists :class:`HostWord` requests sent through ``host_read`` after
+    each run (answers in ``CoreRun.readback``). A core can be simulated once (Amaranth
+    elaborates its memories), so pass every sample in one call.
+    """
     spec, g = core.spec, core.geometry
     mask = spec.mask(mask)
-    words = weight_words(g, W, b) if load_weights else []
-    for layer, vals in sorted(clamped.items()):
-        if mask[layer]:
-            words += node_words(g, layer, np.asarray(vals).reshape(-1))
+    single = isinstance(clamped, dict)
+    samples = [clamped] if single else list(clamped)
     mask_bits = sum(1 << k for k, v in enumerate(mask) if v)
-    result: dict = {"tx": [], "te": [], "readback": []}
+    runs = []
 
-    async def bench(ctx):
+    async def send(ctx, words):
         hw = core.host_write
         for w in words:
             ctx.set(hw.payload, {"target": w.target, "layer": w.layer, "bank": w.bank,
@@ -68,35 +70,47 @@ def run_core(core: PCCore, W: list, b: list, clamped: dict, mask, *, trace: bool
             ctx.set(hw.valid, 1)
             await ctx.tick().until(hw.ready)
         ctx.set(hw.valid, 0)
-        ctx.set(core.control.payload, {"resume": 0, "pause": int(trace), "mask": mask_bits})
+
+    async def control(ctx, resume):
+        ctx.set(core.control.payload, {"resume": resume, "pause": int(trace), "mask": mask_bits})
         ctx.set(core.control.valid, 1)
         await ctx.tick().until(core.control.ready)
         ctx.set(core.control.valid, 0)
-        while True:
-            await ctx.tick()
-            if ctx.get(core.paused):
-                result["tx"].append([_peek_layer(ctx, core, "x", k) for k in range(spec.L + 1)])
-                result["te"].append([_peek_layer(ctx, core, "e", k) for k in range(spec.L + 1)])
-                ctx.set(core.control.payload, {"resume": 1, "pause": 1, "mask": mask_bits})
-                ctx.set(core.control.valid, 1)
-                await ctx.tick().until(core.control.ready)
-                ctx.set(core.control.valid, 0)
-            elif ctx.get(core.done) and not ctx.get(core.busy):
-                break
-        result["cycles"] = ctx.get(core.cycles)
-        result["x"] = [_peek_layer(ctx, core, "x", k) for k in range(spec.L + 1)]
-        result["e"] = [_peek_layer(ctx, core, "e", k) for k in range(spec.L + 1)]
-        for w in read or []:
-            ctx.set(core.host_read.payload, {"target": w.target, "layer": w.layer,
-                                             "bank": w.bank, "addr": w.addr})
-            ctx.set(core.host_read.valid, 1)
-            await ctx.tick().until(core.host_read.ready)
-            ctx.set(core.host_read.valid, 0)
-            ctx.set(core.read_data.ready, 1)
-            _, _, value = await ctx.tick().sample(core.read_data.payload).until(
-                core.read_data.valid)
-            ctx.set(core.read_data.ready, 0)
-            result["readback"].append(int(value))
+
+    async def bench(ctx):
+        await send(ctx, weight_words(g, W, b))
+        for sample in samples:
+            words = []
+            for layer, vals in sorted(sample.items()):
+                if mask[layer]:
+                    words += node_words(g, layer, np.asarray(vals).reshape(-1))
+            await send(ctx, words)
+            await control(ctx, 0)
+            tx, te = [], []
+            while True:
+                await ctx.tick()
+                if ctx.get(core.paused):
+                    tx.append([_peek_layer(ctx, core, "x", k) for k in range(spec.L + 1)])
+                    te.append([_peek_layer(ctx, core, "e", k) for k in range(spec.L + 1)])
+                    await control(ctx, 1)
+                elif ctx.get(core.done) and not ctx.get(core.busy):
+                    break
+            run = CoreRun(x=[_peek_layer(ctx, core, "x", k) for k in range(spec.L + 1)],
+                          e=[_peek_layer(ctx, core, "e", k) for k in range(spec.L + 1)],
+                          cycles=ctx.get(core.cycles), trace_x=tx, trace_e=te)
+            for w in read or []:
+                ctx.set(core.host_read.payload, {"target": w.target, "layer": w.layer,
+                                                 "bank": w.bank, "addr": w.addr})
+                ctx.set(core.host_read.valid, 1)
+                await ctx.tick().until(core.host_read.ready)
+                ctx.set(core.host_read.valid, 0)
+                ctx.set(core.read_data.ready, 1)
+                while not ctx.get(core.read_data.valid):
+                    await ctx.tick()
+                run.readback.append(int(ctx.get(core.read_data.payload)))
+                await ctx.tick()
+                ctx.set(core.read_data.ready, 0)
+            runs.append(run)
 
     sim = Simulator(core)
     sim.add_clock(1e-8)
@@ -106,9 +120,6 @@ def run_core(core: PCCore, W: list, b: list, clamped: dict, mask, *, trace: bool
             sim.run()
     else:
         sim.run()
-    return CoreRun(x=result["x"], e=result["e"], cycles=result["cycles"],
-                   trace_x=result["tx"], trace_e=result["te"], readback=result["readback"])
+    return runs[0] if single else runs
 
 
-def initial_state_of(spec, clamped: dict, mask) -> None:   # pragma: no cover - doc helper
-    """(Documentation) x(0) is not observable through a pause: the first pause shows x(1)."""

@@ -101,9 +101,12 @@ def relax(spec, W, b, clamped, mask, learning=None):
         else:
             x.append([0] * sizes[l])
     tx, te = [x], []
+    e_prev = [[0] * n for n in sizes]
     for _ in range(spec.iterations):
         a = acts(x)
         e = errors(x, a)
+        e_fb = e_prev if spec.schedule == "delayed_feedback" else e
+        e_prev = e
         new = []
         for l in range(L + 1):
             if mask[l]:
@@ -113,7 +116,7 @@ def relax(spec, W, b, clamped, mask, learning=None):
             for i in range(sizes[l]):
                 delta = -(e[l][i] << X.frac)
                 if l < L:
-                    fb = sum(W[l][k][i] * e[l + 1][k] for k in range(sizes[l + 1])) \
+                    fb = sum(W[l][k][i] * e_fb[l + 1][k] for k in range(sizes[l + 1])) \
                         * (1 << (A.frac - E.frac - Wf.frac))
                     eps = fit(rshift(fb, A.frac - E.frac, E.rounding), E)
                     delta += a[l][i][1] * eps

@@ -1,0 +1,110 @@
+"""Benchmark: the hardware core on the digits default — cycles per iteration and per inference
+and MAC-lane utilisation for lane budgets 1..64, the numpy models in the same run, and the
+Amaranth simulator's speed.
+
+* Cycles come from the exact cycle model (``pcforge.model.cycles``), which the test suite checks
+  equal to the simulated ``cycles`` counter on every spec it runs; ``--verify N`` additionally
+  simulates budgets ≤ N here and asserts the equality on a real digit.
+* MAC-lane utilisation = useful MACs / (lanes × cycles) over a whole inference (inference clamp
+  mask, T = 20). Useful MACs: the input layer's prediction once per sample (the input is
+  clamped), the other predictions and feedbacks every iteration, plus the feed-forward
+  initialisation and the final error pass.
+* Latency at a clock: cycles / f; the numpy models (float64 FloatPCN, int64 FixedPCN, batch 1,
+  one thread) per sample for comparison.
+
+Prints a table and writes benchmarks/results/bench_core.json.
+
+    python benchmarks/bench_core.py [--verify 8] [--clock-mhz 30]
+"""
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from threadpoolctl import threadpool_limits
+
+from pcforge.hdl.core import PCCore
+from pcforge.model import FixedPCN, FloatPCN, Weights
+from pcforge.model.cycles import cycle_report
+from pcforge.model.data import load_digits_split
+from pcforge.model.train import digits_spec, train_float
+from pcforge.sim.amaranth_sim import run_core
+
+BUDGETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--verify", type=int, default=8,
+                    help="simulate lane budgets up to this many in Amaranth (0: none)")
+    ap.add_argument("--clock-mhz", type=float, default=30.0,
+                    help="clock for the latency column (iCE40UP5K target: 30 MHz)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_core.json"))
+    args = ap.parse_args()
+    console = Console()
+    spec = digits_spec()
+    data = load_digits_split()
+    net, _ = train_float(spec, data, epochs=1)
+    fixed = FixedPCN.from_float(spec, Weights(net.W, net.b))
+    x0 = fixed.quantize(data.x_test[:1])
+
+    with threadpool_limits(1):
+        fl = FloatPCN(spec, Weights(net.W, net.b))
+        t0 = time.perf_counter()
+        for _ in range(50):
+            fl.infer(data.x_test[:1])
+        float_us = (time.perf_counter() - t0) / 50 * 1e6
+        t0 = time.perf_counter()
+        for _ in range(20):
+            fixed.infer(x0)
+        fixed_us = (time.perf_counter() - t0) / 20 * 1e6
+
+    rows = []
+    for lanes in BUDGETS:
+        rep = cycle_report(spec, lanes, "inference")
+        row = {"lanes": lanes, "cycles_per_inference": rep.total,
+               "cycles_per_iteration": rep.per_iteration[0], "prologue_cycles": rep.prologue,
+               "final_pass_cycles": rep.final_pass, "useful_macs": rep.useful_macs,
+               "utilisation": rep.utilisation,
+               "latency_us_at_clock": rep.total / args.clock_mhz}
+        if lanes <= args.verify:
+            core = PCCore(spec, lanes)
+            t0 = time.perf_counter()
+            run = run_core(core, fixed.W, fixed.b, {0: x0[0]}, "inference", trace=False)
+            wall = time.perf_counter() - t0
+            ref = fixed.infer(x0)
+            assert run.cycles == rep.total, (lanes, run.cycles, rep.total)
+            assert all(np.array_equal(run.x[k], ref.x[k][0]) for k in range(spec.n_layers))
+            row["simulated_cycles"] = run.cycles
+            row["amaranth_sim_wall_s"] = wall
+        rows.append(row)
+
+    table = Table(title=f"digits 64-64-10, T = {spec.iterations}, inference mask — "
+                        f"latency at {args.clock_mhz:g} MHz")
+    for col in ("lanes", "cycles/inference", "cycles/iteration", "MAC-lane util.",
+                "latency µs", "simulated = model", "Amaranth sim s"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["lanes"]), str(r["cycles_per_inference"]),
+                      str(r["cycles_per_iteration"]), f"{100 * r['utilisation']:.1f} %",
+                      f"{r['latency_us_at_clock']:.1f}",
+                      "yes" if "simulated_cycles" in r else "(model)",
+                      f"{r['amaranth_sim_wall_s']:.1f}" if "amaranth_sim_wall_s" in r else "")
+    console.print(table)
+    console.print(f"numpy, batch 1, one thread: FloatPCN {float_us:.0f} µs, FixedPCN "
+                  f"{fixed_us:.0f} µs per sample")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "spec_digest": spec.digest, "clock_mhz": args.clock_mhz, "budgets": rows,
+        "numpy_float_batch1_us": float_us, "numpy_fixed_batch1_us": fixed_us,
+        "machine": platform.platform(), "python": platform.python_version()}, indent=2))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Verilog and a manifest from a spec: what ``pcforge hdl`` writes.
+
+``emit(spec, lanes, out_dir)`` elaborates :class:`~pcforge.hdl.core.PCCore`, converts it with
+Amaranth's bundled Yosys (``AMARANTH_USE_YOSYS=builtin``, set here, so no system Yosys is
+needed) and writes, only once everything has been generated and each file atomically:
+
+* ``pcforge_core.v`` — the core (same spec and lanes → byte-identical file);
+* ``manifest.json`` — ports (name, direction, width), memories (kind, layer, lane, depth,
+  width), the geometry, parameters, spec digest, pipeline depth, the exact cycle counts of every
+  named clamp mask, and the Verilog's SHA-256;
+* ``spec.toml`` — the spec it was generated from.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..model.cycles import PIPELINE_DEPTH, cycle_report
+from ..model.spec import PCSpec
+from .core import MAX_ROM_BITS, check_buildable
+
+__all__ = ["emit", "verilog_text", "manifest", "check_buildable", "EmitResult", "TOP_NAME",
+           "MAX_ROM_BITS"]
+
+TOP_NAME = "pcforge_core"
+
+
+@dataclass
+class EmitResult:
+    verilog: Path
+    manifest: Path
+    spec: Path
+    info: dict
+
+
+def verilog_text(spec: PCSpec, lanes: int) -> tuple[str, object]:
+    """(Verilog source, the elaborated-from PCCore)."""
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    from amaranth.back import verilog
+
+    from .core import PCCore
+    core = PCCore(spec, lanes)
+    text = verilog.convert(core, name=TOP_NAME, emit_src=False)
+    return text, core
+
+
+def _ports(core) -> list:
+    from amaranth.hdl import Value
+    from amaranth.lib.wiring import Flow
+    out = []
+    for path, member, value in core.signature.flatten(core):
+        out.append({"name": "__".join(str(p) for p in path),
+                    "direction": "input" if member.flow == Flow.In else "output",
+                    "width": Value.cast(value).shape().width})
+    return out
+
+
+def manifest(spec: PCSpec, lanes: int, core, verilog: str) -> dict:
+    """The manifest describing a generated core (see the module docstring)."""
+    g = core.geometry
+    F = spec.formats
+    mems = []
+    for kind, table in (("x", core.x_mem), ("e", core.e_mem), ("cache", core.c_mem),
+                        ("w", core.w_mem)):
+        for k, banks in enumerate(table):
+            for p, mem in enumerate(banks or []):
+                mems.append({"kind": kind, "layer": k, "lane": p, "depth": mem.depth,
+                             "width": mem.shape.width})
+    for k, mem in enumerate(core.b_mem):
+        if mem is not None:
+            mems.append({"kind": "b", "layer": k, "lane": None, "depth": mem.depth,
+                         "width": mem.shape.width})
+    return {
+        "top": TOP_NAME,
+        "verilog": f"{TOP_NAME}.v",
+        "verilog_sha256": hashlib.sha256(verilog.encode()).hexdigest(),
+        "spec_digest": spec.digest,
+        "spec_name": spec.name,
+        "lanes": lanes,
+        "pipeline_depth": PIPELINE_DEPTH,
+        "parameters": {"sizes": list(spec.sizes), "activations": list(spec.activations),
+                       "iterations": spec.iterations, "init": spec.init,
+                       "formats": F.to_dict(), "gamma": spec.gamma.to_dict(),
+                       "acc_width": core.acc_width},
+        "geometry": {"node_bank": "node j of layer k: lane j % lanes, address j // lanes",
+                     "weight_bank": "W_l[i, j]: lane j % lanes, address "
+                                    "i * ceil(n_{l-1} / lanes) + j // lanes",
+                     "depths": [g.depth(k) for k in range(spec.n_layers)]},
+        "host_targets": {"x": 0, "e": 1, "w": 2, "b": 3, "cache": 4},
+        "ports": _ports(core),
+        "memories": mems,
+        "estimated_cycles": {name: cycle_report(spec, lanes, mask).as_dict()
+                             for name, mask in sorted(spec.clamp.items())},
+    }
+
+
+def _atomic_write(path: Path, text: str):
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def emit(spec: PCSpec, lanes: int, out_dir) -> EmitResult:
+    """Generate everything in memory, then write the three files (see the module docstring)."""
+    text, core = verilog_text(spec, lanes)
+    info = manifest(spec, lanes, core, text)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} exists and is not a directory; choose another path")
+    out.mkdir(parents=True, exist_ok=True)
+    vpath, mpath, spath = out / f"{TOP_NAME}.v", out / "manifest.json", out / "spec.toml"
+    _atomic_write(vpath, text)
+    _atomic_write(spath, spec.to_toml())
+    _atomic_write(mpath, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return EmitResult(vpath, mpath, spath, info)
