@@ -21,6 +21,8 @@ test: $(STAMP)           ## the whole test suite
 bench: $(STAMP)          ## benchmarks: tables on stdout, JSON in benchmarks/results/
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/pc_vs_backprop.py
+	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/schedules.py
 
 clean:
 	rm -rf runs build benchmarks/results .pytest_cache .hypothesis

@@ -41,7 +41,7 @@ from math import ceil
 from .spec import PCSpec
 
 __all__ = ["CoreGeometry", "CycleReport", "cycle_report", "PIPELINE_DEPTH", "DRAIN_CYCLES",
-           "DRAIN_A_CYCLES", "E_WRITE_STAGE", "MAX_LANES"]
+           "DRAIN_A_CYCLES", "E_WRITE_STAGE", "MAX_LANES", "one_sweep_estimate"]
 
 #: Pipeline stages from token issue to the last memory write (x); see ``hdl/core.py``.
 PIPELINE_DEPTH = 10
@@ -178,3 +178,40 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
     final = phase_a(T)
     return CycleReport(prologue=prologue, per_iteration=per_iter, final_pass=final,
                        useful_macs=macs, mac_lane_cycles=lane_cycles, lanes=lanes)
+
+
+def one_sweep_estimate(spec: PCSpec, lanes: int, mask="inference",
+                       iterations: int | None = None) -> CycleReport:
+    """An **estimate** (no hardware for it yet) of a one-sweep core for the
+    ``delayed_feedback`` schedule: per iteration each connection with a free source is swept
+    once, every weight read feeding both W f(x) and Wᵀ e(t−1) (two multipliers per lane), then
+    one drain; error passes from the cache and the prologue as in the synchronous core.
+    ``useful_macs`` counts both products; utilisation is per multiplier (2 per lane)."""
+    g = CoreGeometry(spec, lanes)
+    m = spec.mask(mask)
+    L = spec.L
+    T = spec.iterations if iterations is None else iterations
+    n = spec.sizes
+    sync = cycle_report(spec, lanes, mask, iterations=0)
+    prologue, macs = sync.prologue, 0
+    for l in range(1, L + 1):
+        if m[l - 1] or (not m[l] and spec.init == "feedforward"):
+            macs += n[l] * n[l - 1]
+
+    def sweep(t: int, final: bool) -> int:
+        nonlocal macs
+        cyc = 0
+        for l in range(1, L + 1):
+            cyc += 1
+            if m[l - 1]:
+                if not (m[l] and t > 0):
+                    cyc += g.node_tokens(l)
+            else:
+                cyc += g.pred_tokens(l)
+                macs += n[l] * n[l - 1] * (1 if final else 2)
+        return cyc + DRAIN_CYCLES
+
+    per_iter = [sweep(t, False) for t in range(T)]
+    final = sweep(T, True)
+    return CycleReport(prologue=prologue, per_iteration=per_iter, final_pass=final,
+                       useful_macs=macs, mac_lane_cycles=0, lanes=2 * lanes)

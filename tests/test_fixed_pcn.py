@@ -69,12 +69,14 @@ def _wide_spec(sizes, acts, **kw):
                   alpha=FixedConst(1, 6), **kw)
 
 
+@pytest.mark.parametrize("schedule", ["synchronous", "delayed_feedback"])
 @pytest.mark.parametrize("act", ["identity", "relu", "hardtanh"])
-def test_wide_fixed_point_tracks_float(act):
+def test_wide_fixed_point_tracks_float(act, schedule):
     """With 30-bit states the fixed-point trajectory stays within a few LSB-scaled units of the
     float64 trajectory (no saturation); the measured gap is asserted, not hidden."""
     rng = np.random.default_rng(3)
-    spec = _wide_spec((6, 9, 7, 4), (act, act, act), iterations=15, init="zero")
+    spec = _wide_spec((6, 9, 7, 4), (act, act, act), iterations=15, init="zero",
+                      schedule=schedule)
     w = Weights.init(spec, rng)
     fl = FloatPCN(spec, w)
     fx = FixedPCN.from_float(spec, w)
@@ -161,3 +163,27 @@ def test_clamped_prediction_is_cached_but_not_stale_under_incremental_learning()
         mask = random_mask(spec, rng)
         hits += any(mask[l - 1] for l in range(1, spec.n_layers))
     assert hits > 10
+
+
+def test_delayed_feedback_uses_previous_errors():
+    """delayed_feedback: the first iteration has no feedback (e(−1) = 0) and later ones use
+    e(t−1); with the same state the synchronous schedule differs."""
+    rng = np.random.default_rng(9)
+    sync = _wide_spec((4, 6, 3), ("tanh", "relu"), iterations=3, init="zero", table_bits=10)
+    spec = PCSpec.from_dict({**sync.to_dict(), "network": {**sync.to_dict()["network"],
+                                                           "schedule": "delayed_feedback"}})
+    w = Weights.init(spec, rng)
+    x0, y = rng.uniform(-1, 1, (2, 4)), rng.uniform(-1, 1, (2, 3))
+    fl = FloatPCN(spec, w)
+    r = fl.relax({0: x0, 2: y}, "training", trace=True)
+    g = spec.gamma.value
+    x = r.trace_x[0]
+    e_prev = [np.zeros_like(v) for v in x]
+    for t in range(3):
+        e = fl.errors(x)
+        d1 = -e[1] + fl.act_prime(1, x[1]) * (e_prev[2] @ fl.W[1])
+        assert np.allclose(r.trace_x[t + 1][1], x[1] + g * d1, atol=1e-12)
+        x = [x[0], x[1] + g * d1, x[2]]
+        e_prev = e
+    rs = FloatPCN(sync, w).relax({0: x0, 2: y}, "training")
+    assert not np.allclose(rs.x[1], r.x[1])
