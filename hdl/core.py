@@ -261,6 +261,53 @@ class PCCore(wiring.Component):
             with m.Else():
                 m.d.sync += i_bank.eq(i_bank + 1)
 
+        def run(idx):
+            """Whether slot ``idx`` has work under the run-time mask and iteration."""
+            kind, l = slots[idx]
+            if kind == "zero":
+                return ~mask[0]
+            if kind == "ppred":
+                return mask[l - 1] | (~mask[l] if ff else Const(0, 1))
+            if kind == "pzero":
+                return ~mask[l] if not ff else Const(0, 1)
+            if kind == "a":
+                # e_l from the cache is computed by feedback(l+1) in phase B when layer l is
+                # free (that update is its only consumer)
+                fused = (~mask[l] & (it < T)) if l < L else Const(0, 1)
+                return Mux(mask[l - 1], ~(mask[l] & (it > 0)) & ~fused, 1)
+            if kind == "b":
+                return ~mask[l - 1]
+            return Const(1, 1)
+
+        def emit(idx):
+            """Set up slot ``idx`` (its job registers and the next state)."""
+            kind, l = slots[idx]
+            m.d.sync += slot.eq(idx + 1)
+            if kind == "zero":
+                m.d.sync += setup(Op.NODE, NodeOp.ZERO, 0, 0, 0, we_x=1)
+            elif kind == "ppred":
+                m.d.sync += setup(Op.PRED, NodeOp.FF, l, l - 1, l,
+                                  we_x=(~mask[l] if ff else 0), we_c=mask[l - 1], drain=1)
+            elif kind == "pzero":
+                m.d.sync += setup(Op.NODE, NodeOp.ZERO, l, l, l, we_x=1)
+            elif kind == "a":
+                top = (~mask[L] & (it < T)) if l == L else 0
+                with m.If(mask[l - 1]):
+                    m.d.sync += setup(Op.NODE, NodeOp.ERR, l, l, l, we_e=1, we_x=top)
+                with m.Else():
+                    m.d.sync += setup(Op.PRED, NodeOp.ERR, l, l - 1, l, we_e=1, we_x=top)
+            elif kind == "b":
+                fuse = mask[l - 2] if l >= 2 else 0
+                m.d.sync += setup(Op.FB, NodeOp.UPD, l, l - 1, l - 1, we_x=1, we_e=fuse,
+                                  fuse=fuse)
+            else:                                                    # drain_a / drain_b
+                n_drain = DRAIN_A_CYCLES if kind == "drain_a" else DRAIN_CYCLES
+                m.d.sync += [drain_cnt.eq(n_drain - 2),
+                             after_drain.eq(1 if kind == "drain_a" else 2)]
+                m.next = "DRAIN"
+                return
+            m.next = "ISSUE"
+
         job_end = Signal()
         with m.FSM(name="controller") as fsm:
             with m.State("IDLE"):
@@ -271,53 +318,19 @@ class PCCore(wiring.Component):
                                  done.eq(0), slot.eq(0)]
                     m.next = "SLOT"
             with m.State("SLOT"):
-                m.d.sync += slot.eq(slot + 1)
+                # one cycle per slot that has work: the first slot at or after `slot` whose run
+                # condition holds is set up now (empty slots cost nothing; drains always run)
                 with m.Switch(slot):
-                    for idx, (kind, l) in enumerate(slots):
-                        with m.Case(idx):
-                            if kind == "zero":                       # free layer 0 ← 0
-                                with m.If(~mask[0]):
-                                    m.d.sync += setup(Op.NODE, NodeOp.ZERO, 0, 0, 0, we_x=1)
-                                    m.next = "ISSUE"
-                            elif kind == "ppred":
-                                run = mask[l - 1] | (~mask[l] if ff else 0)
-                                with m.If(run):
-                                    m.d.sync += setup(Op.PRED, NodeOp.FF, l, l - 1, l,
-                                                      we_x=(~mask[l] if ff else 0),
-                                                      we_c=mask[l - 1], drain=1)
-                                    m.next = "ISSUE"
-                            elif kind == "pzero":
-                                if not ff:
-                                    with m.If(~mask[l]):
-                                        m.d.sync += setup(Op.NODE, NodeOp.ZERO, l, l, l, we_x=1)
-                                        m.next = "ISSUE"
-                                if idx == first_a - 1:
-                                    pass                             # falls through to phase A
-                            elif kind == "a":
-                                top = (~mask[L] & (it < T)) if l == L else 0
-                                # e_l from the cache is computed by feedback(l+1) in phase B
-                                # when layer l is free (it is that update's only consumer)
-                                fused = (~mask[l] & (it < T)) if l < L else Const(0, 1)
-                                with m.If(mask[l - 1]):
-                                    with m.If(~(mask[l] & (it > 0)) & ~fused):
-                                        m.d.sync += setup(Op.NODE, NodeOp.ERR, l, l, l,
-                                                          we_e=1, we_x=top)
-                                        m.next = "ISSUE"
-                                with m.Else():
-                                    m.d.sync += setup(Op.PRED, NodeOp.ERR, l, l - 1, l,
-                                                      we_e=1, we_x=top)
-                                    m.next = "ISSUE"
-                            elif kind == "b":
-                                fuse = mask[l - 2] if l >= 2 else 0
-                                with m.If(~mask[l - 1]):
-                                    m.d.sync += setup(Op.FB, NodeOp.UPD, l, l - 1, l - 1, we_x=1,
-                                                      we_e=fuse, fuse=fuse)
-                                    m.next = "ISSUE"
-                            else:                                    # drain_a / drain_b
-                                n_drain = DRAIN_A_CYCLES if kind == "drain_a" else DRAIN_CYCLES
-                                m.d.sync += [drain_cnt.eq(n_drain - 2),
-                                             after_drain.eq(1 if kind == "drain_a" else 2)]
-                                m.next = "DRAIN"
+                    for s0 in range(len(slots)):
+                        with m.Case(s0):
+                            for idx in range(s0, len(slots)):
+                                kind = slots[idx][0]
+                                if kind.startswith("drain"):
+                                    with (m.Else() if idx > s0 else m.If(1)):
+                                        emit(idx)
+                                    break
+                                with (m.Elif(run(idx)) if idx > s0 else m.If(run(idx))):
+                                    emit(idx)
             with m.State("ISSUE"):
                 m.d.comb += t[0].valid.eq(1)
                 with m.Switch(j_op):

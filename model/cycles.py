@@ -15,9 +15,9 @@ Banking (``lanes`` = P MAC lanes, shared by all connections):
 * bias b_l[i] lives in connection l's bias memory at address i.
 
 Schedule (``docs/hardware.md`` has the picture): a run is a fixed sequence of *slots*. A slot
-that does work costs 1 set-up cycle plus one cycle per issued token; a slot that has nothing to do
-costs 1 cycle; a drain (waiting until the pipeline has written its last result) costs
-:data:`DRAIN_CYCLES`. The slot list:
+that does work costs 1 set-up cycle plus one cycle per issued token; a slot that has nothing to
+do costs nothing (the controller looks ahead to the next slot with work); a drain (waiting until
+the pipeline has written its last result) costs :data:`DRAIN_CYCLES`. The slot list:
 
 * prologue: ``zero(0)`` if layer 0 is free; then for l = 1..L: ``prologue_pred(l)`` when layer
   l−1 is clamped (fills the cache of connection l, computed once per sample) or layer l is free
@@ -134,31 +134,28 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
     macs = 0
     lane_cycles = 0
 
-    prologue = 1                                     # zero(0) slot
-    if not m[0]:
-        prologue += g.node_tokens(0)
+    prologue = 0
+    if not m[0]:                                     # zero(0)
+        prologue += 1 + g.node_tokens(0)
     for l in range(1, L + 1):
         free = not m[l]
-        prologue += 1                                # prologue_pred(l) slot
-        if m[l - 1] or (free and ff):
-            prologue += g.pred_tokens(l) + DRAIN_CYCLES
+        if m[l - 1] or (free and ff):                # prologue_pred(l)
+            prologue += 1 + g.pred_tokens(l) + DRAIN_CYCLES
             macs += n[l] * n[l - 1]
             lane_cycles += g.pred_tokens(l) * lanes
-        prologue += 1                                # zero(l) slot
-        if free and not ff:
-            prologue += g.node_tokens(l)
+        if free and not ff:                          # zero(l)
+            prologue += 1 + g.node_tokens(l)
 
     def phase_a(t: int) -> int:
         nonlocal macs, lane_cycles
         cyc = 0
         for l in range(1, L + 1):
-            cyc += 1
             if m[l - 1]:
                 fused = l < L and not m[l] and t < T     # computed by feedback(l+1) instead
                 if not (m[l] and t > 0) and not fused:
-                    cyc += g.node_tokens(l)
+                    cyc += 1 + g.node_tokens(l)
             else:
-                cyc += g.pred_tokens(l)
+                cyc += 1 + g.pred_tokens(l)
                 macs += n[l] * n[l - 1]
                 lane_cycles += g.pred_tokens(l) * lanes
         return cyc + DRAIN_A_CYCLES
@@ -167,9 +164,8 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
         nonlocal macs, lane_cycles
         cyc = 0
         for l in range(L, 0, -1):
-            cyc += 1
             if not m[l - 1]:
-                cyc += g.feedback_tokens(l)
+                cyc += 1 + g.feedback_tokens(l)
                 macs += n[l] * n[l - 1]
                 lane_cycles += g.feedback_tokens(l) * lanes
         return cyc + DRAIN_CYCLES
@@ -202,12 +198,11 @@ def one_sweep_estimate(spec: PCSpec, lanes: int, mask="inference",
         nonlocal macs
         cyc = 0
         for l in range(1, L + 1):
-            cyc += 1
             if m[l - 1]:
                 if not (m[l] and t > 0):
-                    cyc += g.node_tokens(l)
+                    cyc += 1 + g.node_tokens(l)
             else:
-                cyc += g.pred_tokens(l)
+                cyc += 1 + g.pred_tokens(l)
                 macs += n[l] * n[l - 1] * (1 if final else 2)
         return cyc + DRAIN_CYCLES
 

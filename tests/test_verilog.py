@@ -20,7 +20,7 @@ from pcforge.sim.tools import verilator_env
 
 WAIVERS = Path(pcforge.hdl.__file__).parent / "verilator_waivers.vlt"
 WAIVED = {"WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "PROCASSINIT", "CASEINCOMPLETE",
-          "DECLFILENAME"}
+          "DECLFILENAME", "CASEOVERLAP"}
 
 
 def lint(vfile, *extra):
