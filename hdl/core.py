@@ -19,6 +19,9 @@ Structure
   x ← X(x + round(γ (f'(x) ε − e))), feed-forward x = X(acc), zero.
 * **Controller**: runs the slot schedule of :mod:`pcforge.model.cycles` for T iterations under a
   run-time clamp mask.
+* For ``schedule = "delayed_feedback"``: a second multiplier per lane and per-lane column
+  accumulators, so that one row sweep of W_l feeds both W f(x) and W_lᵀ e_l(t−1)
+  (``docs/hardware.md``).
 
 Pipeline (a token is issued per cycle; every stage is a register)::
 
@@ -49,7 +52,7 @@ Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done``
 """
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -78,6 +81,7 @@ class Op(enum.Enum, shape=2):
     PRED = 0        # row sweep of W_l: acc_l = W_l f(x_{l-1}) + b_l, one row per C tokens
     FB = 1          # column sweep of W_l: Σ_k W_l[k, j] e_l[k], lane-local
     NODE = 2        # lane-parallel pass over the nodes of one layer
+    FUSED = 3       # delayed_feedback: one row sweep feeding W f(x) and Wᵀ e(t−1), + 1 bubble
 
 
 class NodeOp(enum.Enum, shape=2):
@@ -100,10 +104,6 @@ def check_buildable(spec: PCSpec, lanes: int) -> CoreGeometry:
     """Refuse, naming the field and the fix, a spec/lane count the generator cannot build."""
     if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:
         raise SpecError(f"lanes = {lanes!r}: the generator builds 1..{MAX_LANES} MAC lanes")
-    if spec.schedule != "synchronous":
-        raise SpecError(f"network.schedule = {spec.schedule!r}: the hardware core implements "
-                        "'synchronous' only (FloatPCN and FixedPCN implement both); set "
-                        "schedule = \"synchronous\" to generate hardware")
     g = CoreGeometry(spec, lanes)
     if "tanh" in spec.activations:
         from ..model.activations import tanh_table
@@ -181,6 +181,7 @@ class PCCore(wiring.Component):
         max_c = max(depths)
         max_wd = max(g.weight_depth(l) for l in range(1, L + 1))
         ff = spec.init == "feedforward"
+        delayed = spec.schedule == "delayed_feedback"
 
         # ---- memories and their ports ---------------------------------------------------
         def ports(mem, name):
@@ -209,6 +210,7 @@ class PCCore(wiring.Component):
             "w_addr": range(max(max_wd, 2)),
             "lane_mask": P, "node_mask": P, "node_addr": range(max(max_c, 2)),
             "we_e": 1, "we_x": 1, "we_c": 1, "fuse": 1,
+            "bubble": 1, "fb_on": 1, "row_end": 1,
         })
         t = [Signal(token, name=f"tok{k}") for k in range(PIPELINE_DEPTH + 1)]
         for k in range(1, PIPELINE_DEPTH + 1):
@@ -222,7 +224,9 @@ class PCCore(wiring.Component):
         done = Signal()
         slot = Signal(range(4 * L + 8))
         drain_cnt = Signal(range(DRAIN_CYCLES + 1))
-        after_drain = Signal(2)          # 0: next slot, 1: end of phase A, 2: end of phase B
+        after_drain = Signal(2)          # 0: next slot, 1: end of an error phase, 2: end of an
+        #                                  iteration's updates
+        bubble = Signal()                # FUSED: the extra token that retires the last row
         j_op, j_nop = Signal(Op), Signal(NodeOp)
         j_layer, j_lane_layer, j_node_layer = (Signal(range(L + 1)) for _ in range(3))
         j_we_e, j_we_x, j_we_c, j_drain = Signal(), Signal(), Signal(), Signal()
@@ -240,10 +244,20 @@ class PCCore(wiring.Component):
         slots = [("zero", 0)]
         for l in range(1, L + 1):
             slots += [("ppred", l), ("pzero", l)]
-        first_a = len(slots)
-        slots += [("a", l) for l in range(1, L + 1)] + [("drain_a", None)]
-        first_b = len(slots)
-        slots += [("b", l) for l in range(L, 0, -1)] + [("drain_b", None)]
+        first_iter = len(slots)
+        if not delayed:
+            slots += [("a", l) for l in range(1, L + 1)] + [("drain_a", None)]
+            first_b = len(slots)
+            slots += [("b", l) for l in range(L, 0, -1)] + [("drain_b", None)]
+            first_final = first_iter
+        else:
+            for l in range(1, L + 1):
+                if g.needs_pre_drain(l):
+                    slots += [("pre", l)]
+                slots += [("f", l)]
+            slots += [("drain_b", None)]
+            first_final = len(slots)
+            slots += [("a", l) for l in range(1, L + 1)] + [("drain_a", None)]
 
         def setup(op, nop, layer, lane_layer, node_layer, we_e=0, we_x=0, we_c=0, drain=0,
                   fuse=0):
@@ -253,7 +267,7 @@ class PCCore(wiring.Component):
                     j_node_layer.eq(node_layer), j_we_e.eq(we_e), j_we_x.eq(we_x),
                     j_we_c.eq(we_c), j_drain.eq(drain), j_C.eq(C), j_N.eq(sizes[layer]),
                     j_nsrc.eq(sizes[lane_layer]), c_cnt.eq(0), i_cnt.eq(0), i_bank.eq(0),
-                    i_addr.eq(0), w_addr.eq(0)]
+                    i_addr.eq(0), w_addr.eq(0), bubble.eq(0)]
 
         def advance_bank():
             with m.If(i_bank == P - 1):
@@ -275,8 +289,10 @@ class PCCore(wiring.Component):
                 # free (that update is its only consumer)
                 fused = (~mask[l] & (it < T)) if l < L else Const(0, 1)
                 return Mux(mask[l - 1], ~(mask[l] & (it > 0)) & ~fused, 1)
-            if kind == "b":
+            if kind == "b" or kind == "pre":
                 return ~mask[l - 1]
+            if kind == "f":
+                return Mux(mask[l - 1], ~(mask[l] & (it > 0)), 1)
             return Const(1, 1)
 
         def emit(idx):
@@ -296,6 +312,16 @@ class PCCore(wiring.Component):
                     m.d.sync += setup(Op.NODE, NodeOp.ERR, l, l, l, we_e=1, we_x=top)
                 with m.Else():
                     m.d.sync += setup(Op.PRED, NodeOp.ERR, l, l - 1, l, we_e=1, we_x=top)
+            elif kind == "f":
+                top = ~mask[L] if l == L else 0
+                with m.If(mask[l - 1]):
+                    m.d.sync += setup(Op.NODE, NodeOp.ERR, l, l, l, we_e=1, we_x=top)
+                with m.Else():
+                    m.d.sync += setup(Op.FUSED, NodeOp.ERR, l, l - 1, l, we_e=1, we_x=top)
+            elif kind == "pre":
+                m.d.sync += [drain_cnt.eq(DRAIN_A_CYCLES - 2), after_drain.eq(0)]
+                m.next = "DRAIN"
+                return
             elif kind == "b":
                 fuse = mask[l - 2] if l >= 2 else 0
                 m.d.sync += setup(Op.FB, NodeOp.UPD, l, l - 1, l - 1, we_x=1, we_e=fuse,
@@ -353,6 +379,19 @@ class PCCore(wiring.Component):
                     with m.Case(Op.NODE):
                         m.d.sync += c_cnt.eq(c_cnt + 1)
                         m.d.comb += job_end.eq(c_cnt == j_C - 1)
+                    with m.Case(Op.FUSED):
+                        with m.If(bubble):
+                            m.d.comb += job_end.eq(1)
+                        with m.Else():
+                            m.d.sync += w_addr.eq(w_addr + 1)
+                            with m.If(c_cnt == j_C - 1):
+                                with m.If(i_cnt == j_N - 1):
+                                    m.d.sync += bubble.eq(1)    # row n−1 retires next cycle
+                                with m.Else():
+                                    m.d.sync += [c_cnt.eq(0), i_cnt.eq(i_cnt + 1)]
+                                    advance_bank()
+                            with m.Else():
+                                m.d.sync += c_cnt.eq(c_cnt + 1)
                 with m.If(job_end):
                     with m.If(j_drain):
                         m.d.sync += [drain_cnt.eq(DRAIN_CYCLES - 1), after_drain.eq(0)]
@@ -371,8 +410,9 @@ class PCCore(wiring.Component):
                                 m.next = "IDLE"
                             with m.Else():
                                 m.next = "SLOT"
-                        with m.Case(2):                              # end of phase B
-                            m.d.sync += [it.eq(it + 1), slot.eq(first_a)]
+                        with m.Case(2):                              # end of an iteration
+                            m.d.sync += [it.eq(it + 1),
+                                         slot.eq(Mux(it + 1 == T, first_final, first_iter))]
                             with m.If(pause):
                                 m.next = "PAUSED"
                             with m.Else():
@@ -387,9 +427,9 @@ class PCCore(wiring.Component):
                                 | fsm.ongoing("DRAIN"))]
         with m.If(running):
             m.d.sync += cycles.eq(cycles + 1)
-        # phase A's slots are followed by phase B's only while iterating: the slot counter
-        # simply runs on (first_b follows drain_a); after drain_b it jumps back to first_a.
-        assert slots[first_b - 1][0] == "drain_a"
+        # synchronous: phase A's slots are followed by phase B's only while iterating (the slot
+        # counter runs on from drain_a to first_b); after drain_b it jumps back to first_iter.
+        assert delayed or slots[first_b - 1][0] == "drain_a"
 
         # token fields at issue (S0)
         lane_mask0 = Signal(P)
@@ -414,7 +454,25 @@ class PCCore(wiring.Component):
                      t[0].i_bank.eq(i_bank), t[0].i_addr.eq(i_addr), t[0].row.eq(i_cnt),
                      t[0].w_addr.eq(w_addr), t[0].lane_mask.eq(lane_mask0),
                      t[0].we_e.eq(j_we_e), t[0].we_x.eq(j_we_x), t[0].we_c.eq(j_we_c),
-                     t[0].fuse.eq(j_fuse)]
+                     t[0].fuse.eq(j_fuse), t[0].fb_on.eq(it > 0), t[0].bubble.eq(bubble)]
+        with m.If(j_op == Op.FUSED):
+            # a row ends at its last column (the last row's end is the bubble token, so that it
+            # never meets the column ends of the last row in the node units); a column of
+            # Σ W e(t−1) ends in the last row
+            row_end = Signal()
+            col_end = Signal()
+            m.d.comb += [row_end.eq(bubble | ((c_cnt == j_C - 1) & (i_cnt != j_N - 1))),
+                         col_end.eq(~bubble & (i_cnt == j_N - 1))]
+            m.d.comb += [t[0].first.eq(~bubble & (c_cnt == 0)), t[0].last.eq(row_end),
+                         t[0].row_end.eq(row_end),
+                         t[0].lane_mask.eq(Mux(bubble, 0, lane_mask0)),
+                         t[0].nop.eq(Mux(row_end, NodeOp.ERR, NodeOp.UPD)),
+                         t[0].node_layer.eq(Mux(row_end, j_layer, j_lane_layer)),
+                         t[0].node_addr.eq(Mux(row_end, i_addr, c_cnt)),
+                         t[0].node_mask.eq(Mux(row_end, (Const(1, P) << i_bank)[:P],
+                                               Mux(col_end, lane_mask0, 0))),
+                         t[0].we_e.eq(row_end & j_we_e),
+                         t[0].we_x.eq(Mux(row_end, j_we_x, col_end))]
 
         # ---- host access ----------------------------------------------------------------
         hw, hr = self.host_write, self.host_read
@@ -542,10 +600,16 @@ class PCCore(wiring.Component):
         prod3 = []
         for p in range(P):
             opa = Signal(signed(WA), name=f"opa2_{p}")
-            m.d.comb += opa.eq(Mux(t2.lane_mask[p], Mux(t2.op == Op.PRED, f2[p], eb2), 0))
+            m.d.comb += opa.eq(Mux(t2.lane_mask[p], Mux(t2.op == Op.FB, eb2, f2[p]), 0))
             pr = Signal(signed(WA + Wf.width), name=f"prod3_{p}")
             m.d.sync += pr.eq(opa * w2[p])
             prod3.append(pr)
+        if delayed:                   # the second multiplier: W · e_l(t−1) from the same read
+            prodfb3 = []
+            for p in range(P):
+                pr = Signal(signed(E.width + Wf.width), name=f"prodfb3_{p}")
+                m.d.sync += pr.eq(Mux(t2.lane_mask[p] & t2.fb_on, eb2, 0) * w2[p])
+                prodfb3.append(pr)
         xl3, el3, ca3 = carry(xl2, "xl", 3), carry(el2, "el", 3), carry(ca2, "ca", 3)
         d3 = carry(d2, "d", 3)
         xs3, b3 = stage(xs2, "xs", 3), stage(b2, "b", 3)
@@ -557,15 +621,27 @@ class PCCore(wiring.Component):
         with m.If(t3.valid & (t3.op == Op.FB)):
             for p in range(P):
                 m.d.sync += lacc4[p].eq(Mux(t3.first, 0, lacc4[p]) + prod3[p])
+        if delayed:                   # per lane one accumulator per column it owns
+            n_cols = max(depths[:L])
+            colacc = [Array(Signal(signed(A), name=f"colacc_{p}_{c}") for c in range(n_cols))
+                      for p in range(P)]
+            with m.If(t3.valid & (t3.op == Op.FUSED) & ~t3.bubble):
+                for p in range(P):
+                    cell = colacc[p][t3.c]
+                    m.d.sync += cell.eq(Mux(t3.row == 0, 0, cell) + prodfb3[p])
         xl4, el4, ca4 = carry(xl3, "xl", 4), carry(el3, "el", 4), carry(ca3, "ca", 4)
         d4 = carry(d3, "d", 4)
         xs4, b4 = stage(xs3, "xs", 4), stage(b3, "b", 4)
 
         # ---- S5: row accumulator --------------------------------------------------------
         acc5 = Signal(signed(A), name="acc5")
-        with m.If(t4.valid & (t4.op == Op.PRED)):
+        with m.If(t4.valid & ((t4.op == Op.PRED) | (t4.op == Op.FUSED))):
             m.d.sync += acc5.eq(Mux(t4.first, 0, acc5) + tree4)
-        fb5 = carry(lacc4, "fb", 5)
+        if delayed:
+            fb5 = carry([Mux(t4.op == Op.FUSED, colacc[p][t4.c], lacc4[p]) for p in range(P)],
+                        "fb", 5)
+        else:
+            fb5 = carry(lacc4, "fb", 5)
         xl5, el5, ca5 = carry(xl4, "xl", 5), carry(el4, "el", 5), carry(ca4, "ca", 5)
         d5 = carry(d4, "d", 5)
         xs5, b5 = stage(xs4, "xs", 5), stage(b4, "b", 5)
@@ -583,6 +659,8 @@ class PCCore(wiring.Component):
                     m.d.sync += [acc6[p].eq(pred6), x6[p].eq(xs5)]
                 with m.Case(Op.FB, Op.NODE):
                     m.d.sync += [acc6[p].eq(ca5[p]), x6[p].eq(xl5[p])]
+                with m.Case(Op.FUSED):
+                    m.d.sync += [acc6[p].eq(pred6), x6[p].eq(Mux(t5.row_end, xs5, xl5[p]))]
         e6, d6 = carry(el5, "e", 6), carry(d5, "d", 6)
 
         # ---- S7: requantize; write e and the cache --------------------------------------

