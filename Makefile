@@ -16,13 +16,14 @@ run: $(STAMP)            ## the main job on the built-in digits default
 	$(BIN)/pcforge run --out runs/digits
 
 test: $(STAMP)           ## the whole test suite
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench: $(STAMP)          ## benchmarks: tables on stdout, JSON in benchmarks/results/
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/pc_vs_backprop.py
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/schedules.py
+	$(BIN)/python benchmarks/bench_sim.py
 
 clean:
 	rm -rf runs build benchmarks/results .pytest_cache .hypothesis

