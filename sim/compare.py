@@ -36,7 +36,7 @@ def _atomic(path: Path, text: str):
 
 
 def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: int | None = None,
-            chunk: int = 90, traced: int = 2, progress=None) -> dict:
+            chunk: int = 180, traced: int = 2, progress=None) -> dict:
     """Run the comparison (see the module docstring); ``traced`` samples are also run with a
     pause after every iteration (every x and e checked, energy read back); ``progress(done,
     total, info)`` is called after every chunk of ``chunk`` samples."""
