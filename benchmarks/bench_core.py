@@ -95,12 +95,24 @@ def main():
                       "yes" if "simulated_cycles" in r else "(model)",
                       f"{r['amaranth_sim_wall_s']:.1f}" if "amaranth_sim_wall_s" in r else "")
     console.print(table)
+    learn_rows = []
+    tl = Table(title="learning on chip (after relaxation): training clamp mask, one sample")
+    for col in ("lanes", "cycles/training sample", "useful MACs", "MAC-lane util."):
+        tl.add_column(col, justify="right")
+    for lanes in BUDGETS:
+        rep = cycle_report(spec, lanes, "training", learn=True)
+        learn_rows.append({"lanes": lanes, "cycles_per_training_sample": rep.total,
+                           "useful_macs": rep.useful_macs, "utilisation": rep.utilisation})
+        tl.add_row(str(lanes), str(rep.total), str(rep.useful_macs),
+                   f"{100 * rep.utilisation:.1f} %")
+    console.print(tl)
     console.print(f"numpy, batch 1, one thread: FloatPCN {float_us:.0f} µs, FixedPCN "
                   f"{fixed_us:.0f} µs per sample")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "spec_digest": spec.digest, "clock_mhz": args.clock_mhz, "budgets": rows,
+        "learning": learn_rows,
         "numpy_float_batch1_us": float_us, "numpy_fixed_batch1_us": fixed_us,
         "machine": platform.platform(), "python": platform.python_version()}, indent=2))
     console.print(f"wrote {out}")

@@ -41,10 +41,13 @@ Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when va
 ``host_read`` (In) / ``read_data`` (Out): the same addressing, plus target CACHE=4; the word
   appears on ``read_data`` 2 cycles after the request beat and is held until taken; one request
   in flight.
-``control`` (In): {resume, pause, mask}. With ``resume = 0`` (accepted when idle) it starts a
-  run: x of the clamped layers (mask bit k = 1 clamps layer k) must have been written; free
-  layers are initialised by the core. With ``pause = 1`` the core stops after every iteration
-  (``paused`` = 1, x(t+1) and e(t) readable); ``resume = 1`` continues it.
+``control`` (In): {resume, pause, learn, mask}. With ``resume = 0`` (accepted when idle) it
+  starts a run: x of the clamped layers (mask bit k = 1 clamps layer k) must have been written;
+  free layers are initialised by the core. With ``pause = 1`` the core stops after every
+  iteration (``paused`` = 1, x(t+1) and e(t) readable); ``resume = 1`` continues it. With
+  ``learn = 1`` (cores of specs with ``learning = "after_relaxation"``) the run ends with one
+  read-modify-write sweep per connection: W_l += round(α e_l f(x_{l−1})ᵀ), b_l += round(α e_l),
+  saturating, from e(T) and x(T) — ``docs/datapath.md`` step 7.
 Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done`` (the last run
   finished; cleared by the next start), ``iteration`` (iterations completed), ``cycles`` (clock
   cycles the run has been working, pauses excluded — equal to
@@ -77,11 +80,12 @@ class Target(enum.Enum, shape=3):
     CACHE = 4
 
 
-class Op(enum.Enum, shape=2):
+class Op(enum.Enum, shape=3):
     PRED = 0        # row sweep of W_l: acc_l = W_l f(x_{l-1}) + b_l, one row per C tokens
     FB = 1          # column sweep of W_l: Σ_k W_l[k, j] e_l[k], lane-local
     NODE = 2        # lane-parallel pass over the nodes of one layer
     FUSED = 3       # delayed_feedback: one row sweep feeding W f(x) and Wᵀ e(t−1), + 1 bubble
+    LEARN = 4       # row sweep of W_l, read-modify-write: W += round(α e aᵀ), b += round(α e)
 
 
 class NodeOp(enum.Enum, shape=2):
@@ -126,6 +130,8 @@ class PCCore(wiring.Component):
     def __init__(self, spec: PCSpec, lanes: int):
         self.spec = spec
         self.geometry = g = check_buildable(spec, lanes)
+        #: learning hardware (``control.learn``): the after-relaxation rule
+        self.learns = spec.learning == "after_relaxation"
         self.lanes = P = lanes
         L = spec.L
         F = spec.formats
@@ -140,7 +146,7 @@ class PCCore(wiring.Component):
             "target": Target, "layer": range(L + 1), "bank": range(max(P, 2)),
             "addr": range(max(max_depth, 2))})
         self.control_layout = data.StructLayout({
-            "resume": 1, "pause": 1, "mask": spec.n_layers})
+            "resume": 1, "pause": 1, "learn": 1, "mask": spec.n_layers})
         # memories (created here so that testbenches can look inside them)
         X, E, W, B = F.x, F.e, F.w, F.b
         d2 = _depth  # every memory holds ≥ 2 words: a 1-word memory has a 0-bit address port
@@ -219,6 +225,7 @@ class PCCore(wiring.Component):
         # ---- controller -----------------------------------------------------------------
         mask = Signal(spec.n_layers)
         pause = Signal()
+        learn = Signal()                 # after the final pass, one learning sweep per connection
         it = Signal(range(T + 2))
         cycles = Signal(32)
         done = Signal()
@@ -258,6 +265,8 @@ class PCCore(wiring.Component):
             slots += [("drain_b", None)]
             first_final = len(slots)
             slots += [("a", l) for l in range(1, L + 1)] + [("drain_a", None)]
+        first_learn = len(slots)
+        slots += [("learn", l) for l in range(1, L + 1)] + [("drain_end", None)]
 
         def setup(op, nop, layer, lane_layer, node_layer, we_e=0, we_x=0, we_c=0, drain=0,
                   fuse=0):
@@ -281,9 +290,9 @@ class PCCore(wiring.Component):
             if kind == "zero":
                 return ~mask[0]
             if kind == "ppred":
-                return mask[l - 1] | (~mask[l] if ff else Const(0, 1))
+                return mask[l - 1] | ~mask[l] if ff else mask[l - 1]
             if kind == "pzero":
-                return ~mask[l] if not ff else Const(0, 1)
+                return ~mask[l] if not ff else False
             if kind == "a":
                 # e_l from the cache is computed by feedback(l+1) in phase B when layer l is
                 # free (that update is its only consumer)
@@ -293,7 +302,7 @@ class PCCore(wiring.Component):
                 return ~mask[l - 1]
             if kind == "f":
                 return Mux(mask[l - 1], ~(mask[l] & (it > 0)), 1)
-            return Const(1, 1)
+            return True                                      # learn sweeps and drains
 
         def emit(idx):
             """Set up slot ``idx`` (its job registers and the next state)."""
@@ -322,6 +331,12 @@ class PCCore(wiring.Component):
                 m.d.sync += [drain_cnt.eq(DRAIN_A_CYCLES - 2), after_drain.eq(0)]
                 m.next = "DRAIN"
                 return
+            elif kind == "learn":
+                m.d.sync += setup(Op.LEARN, NodeOp.ERR, l, l - 1, l)
+            elif kind == "drain_end":
+                m.d.sync += [drain_cnt.eq(DRAIN_CYCLES - 2), after_drain.eq(3)]
+                m.next = "DRAIN"
+                return
             elif kind == "b":
                 fuse = mask[l - 2] if l >= 2 else 0
                 m.d.sync += setup(Op.FB, NodeOp.UPD, l, l - 1, l - 1, we_x=1, we_e=fuse,
@@ -340,27 +355,38 @@ class PCCore(wiring.Component):
                 m.d.comb += self.control.ready.eq(~self.control.payload.resume)
                 with m.If(self.control.valid & ~self.control.payload.resume):
                     m.d.sync += [mask.eq(self.control.payload.mask),
-                                 pause.eq(self.control.payload.pause), it.eq(0), cycles.eq(0),
+                                 pause.eq(self.control.payload.pause),
+                                 learn.eq(self.control.payload.learn & int(self.learns)),
+                                 it.eq(0), cycles.eq(0),
                                  done.eq(0), slot.eq(0)]
                     m.next = "SLOT"
             with m.State("SLOT"):
                 # one cycle per slot that has work: the first slot at or after `slot` whose run
                 # condition holds is set up now (empty slots cost nothing; drains always run)
+                # (conditions known when generating are resolved here: Yosys's Verilog writer
+                # emits an invalid empty statement for an If on a constant)
                 with m.Switch(slot):
                     for s0 in range(len(slots)):
                         with m.Case(s0):
+                            first = True
                             for idx in range(s0, len(slots)):
-                                kind = slots[idx][0]
-                                if kind.startswith("drain"):
-                                    with (m.Else() if idx > s0 else m.If(1)):
+                                cond = run(idx)
+                                if cond is False:
+                                    continue
+                                if cond is True:
+                                    if first:
                                         emit(idx)
+                                    else:
+                                        with m.Else():
+                                            emit(idx)
                                     break
-                                with (m.Elif(run(idx)) if idx > s0 else m.If(run(idx))):
+                                with (m.If(cond) if first else m.Elif(cond)):
                                     emit(idx)
+                                first = False
             with m.State("ISSUE"):
                 m.d.comb += t[0].valid.eq(1)
                 with m.Switch(j_op):
-                    with m.Case(Op.PRED):
+                    with m.Case(Op.PRED, Op.LEARN):
                         m.d.sync += w_addr.eq(w_addr + 1)
                         with m.If(c_cnt == j_C - 1):
                             m.d.sync += [c_cnt.eq(0), i_cnt.eq(i_cnt + 1)]
@@ -405,11 +431,17 @@ class PCCore(wiring.Component):
                         with m.Case(0):
                             m.next = "SLOT"
                         with m.Case(1):                              # end of phase A
-                            with m.If(it == T):
+                            with m.If((it == T) & learn):
+                                m.d.sync += slot.eq(first_learn)
+                                m.next = "SLOT"
+                            with m.Elif(it == T):
                                 m.d.sync += done.eq(1)
                                 m.next = "IDLE"
                             with m.Else():
                                 m.next = "SLOT"
+                        with m.Case(3):                              # end of learning
+                            m.d.sync += done.eq(1)
+                            m.next = "IDLE"
                         with m.Case(2):                              # end of an iteration
                             m.d.sync += [it.eq(it + 1),
                                          slot.eq(Mux(it + 1 == T, first_final, first_iter))]
@@ -437,6 +469,8 @@ class PCCore(wiring.Component):
             m.d.comb += lane_mask0[p].eq((c_cnt * P + p) < j_nsrc)
         last0 = Signal()
         with m.Switch(j_op):
+            with m.Case(Op.LEARN):               # no node-unit work: node_mask stays 0
+                m.d.comb += [t[0].first.eq(c_cnt == 0), last0.eq(c_cnt == j_C - 1)]
             with m.Case(Op.PRED):
                 m.d.comb += [t[0].first.eq(c_cnt == 0), last0.eq(c_cnt == j_C - 1),
                              t[0].node_addr.eq(i_addr),
@@ -600,9 +634,13 @@ class PCCore(wiring.Component):
         prod3 = []
         for p in range(P):
             opa = Signal(signed(WA), name=f"opa2_{p}")
-            m.d.comb += opa.eq(Mux(t2.lane_mask[p], Mux(t2.op == Op.FB, eb2, f2[p]), 0))
-            pr = Signal(signed(WA + Wf.width), name=f"prod3_{p}")
-            m.d.sync += pr.eq(opa * w2[p])
+            m.d.comb += opa.eq(Mux(t2.lane_mask[p],
+                                   Mux((t2.op == Op.FB) | (t2.op == Op.LEARN), eb2, f2[p]), 0))
+            WB = max(Wf.width, X.width)
+            opb = Signal(signed(WB), name=f"opb2_{p}")       # W, or f(x) when learning
+            m.d.comb += opb.eq(Mux(t2.op == Op.LEARN, f2[p], w2[p]))
+            pr = Signal(signed(WA + WB), name=f"prod3_{p}")
+            m.d.sync += pr.eq(opa * opb)
             prod3.append(pr)
         if delayed:                   # the second multiplier: W · e_l(t−1) from the same read
             prodfb3 = []
@@ -613,6 +651,27 @@ class PCCore(wiring.Component):
         xl3, el3, ca3 = carry(xl2, "xl", 3), carry(el2, "el", 3), carry(ca2, "ca", 3)
         d3 = carry(d2, "d", 3)
         xs3, b3 = stage(xs2, "xs", 3), stage(b2, "b", 3)
+
+        # ---- learning (LEARN tokens): S4 rounded increments, S5 new values, written at S5
+        al = spec.alpha
+        w3 = carry(w2, "w", 3)
+        if self.learns:
+            eb3 = stage(eb2, "eb", 3)
+            dw4 = [Signal(signed(WA + WB + al.mantissa.bit_length() + 2), name=f"dw4_{p}")
+                   for p in range(P)]
+            for p in range(P):
+                m.d.sync += dw4[p].eq(round_shift(prod3[p] * al.mantissa,
+                                                  E.frac + X.frac + al.frac - Wf.frac,
+                                                  Wf.rounding))
+            db4 = Signal(signed(E.width + al.mantissa.bit_length() + 2 + max(0, Bf.frac)),
+                         name="db4")
+            m.d.sync += db4.eq(round_shift(eb3 * al.mantissa, E.frac + al.frac - Bf.frac,
+                                           Bf.rounding))
+            w4 = carry(w3, "w", 4)
+            wn5 = []
+            for p in range(P):
+                new, _ = fit(w4[p] + dw4[p], Wf)
+                wn5.append(stage(new, f"wn_{p}_s", 5))
 
         # ---- S4: adder tree (prediction) / lane accumulators (feedback) ----------------
         tree4 = Signal(signed(A), name="tree4")
@@ -725,8 +784,20 @@ class PCCore(wiring.Component):
                                  x_wr[k, p].data.eq(x10[p])]
                 with m.Else():
                     m.d.comb += host_wr(x_wr[k, p], Target.X, k, p)
+        # weight and bias memories: learning writes (S5) while running, the host otherwise
+        if self.learns:
+            bn5 = stage(fit(b4 + db4, Bf)[0], "bn", 5)
+            t5l = t5.valid & (t5.op == Op.LEARN)
         for l in range(1, L + 1):
-            for p in range(P):
-                m.d.comb += host_wr(w_wr[l, p], Target.W, l, p)
-            m.d.comb += host_wr(b_wr[l], Target.B, l)
+            with m.If(running):
+                if self.learns:
+                    for p in range(P):
+                        m.d.comb += [w_wr[l, p].en.eq(t5l & (t5.layer == l) & t5.lane_mask[p]),
+                                     w_wr[l, p].addr.eq(t5.w_addr), w_wr[l, p].data.eq(wn5[p])]
+                    m.d.comb += [b_wr[l].en.eq(t5l & (t5.layer == l) & t5.first),
+                                 b_wr[l].addr.eq(t5.row), b_wr[l].data.eq(bn5)]
+            with m.Else():
+                for p in range(P):
+                    m.d.comb += host_wr(w_wr[l, p], Target.W, l, p)
+                m.d.comb += host_wr(b_wr[l], Target.B, l)
         return m

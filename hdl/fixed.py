@@ -44,7 +44,10 @@ def round_shift(value: Value, shift: int, rounding: str) -> Value:
         return ((v + half) >> shift).as_signed()
     if rounding == "half_even":
         r = v[:shift]
-        up = (r > half) | ((r == half) & q[0])
+        if shift == 1:                  # the remainder is 0 or exactly one half
+            up = r[0] & q[0]
+        else:
+            up = (r > half) | ((r == half) & q[0])
         return (q + up).as_signed()
     raise ValueError(f"unknown rounding mode {rounding!r}")
 

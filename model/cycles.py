@@ -134,9 +134,10 @@ class CycleReport:
                 "utilisation": self.utilisation}
 
 
-def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | None = None
-                 ) -> CycleReport:
-    """The exact cycle count of one run of the core (the hardware's ``cycles`` counter)."""
+def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | None = None,
+                 learn: bool = False) -> CycleReport:
+    """The exact cycle count of one run of the core (the hardware's ``cycles`` counter);
+    ``learn``: the run ends with the learning sweeps (after-relaxation rule)."""
     g = CoreGeometry(spec, lanes)
     m = spec.mask(mask)
     L = spec.L
@@ -204,6 +205,12 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
     else:
         per_iter = [phase_a(t) + phase_b() for t in range(T)]
     final = phase_a(T)
+    if learn:                          # one read-modify-write row sweep per connection, a drain
+        for l in range(1, L + 1):
+            final += 1 + g.pred_tokens(l)
+            macs += n[l] * n[l - 1]
+            lane_cycles += g.pred_tokens(l) * lanes
+        final += DRAIN_CYCLES
     return CycleReport(prologue=prologue, per_iteration=per_iter, final_pass=final,
                        useful_macs=macs, mac_lane_cycles=lane_cycles, lanes=lanes,
                        multipliers_per_lane=2 if spec.schedule == "delayed_feedback" else 1)

@@ -30,6 +30,8 @@ class CoreRun:
     trace_x: list = field(default_factory=list)
     trace_e: list = field(default_factory=list)
     readback: list = field(default_factory=list)
+    W: list = field(default_factory=list)
+    b: list = field(default_factory=list)
 
 
 def _peek_layer(ctx, core: PCCore, kind: str, layer: int) -> np.ndarray:
@@ -45,17 +47,37 @@ def _peek_layer(ctx, core: PCCore, kind: str, layer: int) -> np.ndarray:
     return out
 
 
+def _peek_weights(ctx, core: PCCore):
+    """W_l and b_l as the memories hold them (after learning)."""
+    g, spec = core.geometry, core.spec
+    Ws, bs = [], []
+    for l in range(1, spec.L + 1):
+        n, m = spec.sizes[l], spec.sizes[l - 1]
+        w = np.zeros((n, m), dtype=np.int64)
+        for i in range(n):
+            for j in range(m):
+                p, a = g.weight_location(l, i, j)
+                w[i, j] = ctx.get(core.w_mem[l][p].data[a])
+        Ws.append(w)
+        bs.append(np.array([ctx.get(core.b_mem[l].data[i]) for i in range(n)], dtype=np.int64))
+    return Ws, bs
+
+
 def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = True,
-             read: list | None = None, vcd: str | None = None):
+             read: list | None = None, vcd: str | None = None, learn: bool = False):
     """Load ``W``/``b`` into ``core`` once, then for each sample load the clamped layers' values,
     run one relaxation under ``mask`` and collect a :class:`CoreRun`.
 
     ``clamped``: one dict {layer: values} (returns one :class:`CoreRun`) or a list of them
     (returns a list). ``read`` lists :class:`HostWord` requests sent through ``host_read`` after
-    each run (answers in ``CoreRun.readback``). A core can be simulated once (Amaranth
-    elaborates its memories), so pass every sample in one call.
+    each run (answers in ``CoreRun.readback``). ``learn`` asks the core to learn after every
+    sample (``CoreRun.W``/``.b`` then hold the weights after it). A core can be simulated once
+    (Amaranth elaborates its memories), so pass every sample in one call.
     """
     spec, g = core.spec, core.geometry
+    if learn and not core.learns:
+        raise ValueError(f"learning = {spec.learning!r}: the core learns with the "
+                         "'after_relaxation' rule only so far (incremental is not built yet)")
     mask = spec.mask(mask)
     single = isinstance(clamped, dict)
     samples = [clamped] if single else list(clamped)
@@ -72,7 +94,8 @@ def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = Tru
         ctx.set(hw.valid, 0)
 
     async def control(ctx, resume):
-        ctx.set(core.control.payload, {"resume": resume, "pause": int(trace), "mask": mask_bits})
+        ctx.set(core.control.payload, {"resume": resume, "pause": int(trace), "mask": mask_bits,
+                                       "learn": int(learn)})
         ctx.set(core.control.valid, 1)
         await ctx.tick().until(core.control.ready)
         ctx.set(core.control.valid, 0)
@@ -98,6 +121,8 @@ def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = Tru
             run = CoreRun(x=[_peek_layer(ctx, core, "x", k) for k in range(spec.L + 1)],
                           e=[_peek_layer(ctx, core, "e", k) for k in range(spec.L + 1)],
                           cycles=ctx.get(core.cycles), trace_x=tx, trace_e=te)
+            if learn:
+                run.W, run.b = _peek_weights(ctx, core)
             for w in read or []:
                 ctx.set(core.host_read.payload, {"target": w.target, "layer": w.layer,
                                                  "bank": w.bank, "addr": w.addr})

@@ -32,6 +32,11 @@ __all__ = ["VerilatorCore", "HardwareRun", "cache_root"]
 MAKE_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
+#: Split Verilator's C++ into small functions: one cc1plus compiling a whole multi-core model's
+#: root function took 23 GB and was killed on a 24 GB machine.
+SPLIT = ("--output-split", "5000", "--output-split-cfuncs", "500", "--output-split-ctrace", "500")
+
+
 def _icarus_version() -> str:
     import shutil
     import subprocess
@@ -175,8 +180,8 @@ class VerilatorCore:
                 return self
             runner = get_runner("verilator")
             runner.build(sources=[vfile], hdl_toplevel=TOP_NAME, build_dir=self.dir / "obj",
-                         build_args=["-Wno-fatal"] + (["--trace-fst"] if self.waves == "fst"
-                                                      else []),
+                         build_args=["-Wno-fatal", *SPLIT]
+                         + (["--trace-fst"] if self.waves == "fst" else []),
                          timescale=("1ns", "1ps"),
                          waves=bool(self.waves), log_file=self.dir / "build.log")
         except Exception as exc:

@@ -5,7 +5,7 @@ import pytest
 
 from pcforge.hdl.core import PCCore
 from pcforge.hdl.protocol import node_addresses, weight_addresses
-from pcforge.model import FixedPCN, Weights
+from pcforge.model import FixedPCN, PCSpec, Weights
 from pcforge.model.cycles import CoreGeometry, cycle_report
 from pcforge.model.randspec import random_clamped, random_int_weights, random_mask, random_spec
 from pcforge.sim.amaranth_sim import run_core
@@ -115,3 +115,66 @@ def test_digits_default_with_trained_weights(schedule):
         ref = fixed.relax({0: x0[idx:idx + 1]}, "inference", trace=True)
         assert_run_matches(run, ref, spec, f"digits test sample {idx}")
         assert run.cycles == cycle_report(spec, 8, "inference").total
+
+
+N_LEARNING = 100
+
+
+def learning_case(seed):
+    """A random spec with the after-relaxation rule, lanes, weights, mask and 3 samples."""
+    rng = np.random.default_rng(20_000 + seed)
+    spec = random_spec(rng, iterations=(1, 3))
+    d = spec.to_dict()
+    d["network"]["learning"] = "after_relaxation"
+    spec = PCSpec.from_dict(d)
+    lanes = int(rng.integers(1, 7))
+    W, b = random_int_weights(spec, rng)
+    mask = random_mask(spec, rng)
+    samples = [random_clamped(spec, mask, rng) for _ in range(3)]
+    return spec, lanes, W, b, mask, samples
+
+
+def assert_learns_like_model(spec, lanes, W, b, mask, samples, where):
+    runs = run_core(PCCore(spec, lanes), W, b,
+                    [{k: v[0] for k, v in c.items()} for c in samples], mask, learn=True,
+                    trace=False)
+    net = FixedPCN(spec, W, b)
+    for i, (c, run) in enumerate(zip(samples, runs)):
+        ref = net.relax(c, mask, learning="after_relaxation")
+        for l in range(spec.L):
+            assert np.array_equal(run.W[l], net.W[l]), f"W_{l + 1} after sample {i}; {where}"
+            assert np.array_equal(run.b[l], net.b[l]), f"b_{l + 1} after sample {i}; {where}"
+        for k in range(spec.n_layers):
+            assert np.array_equal(run.x[k], ref.x[k][0]), f"x_{k} of sample {i}; {where}"
+        assert run.cycles == cycle_report(spec, lanes, mask, learn=True).total, where
+    return net
+
+
+@pytest.mark.parametrize("seed", range(N_LEARNING))
+def test_core_learns_like_fixed_model_on_random_specs(seed):
+    """On-chip learning (after relaxation): every weight and bias after every sample equals
+    FixedPCN (three samples in a row, each relaxing with the weights the previous one left)."""
+    case = learning_case(seed)
+    assert_learns_like_model(*case, f"replay: learning_case({seed}), schedule {case[0].schedule}")
+
+
+def test_weight_saturation_in_hardware_equals_model():
+    """A large learning rate and full-range weights drive W and b into saturation; the hardware
+    saturates exactly where the model does (and the model counts it)."""
+    rng = np.random.default_rng(31)
+    spec = random_spec(rng, n_layers=(3, 3), size=(4, 9), iterations=(2, 2),
+                       schedules=("synchronous",))
+    d = spec.to_dict()
+    d["network"]["learning"] = "after_relaxation"
+    d["rates"]["alpha"] = {"mantissa": 3, "frac": 0}
+    d["formats"]["w"] = {"width": 8, "frac": 4, "rounding": "half_even", "overflow": "saturate"}
+    d["formats"]["b"] = {"width": 8, "frac": 4, "rounding": "floor", "overflow": "saturate"}
+    spec = PCSpec.from_dict(d)
+    W = [rng.integers(100, 128, size=spec.weight_shape(l)) * rng.choice([-1, 1])
+         for l in range(1, 3)]
+    b = [rng.integers(-128, 128, size=spec.sizes[l]) for l in range(1, 3)]
+    mask = spec.clamp["training"]
+    samples = [random_clamped(spec, mask, rng) for _ in range(3)]
+    net = assert_learns_like_model(spec, 3, W, b, mask, samples, "saturation case")
+    assert net.sat.counts["w"][1][0] + net.sat.counts["w"][2][0] > 0
+    assert any((np.abs(w) == 127).any() or (w == -128).any() for w in net.W)

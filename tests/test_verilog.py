@@ -33,7 +33,7 @@ def lint(vfile, *extra):
 def lint_specs():
     rng = np.random.default_rng(5)
     specs = [("digits", digits_spec(), 8)]
-    for k in range(3):
+    for k in range(8):
         specs.append((f"random{k}", random_spec(rng, activations=("tanh", "relu"),
                                                 schedules=(("synchronous", "delayed_feedback")[
                                                     k % 2],)),
