@@ -92,7 +92,8 @@ def test_random_specs_and_digits_bit_exact_through_verilator(verilator_runs):
     for case, run in zip(cases[:-1], runs[:-1]):
         for i, bad in enumerate(run.mismatches):
             assert not bad, f"{case['name']} sample {i}: {bad[:6]}"
-        expect = cycle_report(case["spec"], case["lanes"], case["mask"]).total
+        expect = cycle_report(case["spec"], case["lanes"], case["mask"],
+                              learn=case.get("learn", False)).total
         assert run.cycles == [expect] * len(case["samples"]), case["name"]
     assert {c["spec"].schedule for c in cases} == {"synchronous", "delayed_feedback"}
     assert sum(c.get("learn", False) for c in cases) >= 5       # on-chip learning, too
