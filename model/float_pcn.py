@@ -8,9 +8,10 @@ Mathematics (layers 0..L, batch rows):
     x_l ← x_l + γ (−e_l + f_l'(x_l) ⊙ e_{l+1} W_{l+1})   for free layers (no feedback at l = L)
     ΔW_l = α e_lᵀ f_{l-1}(x_{l-1}) / B,  Δb_l = α mean(e_l)      (Hebbian, local)
 
-The schedule (spec.schedule) is synchronous — every iteration computes all errors from the current state, then
-updates every free layer at once (and, for incremental learning, every weight from the same
-errors). A clamp mask (``spec.mask(mode)``) says which layers are held fixed.
+``spec.schedule``: ``synchronous`` — every iteration computes all errors from the current
+state, then updates every free layer at once (and, for incremental learning, every weight from
+the same errors); ``delayed_feedback`` — the same, but the feedback term uses the previous
+iteration's errors. A clamp mask (``spec.mask(mode)``) says which layers are held fixed.
 """
 from __future__ import annotations
 
