@@ -24,6 +24,7 @@ bench: $(STAMP)          ## benchmarks: tables on stdout, JSON in benchmarks/res
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/schedules.py
 	$(BIN)/python benchmarks/bench_sim.py
+	$(BIN)/pcforge analog sweep --out benchmarks/results/analog
 
 clean:
 	rm -rf runs build benchmarks/results .pytest_cache .hypothesis

@@ -50,7 +50,13 @@ class FloatPCN:
     """Float64 predictive coding network over a :class:`PCSpec` and :class:`Weights`.
 
     The weights are held (and updated by the learning methods) in ``self.W`` and ``self.b``.
+    Subclasses that compute the two matrix-vector products elsewhere (an analog crossbar,
+    :class:`pcforge.model.analog_pcn.AnalogPCN`) override :meth:`predict` and :meth:`feedback`.
     """
+
+    #: reuse the prediction from a clamped layer for the whole relaxation (it cannot change
+    #: without learning); a substrate whose every read is noisy sets this to False.
+    cache_predictions = True
 
     def __init__(self, spec: PCSpec, weights: Weights):
         weights.check(spec)
@@ -72,6 +78,10 @@ class FloatPCN:
     def predict(self, l: int, x_prev: np.ndarray) -> np.ndarray:
         """mu_l from x_{l-1}, (B, n_l)."""
         return self.act(l - 1, x_prev) @ self.W[l - 1].T + self.b[l - 1]
+
+    def feedback(self, l: int, e_next: np.ndarray) -> np.ndarray:
+        """W_{l+1}ᵀ e_{l+1} for layer l, (B, n_l)."""
+        return e_next @ self.W[l]
 
     def errors(self, x: list, cache: dict | None = None) -> list:
         """e_0..e_L for a state (e_0 is zero). ``cache`` maps l → mu_l for connections whose
@@ -135,7 +145,7 @@ class FloatPCN:
                 continue
             d = -e[l]
             if l < L:
-                d = d + self.act_prime(l, x[l]) * (e_fb[l + 1] @ self.W[l])
+                d = d + self.act_prime(l, x[l]) * self.feedback(l, e_fb[l + 1])
             new.append(x[l] + gamma * d)
         return new
 
@@ -170,7 +180,7 @@ class FloatPCN:
         x = self.initial_state(clamped, mask, init)
         energies, xs = [], []
         updates = 0
-        cache = None if learn is not None else {
+        cache = None if learn is not None or not self.cache_predictions else {
             l: self.predict(l, x[l - 1]) for l in range(1, spec.n_layers) if mask[l - 1]}
         delayed = spec.schedule == "delayed_feedback"
         e_prev = [np.zeros_like(v) for v in x]

@@ -406,5 +406,9 @@ def hdl_cmd(spec_path, lanes, out):
         console.print(f"wrote {res.verilog}, {res.manifest}, {res.spec}")
 
 
+from .analog_cli import analog  # noqa: E402  (registers `pcforge analog ...`)
+
+main.add_command(analog)
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,7 @@
 """The pcforge CLI: help on every command, train/infer outputs, clear errors, nothing half-written."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -81,4 +83,43 @@ def test_bad_spec_leaves_nothing_behind(tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["train", "--out", str(out), "--spec", str(bad), "--no-mlp"])
     assert r.exit_code != 0 and "network.activations[0] = 'softmax'" in r.output
+    assert not out.exists()
+
+
+def test_analog_sweep_end_to_end(tmp_path):
+    """`pcforge analog sweep`: trains the default, sweeps stuck devices and drift over Monte
+    Carlo chips on 2 processes, writes results and plots; PC learning on the substrate must
+    recover most of what stuck devices cost (the deterministic seeds make this exact)."""
+    import json
+    out = tmp_path / "analog"
+    r = subprocess.run([sys.executable, "-m", "pcforge", "analog", "sweep", "--out", str(out),
+                        "--quick", "--only", "stuck_off", "--only", "drift", "--seeds", "3",
+                        "--jobs", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr + r.stdout
+    res = json.loads((out / "results.json").read_text())
+    for f in ("nonidealities.png", "drift.png", "results.md", "spec.toml", "weights.npz"):
+        assert (out / f).stat().st_size > 0, f
+    assert set(res["series"]) == {"stuck_off", "drift", "drift_uncompensated"}
+    stuck = {p["level"]: p for p in res["series"]["stuck_off"]}
+    worst = stuck[0.2]
+    assert len(worst["programmed"]["values"]) == 3
+    assert worst["programmed"]["mean"] < stuck[0.0]["programmed"]["mean"] - 0.1
+    assert worst["learned"]["mean"] > worst["programmed"]["mean"] + 0.08
+    unc = res["series"]["drift_uncompensated"]
+    assert unc[-1]["level"] == 3.1536e7
+    assert unc[-1]["programmed"]["mean"] < unc[0]["programmed"]["mean"]
+    lo, m, hi = (worst["programmed"][k] for k in ("ci95_low", "mean", "ci95_high"))
+    assert lo < m < hi
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--spec", "x.toml"], "--spec and --weights together"),
+    (["--only", "bogus"], "unknown"),
+    (["--seeds", "1"], "at least 2 seeds"),
+])
+def test_analog_sweep_bad_input(tmp_path, args, msg):
+    out = tmp_path / "a"
+    r = subprocess.run([sys.executable, "-m", "pcforge", "analog", "sweep", "--out", str(out),
+                        *args], capture_output=True, text=True)
+    assert r.returncode != 0 and msg in (r.stderr + r.stdout), r.stderr
     assert not out.exists()
