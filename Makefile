@@ -23,6 +23,7 @@ bench: $(STAMP)          ## benchmarks: tables on stdout, JSON in benchmarks/res
 	$(BIN)/python benchmarks/pc_vs_backprop.py
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/schedules.py
+	$(BIN)/python benchmarks/learning_remedy.py
 	$(BIN)/python benchmarks/bench_sim.py
 	$(BIN)/pcforge analog sweep --out benchmarks/results/analog
 

@@ -96,15 +96,22 @@ def main():
                       f"{r['amaranth_sim_wall_s']:.1f}" if "amaranth_sim_wall_s" in r else "")
     console.print(table)
     learn_rows = []
-    tl = Table(title="learning on chip (after relaxation): training clamp mask, one sample")
-    for col in ("lanes", "cycles/training sample", "useful MACs", "MAC-lane util."):
+    tl = Table(title="learning on chip: training clamp mask, one sample, T = "
+                     f"{spec.iterations}")
+    for col in ("rule", "lanes", "cycles/training sample", "useful MACs", "multipliers",
+                "MAC util."):
         tl.add_column(col, justify="right")
-    for lanes in BUDGETS:
-        rep = cycle_report(spec, lanes, "training", learn=True)
-        learn_rows.append({"lanes": lanes, "cycles_per_training_sample": rep.total,
-                           "useful_macs": rep.useful_macs, "utilisation": rep.utilisation})
-        tl.add_row(str(lanes), str(rep.total), str(rep.useful_macs),
-                   f"{100 * rep.utilisation:.1f} %")
+    for rule in ("after_relaxation", "incremental"):
+        rspec = spec.replace(learning=rule)
+        for lanes in BUDGETS:
+            rep = cycle_report(rspec, lanes, "training", learn=True)
+            learn_rows.append({"rule": rule, "lanes": lanes,
+                               "cycles_per_training_sample": rep.total,
+                               "useful_macs": rep.useful_macs,
+                               "multipliers": lanes * rep.multipliers_per_lane,
+                               "utilisation": rep.utilisation})
+            tl.add_row(rule, str(lanes), str(rep.total), str(rep.useful_macs),
+                       str(lanes * rep.multipliers_per_lane), f"{100 * rep.utilisation:.1f} %")
     console.print(tl)
     console.print(f"numpy, batch 1, one thread: FloatPCN {float_us:.0f} µs, FixedPCN "
                   f"{fixed_us:.0f} µs per sample")

@@ -45,9 +45,11 @@ Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when va
   starts a run: x of the clamped layers (mask bit k = 1 clamps layer k) must have been written;
   free layers are initialised by the core. With ``pause = 1`` the core stops after every
   iteration (``paused`` = 1, x(t+1) and e(t) readable); ``resume = 1`` continues it. With
-  ``learn = 1`` (cores of specs with ``learning = "after_relaxation"``) the run ends with one
-  read-modify-write sweep per connection: W_l += round(α e_l f(x_{l−1})ᵀ), b_l += round(α e_l),
-  saturating, from e(T) and x(T) — ``docs/datapath.md`` step 7.
+  ``learn = 1`` the core learns with the spec's rule, W_l += round(α e_l f(x_{l−1})ᵀ),
+  b_l += round(α e_l), saturating (``docs/datapath.md`` step 7): ``after_relaxation`` ends the
+  run with one read-modify-write sweep per connection from e(T) and x(T); ``incremental``
+  (synchronous schedule) updates every iteration from e(t) and x(t), inside the feedback
+  sweeps and in row sweeps for connections from clamped layers (``docs/hardware.md``).
 Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done`` (the last run
   finished; cleared by the next start), ``iteration`` (iterations completed), ``cycles`` (clock
   cycles the run has been working, pauses excluded — equal to
@@ -130,8 +132,12 @@ class PCCore(wiring.Component):
     def __init__(self, spec: PCSpec, lanes: int):
         self.spec = spec
         self.geometry = g = check_buildable(spec, lanes)
-        #: learning hardware (``control.learn``): the after-relaxation rule
-        self.learns = spec.learning == "after_relaxation"
+        #: learning hardware (``control.learn``): the after-relaxation rule, or incremental
+        #: learning (an update every iteration) for the synchronous schedule
+        self.learns_after = spec.learning == "after_relaxation"
+        self.learns_incremental = (spec.learning == "incremental"
+                                   and spec.schedule == "synchronous")
+        self.learns = self.spec_learns(spec)
         self.lanes = P = lanes
         L = spec.L
         F = spec.formats
@@ -159,7 +165,8 @@ class PCCore(wiring.Component):
                                for k in layers]
         self.c_mem = [None] + [[mem(signed(self.acc_width), g.depth(k)) for _ in range(P)]
                                for k in layers]
-        self.w_mem = [None] + [[mem(signed(W.width), g.weight_depth(k)) for _ in range(P)]
+        self.w_mem = [None] + [[mem(signed(F.w_store.width), g.weight_depth(k))
+                                for _ in range(P)]
                                for k in layers]
         self.b_mem = [None] + [mem(signed(B.width), spec.sizes[k]) for k in layers]
         super().__init__({
@@ -172,6 +179,13 @@ class PCCore(wiring.Component):
             "cycles": Out(32),
         })
 
+    @staticmethod
+    def spec_learns(spec: PCSpec) -> bool:
+        """Whether the core for ``spec`` can learn: after relaxation (either schedule), or
+        incrementally with the synchronous schedule (with ``delayed_feedback`` e(t) is computed
+        inside the very sweep that would have to use it)."""
+        return spec.learning == "after_relaxation" or spec.schedule == "synchronous"
+
     # ------------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
@@ -179,6 +193,7 @@ class PCCore(wiring.Component):
         L, T = spec.L, spec.iterations
         F = spec.formats
         X, E, Wf, Bf = F.x, F.e, F.w, F.b
+        G, Ws = F.w_guard, F.w_store       # weight memories keep G guard bits (format Ws)
         Facc = F.acc.frac
         A = self.acc_width
         sizes = spec.sizes
@@ -204,7 +219,7 @@ class PCCore(wiring.Component):
                 c_rd[k, p], c_wr[k, p] = ports(self.c_mem[k][p], f"cache{k}_lane{p}")
                 w_rd[k, p], w_wr[k, p] = ports(self.w_mem[k][p], f"w{k}_lane{p}")
         for l in range(1, L + 1):
-            b_rd[l], b_wr[l] = ports(self.b_mem[l], f"b{l}")
+            b_rd[l], b_wr[l] = ports(self.b_mem[l], f"bias{l}")
 
         # ---- token layout ---------------------------------------------------------------
         token = data.StructLayout({
@@ -255,7 +270,10 @@ class PCCore(wiring.Component):
         if not delayed:
             slots += [("a", l) for l in range(1, L + 1)] + [("drain_a", None)]
             first_b = len(slots)
-            slots += [("b", l) for l in range(L, 0, -1)] + [("drain_b", None)]
+            slots += [("b", l) for l in range(L, 0, -1)]
+            if self.learns_incremental:       # connections from clamped layers learn here
+                slots += [("linc", l) for l in range(1, L + 1)]
+            slots += [("drain_b", None)]
             first_final = first_iter
         else:
             for l in range(1, L + 1):
@@ -266,7 +284,15 @@ class PCCore(wiring.Component):
             first_final = len(slots)
             slots += [("a", l) for l in range(1, L + 1)] + [("drain_a", None)]
         first_learn = len(slots)
-        slots += [("learn", l) for l in range(1, L + 1)] + [("drain_end", None)]
+        if self.learns_after:
+            slots += [("learn", l) for l in range(1, L + 1)] + [("drain_end", None)]
+        # incremental learning: no prediction is cached and no error is fused into a feedback
+        # sweep (the weights change every iteration)
+        inc = learn if self.learns_incremental else None
+
+        def not_inc(v):
+            """``v`` while incremental learning is off (v itself in cores without it)."""
+            return v if inc is None else v & ~inc
 
         def setup(op, nop, layer, lane_layer, node_layer, we_e=0, we_x=0, we_c=0, drain=0,
                   fuse=0):
@@ -296,10 +322,13 @@ class PCCore(wiring.Component):
             if kind == "a":
                 # e_l from the cache is computed by feedback(l+1) in phase B when layer l is
                 # free (that update is its only consumer)
-                fused = (~mask[l] & (it < T)) if l < L else Const(0, 1)
-                return Mux(mask[l - 1], ~(mask[l] & (it > 0)) & ~fused, 1)
+                fused = not_inc(~mask[l] & (it < T)) if l < L else Const(0, 1)
+                cond = ~(mask[l] & (it > 0)) & ~fused
+                return Mux(mask[l - 1], cond if inc is None else cond | inc, 1)
             if kind == "b" or kind == "pre":
                 return ~mask[l - 1]
+            if kind == "linc":
+                return inc & mask[l - 1]
             if kind == "f":
                 return Mux(mask[l - 1], ~(mask[l] & (it > 0)), 1)
             return True                                      # learn sweeps and drains
@@ -317,7 +346,7 @@ class PCCore(wiring.Component):
                 m.d.sync += setup(Op.NODE, NodeOp.ZERO, l, l, l, we_x=1, drain=1)
             elif kind == "a":
                 top = (~mask[L] & (it < T)) if l == L else 0
-                with m.If(mask[l - 1]):
+                with m.If(not_inc(mask[l - 1])):
                     m.d.sync += setup(Op.NODE, NodeOp.ERR, l, l, l, we_e=1, we_x=top)
                 with m.Else():
                     m.d.sync += setup(Op.PRED, NodeOp.ERR, l, l - 1, l, we_e=1, we_x=top)
@@ -331,14 +360,14 @@ class PCCore(wiring.Component):
                 m.d.sync += [drain_cnt.eq(DRAIN_A_CYCLES - 2), after_drain.eq(0)]
                 m.next = "DRAIN"
                 return
-            elif kind == "learn":
+            elif kind in ("learn", "linc"):
                 m.d.sync += setup(Op.LEARN, NodeOp.ERR, l, l - 1, l)
             elif kind == "drain_end":
                 m.d.sync += [drain_cnt.eq(DRAIN_CYCLES - 2), after_drain.eq(3)]
                 m.next = "DRAIN"
                 return
             elif kind == "b":
-                fuse = mask[l - 2] if l >= 2 else 0
+                fuse = not_inc(mask[l - 2]) if l >= 2 else 0
                 m.d.sync += setup(Op.FB, NodeOp.UPD, l, l - 1, l - 1, we_x=1, we_e=fuse,
                                   fuse=fuse)
             else:                                                    # drain_a / drain_b
@@ -431,14 +460,21 @@ class PCCore(wiring.Component):
                         with m.Case(0):
                             m.next = "SLOT"
                         with m.Case(1):                              # end of phase A
-                            with m.If((it == T) & learn):
-                                m.d.sync += slot.eq(first_learn)
-                                m.next = "SLOT"
-                            with m.Elif(it == T):
-                                m.d.sync += done.eq(1)
-                                m.next = "IDLE"
-                            with m.Else():
-                                m.next = "SLOT"
+                            if self.learns_after:
+                                with m.If((it == T) & learn):
+                                    m.d.sync += slot.eq(first_learn)
+                                    m.next = "SLOT"
+                                with m.Elif(it == T):
+                                    m.d.sync += done.eq(1)
+                                    m.next = "IDLE"
+                                with m.Else():
+                                    m.next = "SLOT"
+                            else:
+                                with m.If(it == T):
+                                    m.d.sync += done.eq(1)
+                                    m.next = "IDLE"
+                                with m.Else():
+                                    m.next = "SLOT"
                         with m.Case(3):                              # end of learning
                             m.d.sync += done.eq(1)
                             m.next = "IDLE"
@@ -576,7 +612,7 @@ class PCCore(wiring.Component):
         xl1 = [Signal(signed(X.width), name=f"xl1_{p}") for p in range(P)]
         el1 = [Signal(signed(E.width), name=f"el1_{p}") for p in range(P)]
         ca1 = [Signal(signed(A), name=f"ca1_{p}") for p in range(P)]
-        w1 = [Signal(signed(Wf.width), name=f"w1_{p}") for p in range(P)]
+        w1 = [Signal(signed(Ws.width), name=f"w1_{p}") for p in range(P)]
         xs1 = Signal(signed(X.width))
         eb1 = Signal(signed(E.width))
         b1 = Signal(signed(Bf.width))
@@ -626,6 +662,7 @@ class PCCore(wiring.Component):
 
         # ---- S2: registered operands ----------------------------------------------------
         w2 = carry(w1, "w", 2)
+        wm2 = [w >> G for w in w2] if G else w2     # the multipliers' W: guard bits dropped
         xl2, el2, ca2 = carry(xl1, "xl", 2), carry(el1, "el", 2), carry(ca1, "ca", 2)
         xs2, eb2, b2 = stage(xs1, "xs", 2), stage(eb1, "eb", 2), stage(b1, "b", 2)
 
@@ -638,7 +675,7 @@ class PCCore(wiring.Component):
                                    Mux((t2.op == Op.FB) | (t2.op == Op.LEARN), eb2, f2[p]), 0))
             WB = max(Wf.width, X.width)
             opb = Signal(signed(WB), name=f"opb2_{p}")       # W, or f(x) when learning
-            m.d.comb += opb.eq(Mux(t2.op == Op.LEARN, f2[p], w2[p]))
+            m.d.comb += opb.eq(Mux(t2.op == Op.LEARN, f2[p], wm2[p]))
             pr = Signal(signed(WA + WB), name=f"prod3_{p}")
             m.d.sync += pr.eq(opa * opb)
             prod3.append(pr)
@@ -646,7 +683,7 @@ class PCCore(wiring.Component):
             prodfb3 = []
             for p in range(P):
                 pr = Signal(signed(E.width + Wf.width), name=f"prodfb3_{p}")
-                m.d.sync += pr.eq(Mux(t2.lane_mask[p] & t2.fb_on, eb2, 0) * w2[p])
+                m.d.sync += pr.eq(Mux(t2.lane_mask[p] & t2.fb_on, eb2, 0) * wm2[p])
                 prodfb3.append(pr)
         xl3, el3, ca3 = carry(xl2, "xl", 3), carry(el2, "el", 3), carry(ca2, "ca", 3)
         d3 = carry(d2, "d", 3)
@@ -659,10 +696,19 @@ class PCCore(wiring.Component):
             eb3 = stage(eb2, "eb", 3)
             dw4 = [Signal(signed(WA + WB + al.mantissa.bit_length() + 2), name=f"dw4_{p}")
                    for p in range(P)]
+            learn_prod3 = prod3
+            if self.learns_incremental:
+                # a second multiplier per lane: e_l[i] · f(x_{l−1}[j]) beside the feedback
+                # product W[i, j] · e_l[i] of the same token (column sweeps learn in passing)
+                learn_prod3 = []
+                for p in range(P):
+                    pr = Signal(signed(E.width + X.width), name=f"prodl3_{p}")
+                    m.d.sync += pr.eq(Mux(t2.lane_mask[p], eb2, 0) * f2[p])
+                    learn_prod3.append(pr)
             for p in range(P):
-                m.d.sync += dw4[p].eq(round_shift(prod3[p] * al.mantissa,
-                                                  E.frac + X.frac + al.frac - Wf.frac,
-                                                  Wf.rounding))
+                m.d.sync += dw4[p].eq(round_shift(learn_prod3[p] * al.mantissa,
+                                                  E.frac + X.frac + al.frac - Ws.frac,
+                                                  Ws.rounding))
             db4 = Signal(signed(E.width + al.mantissa.bit_length() + 2 + max(0, Bf.frac)),
                          name="db4")
             m.d.sync += db4.eq(round_shift(eb3 * al.mantissa, E.frac + al.frac - Bf.frac,
@@ -670,7 +716,7 @@ class PCCore(wiring.Component):
             w4 = carry(w3, "w", 4)
             wn5 = []
             for p in range(P):
-                new, _ = fit(w4[p] + dw4[p], Wf)
+                new, _ = fit(w4[p] + dw4[p], Ws)
                 wn5.append(stage(new, f"wn_{p}_s", 5))
 
         # ---- S4: adder tree (prediction) / lane accumulators (feedback) ----------------
@@ -788,13 +834,18 @@ class PCCore(wiring.Component):
         if self.learns:
             bn5 = stage(fit(b4 + db4, Bf)[0], "bn", 5)
             t5l = t5.valid & (t5.op == Op.LEARN)
+            t5b = t5l & t5.first                   # a row sweep's first token: its row's bias
+            if self.learns_incremental:            # column sweeps while learning: W, and each
+                t5fb = t5.valid & (t5.op == Op.FB) & learn        # row's bias in column 0
+                t5b = t5b | (t5fb & (t5.c == 0))
+                t5l = t5l | t5fb
         for l in range(1, L + 1):
             with m.If(running):
                 if self.learns:
                     for p in range(P):
                         m.d.comb += [w_wr[l, p].en.eq(t5l & (t5.layer == l) & t5.lane_mask[p]),
                                      w_wr[l, p].addr.eq(t5.w_addr), w_wr[l, p].data.eq(wn5[p])]
-                    m.d.comb += [b_wr[l].en.eq(t5l & (t5.layer == l) & t5.first),
+                    m.d.comb += [b_wr[l].en.eq(t5b & (t5.layer == l)),
                                  b_wr[l].addr.eq(t5.row), b_wr[l].data.eq(bn5)]
             with m.Else():
                 for p in range(P):

@@ -122,8 +122,7 @@ class CycleReport:
 
     @property
     def utilisation(self) -> float:
-        """Useful MACs / (multipliers × total cycles); one multiplier per lane, two for the
-        ``delayed_feedback`` one-sweep core."""
+        """Useful MACs / (multipliers × total cycles); see :func:`multipliers_per_lane`."""
         return self.useful_macs / (self.lanes * self.multipliers_per_lane * self.total)
 
     def as_dict(self) -> dict:
@@ -136,14 +135,22 @@ class CycleReport:
 
 def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | None = None,
                  learn: bool = False) -> CycleReport:
-    """The exact cycle count of one run of the core (the hardware's ``cycles`` counter);
-    ``learn``: the run ends with the learning sweeps (after-relaxation rule)."""
+    """The exact cycle count of one run of the core (the hardware's ``cycles`` counter).
+
+    ``learn``: with ``learning = "after_relaxation"`` the run ends with one read-modify-write
+    row sweep per connection; with ``"incremental"`` (synchronous schedule) every iteration
+    learns: predictions are recomputed instead of cached, column sweeps update their weights in
+    passing, and connections from clamped layers get a row sweep after phase B."""
     g = CoreGeometry(spec, lanes)
     m = spec.mask(mask)
     L = spec.L
     T = spec.iterations if iterations is None else iterations
     n = spec.sizes
     ff = spec.init == "feedforward"
+    inc = learn and spec.learning == "incremental"
+    if inc and spec.schedule != "synchronous":
+        raise ValueError("incremental learning in hardware needs the synchronous schedule "
+                         "(delayed_feedback computes e(t) inside the sweep that would use it)")
     macs = 0
     lane_cycles = 0
 
@@ -163,7 +170,7 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
         nonlocal macs, lane_cycles
         cyc = 0
         for l in range(1, L + 1):
-            if m[l - 1]:
+            if m[l - 1] and not inc:
                 fused = l < L and not m[l] and t < T     # computed by feedback(l+1) instead
                 if not (m[l] and t > 0) and not fused:
                     cyc += 1 + g.node_tokens(l)
@@ -179,8 +186,14 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
         for l in range(L, 0, -1):
             if not m[l - 1]:
                 cyc += 1 + g.feedback_tokens(l)
-                macs += n[l] * n[l - 1]
+                macs += n[l] * n[l - 1] * (2 if inc else 1)     # + e·f(x) when learning
                 lane_cycles += g.feedback_tokens(l) * lanes
+        if inc:                          # row sweeps learn the connections from clamped layers
+            for l in range(1, L + 1):
+                if m[l - 1]:
+                    cyc += 1 + g.pred_tokens(l)
+                    macs += n[l] * n[l - 1]
+                    lane_cycles += g.pred_tokens(l) * lanes
         return cyc + DRAIN_CYCLES
 
     def one_sweep(t: int) -> int:
@@ -205,7 +218,7 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
     else:
         per_iter = [phase_a(t) + phase_b() for t in range(T)]
     final = phase_a(T)
-    if learn:                          # one read-modify-write row sweep per connection, a drain
+    if learn and not inc:              # one read-modify-write row sweep per connection, a drain
         for l in range(1, L + 1):
             final += 1 + g.pred_tokens(l)
             macs += n[l] * n[l - 1]
@@ -213,5 +226,13 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", iterations: int | N
         final += DRAIN_CYCLES
     return CycleReport(prologue=prologue, per_iteration=per_iter, final_pass=final,
                        useful_macs=macs, mac_lane_cycles=lane_cycles, lanes=lanes,
-                       multipliers_per_lane=2 if spec.schedule == "delayed_feedback" else 1)
+                       multipliers_per_lane=multipliers_per_lane(spec))
+
+
+def multipliers_per_lane(spec: PCSpec) -> int:
+    """2 for the one-sweep ``delayed_feedback`` core (W·e(t−1) beside W·f(x)) and for cores
+    that learn incrementally (e·f(x) beside W·e in column sweeps); 1 otherwise."""
+    if spec.schedule == "delayed_feedback":
+        return 2
+    return 2 if spec.learning == "incremental" else 1
 

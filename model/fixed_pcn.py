@@ -6,7 +6,10 @@ hardware. ``docs/datapath.md`` is the table of that order; the numbered steps be
 
 Formats: X = ``formats.x`` (x and f(x); f'(x) as an integer with X's fraction bits), E =
 ``formats.e`` (e and ε), Wf/Bf = ``formats.w``/``formats.b``, A = ``formats.acc`` (exact sums,
-fraction bits ``F``). γ = g·2^-fg and α = m·2^-fa are exact constants.
+fraction bits ``F``). γ = g·2^-fg and α = m·2^-fa are exact constants. With
+``formats.w_guard`` = G > 0 the weights are stored in Ws = ``formats.w_store`` (G more
+fraction bits) and every product in (2) and (4) uses W >> G (floor), i.e. Wf; (7) rounds to
+and saturates in Ws.
 
   (1) a_l, d_l = f(x_l), f'(x_l)                  activation unit (tables for tanh)
   (2) acc_l = Σ_j W_l[i,j]·a_{l-1}[j] · 2^(F−fx−fw) + b_l[i] · 2^(F−fb)    exact, width A
@@ -15,7 +18,7 @@ fraction bits ``F``). γ = g·2^-fg and α = m·2^-fa are exact constants.
   (4) ε_l = E( Σ_k W_{l+1}[k,i]·e_{l+1}[k] · 2^(F−fe−fw) )   for free l < L
   (5) δ_l = d_l·ε_l − e_l·2^fx                    exact, fraction fe+fx   (δ_L = −e_L·2^fx)
   (6) x_l ← X( x_l + round(g·δ_l, fe+fg → 0) )    round the increment, add, fit X
-  (7) W_l ← Wf( W_l + round(m·e_l·a_{l−1}, fe+fx+fa → fw) ),  b_l ← Bf( b_l + round(m·e_l,
+  (7) W_l ← Ws( W_l + round(m·e_l·a_{l−1}, fe+fx+fa → fw+G) ),  b_l ← Bf( b_l + round(m·e_l,
       fe+fa → fb) )                               learning, from the same e and a
 
 Feed-forward initialisation: x_l = X(acc_l) (round F→fx) in layer order, for free layers.
@@ -63,6 +66,7 @@ class FixedResult:
     trace_x     x(t) for t = 0..T (t = 0: after initialisation)      — when traced
     trace_e     e(t) for t = 0..T−1, the errors computed in iteration t — when traced
     energy      (T+1, B) float energy from e(0..T)
+    trace_w     (W, b) after every iteration's update (incremental learning, when traced)
     """
 
     x: list
@@ -70,6 +74,7 @@ class FixedResult:
     energy: np.ndarray
     trace_x: list = field(default_factory=list)
     trace_e: list = field(default_factory=list)
+    trace_w: list = field(default_factory=list)
 
     @property
     def output(self) -> np.ndarray:
@@ -79,13 +84,15 @@ class FixedResult:
 class FixedPCN:
     """Bit-exact fixed-point predictive coding network.
 
-    ``W[l-1]`` (int64, Wf) and ``b[l-1]`` (int64, Bf) are the hardware's weight and bias memory
+    ``W[l-1]`` (int64, Ws = Wf plus guard bits) and ``b[l-1]`` (int64, Bf) are the hardware's weight and bias memory
     contents for connection l; learning methods update them in place exactly as the hardware's
-    read-modify-write does.
+    read-modify-write does. ``weight_updates`` = [non-zero products α·e·f(x), those of them
+    that rounded to a zero change] over all learning so far (sub-LSB updates lost).
     """
 
     def __init__(self, spec: PCSpec, W: list, b: list):
         self.spec = spec
+        self.weight_updates = [0, 0]
         F = spec.formats
         if len(W) != spec.L or len(b) != spec.L:
             raise ValueError(f"need {spec.L} weight and bias arrays, got {len(W)} and {len(b)}")
@@ -96,7 +103,7 @@ class FixedPCN:
             if w.shape != spec.weight_shape(l) or v.shape != (spec.sizes[l],):
                 raise ValueError(f"W{l}/b{l} shapes {w.shape}/{v.shape} do not match the spec "
                                  f"{spec.weight_shape(l)}/({spec.sizes[l]},)")
-            for arr, fmt, nm in ((w, F.w, f"W{l}"), (v, F.b, f"b{l}")):
+            for arr, fmt, nm in ((w, F.w_store, f"W{l}"), (v, F.b, f"b{l}")):
                 if arr.dtype.kind not in "iu" or arr.min(initial=0) < fmt.min_int \
                         or arr.max(initial=0) > fmt.max_int:
                     raise ValueError(f"{nm} must hold integers within {fmt}")
@@ -110,7 +117,7 @@ class FixedPCN:
         weights.check(spec)
         F = spec.formats
         sat = SaturationCounts(spec.n_layers)
-        W = [F.w.from_float(w, sat("w", l + 1)) for l, w in enumerate(weights.W)]
+        W = [F.w_store.from_float(w, sat("w", l + 1)) for l, w in enumerate(weights.W)]
         b = [F.b.from_float(v, sat("b", l + 1)) for l, v in enumerate(weights.b)]
         net = cls(spec, W, b)
         net.sat = sat
@@ -118,7 +125,8 @@ class FixedPCN:
 
     def to_float_weights(self) -> Weights:
         F = self.spec.formats
-        return Weights([F.w.to_float(w) for w in self.W], [F.b.to_float(v) for v in self.b])
+        return Weights([F.w_store.to_float(w) for w in self.W],
+                       [F.b.to_float(v) for v in self.b])
 
     def quantize(self, values, layer: int | None = None) -> np.ndarray:
         """Float values into the X format (for clamped inputs and targets)."""
@@ -135,7 +143,7 @@ class FixedPCN:
         """Step (2): exact acc_l = W_l a_{l-1} + b_l with F fraction bits, (B, n_l)."""
         F = self.spec.formats
         F_acc = F.acc.frac
-        prod = a_prev @ self.W[l - 1].T
+        prod = a_prev @ self.mac_weights(l).T
         return (prod << (F_acc - F.x.frac - F.w.frac)) + (self.b[l - 1] << (F_acc - F.b.frac))
 
     def error(self, l: int, x_l: np.ndarray, acc: np.ndarray) -> np.ndarray:
@@ -147,7 +155,7 @@ class FixedPCN:
     def feedback(self, l: int, e_next: np.ndarray) -> np.ndarray:
         """Step (4): ε_l = E(W_{l+1}ᵀ e_{l+1}) for layer l < L."""
         F = self.spec.formats
-        fb = (e_next @ self.W[l]) << (F.acc.frac - F.e.frac - F.w.frac)
+        fb = (e_next @ self.mac_weights(l + 1)) << (F.acc.frac - F.e.frac - F.w.frac)
         return requantize(fb, F.acc.frac, F.e, self.sat("eps", l))
 
     def update(self, l: int, x_l, e_l, d_l, eps_l):
@@ -160,6 +168,12 @@ class FixedPCN:
         inc = round_shift(delta * g.mantissa, F.e.frac + g.frac, F.x.rounding)
         return fit(x_l + inc, F.x, self.sat("x", l))
 
+    def mac_weights(self, l: int) -> np.ndarray:
+        """W_l as the multipliers see it: the stored weights without their guard bits
+        (floor), in the ``w`` format."""
+        g = self.spec.formats.w_guard
+        return self.W[l - 1] >> g if g else self.W[l - 1]
+
     def learn(self, e: list, a: list):
         """Step (7) for one sample: W_l += round(α e_l a_{l−1}ᵀ), b_l += round(α e_l)."""
         F = self.spec.formats
@@ -168,8 +182,12 @@ class FixedPCN:
             el = e[l].reshape(-1)
             ap = a[l - 1].reshape(-1)
             p = (el[:, None] * ap[None, :]) * al.mantissa
-            dW = round_shift(p, F.e.frac + F.x.frac + al.frac - F.w.frac, F.w.rounding)
-            self.W[l - 1] = fit(self.W[l - 1] + dW, F.w, self.sat("w", l))
+            Ws = F.w_store
+            dW = round_shift(p, F.e.frac + F.x.frac + al.frac - Ws.frac, Ws.rounding)
+            moved = p != 0
+            self.weight_updates[0] += int(np.count_nonzero(moved))
+            self.weight_updates[1] += int(np.count_nonzero(moved & (dW == 0)))
+            self.W[l - 1] = fit(self.W[l - 1] + dW, Ws, self.sat("w", l))
             db = round_shift(el * al.mantissa, F.e.frac + al.frac - F.b.frac, F.b.rounding)
             self.b[l - 1] = fit(self.b[l - 1] + db, F.b, self.sat("b", l))
 
@@ -251,7 +269,7 @@ class FixedPCN:
         if learning is not None and x[0].shape[0] != 1:
             raise ValueError("fixed-point learning takes one sample at a time (batch of 1)")
         cache = self._clamped_predictions(x, mask)
-        tx, te, energies = ([x] if trace else []), [], []
+        tx, te, tw, energies = ([x] if trace else []), [], [], []
         fe = spec.formats.e.frac
         e = None
         for _ in range(T):
@@ -260,6 +278,8 @@ class FixedPCN:
             if learning == "incremental":
                 self.learn(e, a)
                 cache = self._clamped_predictions(x, mask)
+                if trace:
+                    tw.append(([w.copy() for w in self.W], [v.copy() for v in self.b]))
             if trace:
                 tx.append(x)
                 te.append(e)
@@ -268,7 +288,8 @@ class FixedPCN:
         energies.append(_energy(e, fe))
         if learning == "after_relaxation":
             self.learn(e, [a for a, _ in acts])
-        return FixedResult(x=x, e=e, energy=np.array(energies), trace_x=tx, trace_e=te)
+        return FixedResult(x=x, e=e, energy=np.array(energies), trace_x=tx, trace_e=te,
+                           trace_w=tw)
 
     def _clamped_predictions(self, x: list, mask) -> dict:
         """acc_l of every connection whose source layer is clamped (constant over a sample)."""

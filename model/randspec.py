@@ -3,7 +3,7 @@
 Every generator takes a seeded ``numpy.random.Generator``; a failing case is replayed from its
 seed (tests print it). The ranges cover what the hardware generator must support: 2–5 layers,
 sizes 1–24, widths 6–20, all rounding and overflow modes, every activation, random rates and
-clamp masks.
+clamp masks, weight guard bits.
 """
 from __future__ import annotations
 
@@ -38,10 +38,11 @@ def random_spec(rng: np.random.Generator, *, n_layers=(2, 5), size=(1, 24), widt
                                       int(rng.integers(3, 9)))
         alpha = FixedConst.from_float(float(rng.choice([2 ** -3, 2 ** -5, 0.01, 0.05])),
                                       int(rng.integers(6, 12)))
+        guard = int(rng.integers(1, 5)) if rng.random() < 0.3 else 0
         try:
             return PCSpec(sizes=sizes, activations=acts,
                           iterations=int(rng.integers(iterations[0], iterations[1] + 1)),
-                          formats=Formats(x, e, w, b), gamma=gamma, alpha=alpha,
+                          formats=Formats(x, e, w, b, w_guard=guard), gamma=gamma, alpha=alpha,
                           init=str(rng.choice(["feedforward", "zero"])),
                           learning=str(rng.choice(LEARNING_RULES)),
                           schedule=str(rng.choice(schedules)),
@@ -52,13 +53,13 @@ def random_spec(rng: np.random.Generator, *, n_layers=(2, 5), size=(1, 24), widt
 
 
 def random_int_weights(spec: PCSpec, rng: np.random.Generator, scale: float = 0.5):
-    """Integer weights and biases within the W/B formats (a fraction ``scale`` of full range,
-    sometimes full range to exercise saturation)."""
+    """Integer weights and biases within the stored W/B formats (a fraction ``scale`` of full
+    range, sometimes full range to exercise saturation)."""
     F = spec.formats
     W, b = [], []
     for l in range(1, spec.L + 1):
         s = 1.0 if rng.random() < 0.15 else scale
-        lim_w = max(1, int(F.w.max_int * s))
+        lim_w = max(1, int(F.w_store.max_int * s))
         lim_b = max(1, int(F.b.max_int * s))
         W.append(rng.integers(-lim_w, lim_w + 1, size=spec.weight_shape(l)))
         b.append(rng.integers(-lim_b, lim_b + 1, size=spec.sizes[l]))

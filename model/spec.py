@@ -57,6 +57,10 @@ class Formats:
     acc  the multiply-accumulate register: exact sums of products, never rounded or overflowed
          (validated); its ``frac`` must be ≥ max(x.frac, e.frac) + w.frac and ≥ b.frac.
          ``None`` (the default) lets :class:`PCSpec` choose the narrowest exact accumulator.
+    w_guard  guard bits of the weights (default 0): the weight memories keep ``w_guard`` more
+         fraction bits than ``w`` (storage format :attr:`w_store`), so that learning updates
+         smaller than w's LSB accumulate instead of rounding away; the multipliers use the
+         top ``w.width`` bits (floor: W_store >> w_guard), so their width does not change.
     """
 
     x: QFormat = QFormat(16, 10)
@@ -64,9 +68,19 @@ class Formats:
     w: QFormat = QFormat(16, 12)
     b: QFormat = QFormat(16, 12)
     acc: QFormat | None = None
+    w_guard: int = 0
+
+    @property
+    def w_store(self) -> QFormat:
+        """The weight memories' format: ``w`` with ``w_guard`` more fraction bits."""
+        w, g = self.w, self.w_guard
+        return w if not g else QFormat(w.width + g, w.frac + g, w.rounding, w.overflow)
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k).to_dict() for k in ("x", "e", "w", "b", "acc")}
+        d = {k: getattr(self, k).to_dict() for k in ("x", "e", "w", "b", "acc")}
+        if self.w_guard:                 # absent when 0: older specs keep their digests
+            d["w_guard"] = self.w_guard
+        return d
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,12 @@ class PCSpec:
     def _validate_formats(self):
         F = self.formats
         x, e, w, b, acc = F.x, F.e, F.w, F.b, F.acc
+        g = F.w_guard
+        if not isinstance(g, int) or isinstance(g, bool) or not 0 <= g <= 16:
+            raise SpecError(f"formats.w_guard = {g!r}: give 0..16 guard bits")
+        if w.width + g > MAX_STORAGE_WIDTH:
+            raise SpecError(f"formats.w_guard = {g}: the weight memories would be {w.width + g} "
+                            f"bits wide (limit {MAX_STORAGE_WIDTH}); use fewer guard bits")
         for k in ("x", "e", "w", "b"):
             if getattr(F, k).width > MAX_STORAGE_WIDTH:
                 raise SpecError(f"formats.{k}.width = {getattr(F, k).width}: node, weight and "
@@ -264,12 +284,12 @@ class PCSpec:
             if need > MAX_DATAPATH_BITS:
                 raise SpecError(f"the {what} can need {need} bits, over the "
                                 f"{MAX_DATAPATH_BITS}-bit datapath limit; {fix}")
-        shift_w = e.frac + x.frac + self.alpha.frac - w.frac
+        shift_w = e.frac + x.frac + self.alpha.frac - w.frac - g
         shift_b = e.frac + self.alpha.frac - b.frac
         if shift_w < 0 or shift_b < 0:
-            raise SpecError(f"formats.w.frac = {w.frac} / formats.b.frac = {b.frac} exceed the "
-                            f"fraction bits of the learning product; add fraction bits to "
-                            f"rates.alpha or formats.e")
+            raise SpecError(f"formats.w.frac + w_guard = {w.frac + g} / formats.b.frac = "
+                            f"{b.frac} exceed the fraction bits of the learning product; add "
+                            f"fraction bits to rates.alpha or formats.e (or fewer guard bits)")
 
     def datapath_bits(self, acc_frac: int | None = None) -> DatapathBits:
         """Worst-case bits of every wide intermediate, from the formats and sizes."""
@@ -323,7 +343,8 @@ class PCSpec:
     def to_toml(self) -> str:
         head = (f"# pcforge spec '{self.name}' — digest {self.digest}\n"
                 f"# gamma = {self.gamma.value:g}, alpha = {self.alpha.value:g}; "
-                f"formats: x {self.formats.x}, e {self.formats.e}, w {self.formats.w}, "
+                f"formats: x {self.formats.x}, e {self.formats.e}, w {self.formats.w}"
+                f"{f' (+{self.formats.w_guard} guard bits)' if self.formats.w_guard else ''}, "
                 f"b {self.formats.b}, acc {self.formats.acc}\n")
         return head + tomli_w.dumps(self.to_dict())
 
@@ -348,9 +369,16 @@ class PCSpec:
             if req not in net:
                 raise SpecError(f"network.{req} is missing; add it under [network]")
         fmts = d.get("formats", {})
-        _check_keys("formats", fmts, {"x", "e", "w", "b", "acc"})
+        _check_keys("formats", fmts, {"x", "e", "w", "b", "acc", "w_guard"})
         kw = {}
+        if "w_guard" in fmts:
+            g = fmts["w_guard"]
+            if not _is_int(g):
+                raise SpecError(f"formats.w_guard = {g!r} must be an integer (guard bits)")
+            kw["w_guard"] = int(g)
         for k, v in fmts.items():
+            if k == "w_guard":
+                continue
             _check_keys(f"formats.{k}", v, {"width", "frac", "rounding", "overflow"})
             try:
                 kw[k] = QFormat(**v)

@@ -179,11 +179,69 @@ def _mlp_act(spec):
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Output folder for spec.toml, weights.npz, metrics.json.")
+@click.option("--on", "where", type=click.Choice(["model", "hardware"]), default="model",
+              show_default=True,
+              help="model: the numpy models (--trainer). hardware: the emitted core learns on "
+                   "chip, cycle-accurate under cocotb + Verilator, every weight checked against "
+                   "FixedPCN after every update.")
+@click.option("--lanes", type=int, default=8, show_default=True,
+              help="MAC lanes of the core (--on hardware).")
+@click.option("--limit", type=int, default=None,
+              help="--on hardware: training samples per epoch (default: all 1437).")
+@click.option("--test-limit", type=int, default=None,
+              help="--on hardware: evaluate on the first N test digits (default: all 360).")
 @_train_options
-def train(out, **kw):
-    """Train a PC network on the built-in digits data set (float or fixed point)."""
+def train(out, where, lanes, limit, test_limit, **kw):
+    """Train a PC network on the built-in digits data set: in float or fixed point, or on the
+    hardware itself."""
     with _errors():
-        _train(out, **kw)
+        if where == "hardware":
+            _train_on_hardware(out, lanes, limit, test_limit, **kw)
+        else:
+            _train(out, **kw)
+
+
+def _train_on_hardware(out, lanes, limit, test_limit, spec_path, hidden, activation,
+                       iterations, learning, epochs, seed, **_ignored):
+    from .model.data import load_digits_split
+    from .sim.hw_train import HardwareMismatch, train_on_hardware
+
+    out = Path(out)
+    spec = _spec_from_options(spec_path, hidden, activation, iterations, learning)
+    from .hdl.core import PCCore
+    if not PCCore.spec_learns(spec):
+        raise click.ClickException(
+            f"learning = {spec.learning!r} with schedule = {spec.schedule!r}: the core learns "
+            "after relaxation (either schedule) or incrementally with the synchronous schedule; "
+            "change network.learning or network.schedule")
+    epochs = epochs or 6
+    console.print(f"[bold]training on the hardware[/]: spec {spec.digest} (sizes "
+                  f"{list(spec.sizes)}, learning {spec.learning}), {lanes} lanes, {epochs} "
+                  f"epochs, building the Verilator model (cached)")
+    try:
+        with _progress("on-chip learning (Verilator)") as cb:
+            weights, metrics = train_on_hardware(spec, load_digits_split(), epochs=epochs,
+                                                 limit=limit, lanes=lanes, seed=seed,
+                                                 test_limit=test_limit, progress=cb)
+    except HardwareMismatch as exc:
+        raise click.ClickException(f"the hardware stopped agreeing with FixedPCN: {exc}")
+    out.mkdir(parents=True, exist_ok=True)
+    spec.save(out / "spec.toml")
+    weights.save(out / "weights.npz", spec)
+    _write_json(out / "metrics.json", metrics)
+    t = Table(title=f"digits test accuracy after {metrics['samples']} training samples on "
+                    f"chip ({metrics['learning']}; {metrics['test_samples']} test digits)")
+    t.add_column("trained and evaluated")
+    t.add_column("accuracy", justify="right")
+    t.add_row("on the hardware (Verilator)", f"{metrics['hw_test_accuracy']:.2%}")
+    t.add_row("FixedPCN, same samples", f"{metrics['fixed_test_accuracy']:.2%}")
+    t.add_row("FloatPCN, same samples (SGD, α)", f"{metrics['float_test_accuracy']:.2%}")
+    console.print(t)
+    console.print(f"every weight and bias equal to FixedPCN after all "
+                  f"{metrics['updates_checked']} samples' updates; "
+                  f"{metrics['cycles_per_training_sample']}"
+                  f" cycles per training sample (model {metrics['cycle_model_per_training_sample']}"
+                  f"); wrote {out / 'metrics.json'}, {out / 'weights.npz'}, {out / 'spec.toml'}")
 
 
 @main.command()

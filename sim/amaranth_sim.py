@@ -22,7 +22,9 @@ __all__ = ["CoreRun", "run_core"]
 class CoreRun:
     """What a hardware run produced: final x(T) and e(T) per layer (int64 arrays, e[0] = 0),
     the traces x(t), t = 0..T and e(t), t = 0..T−1 (when traced), the ``cycles`` counter and any
-    words read back through the host read stream."""
+    words read back through the host read stream; with learning the weights after the sample
+    (``W``, ``b``) and, learning incrementally, (W, b) after every iteration's update
+    (``trace_w``)."""
 
     x: list
     e: list
@@ -32,6 +34,7 @@ class CoreRun:
     readback: list = field(default_factory=list)
     W: list = field(default_factory=list)
     b: list = field(default_factory=list)
+    trace_w: list = field(default_factory=list)
 
 
 def _peek_layer(ctx, core: PCCore, kind: str, layer: int) -> np.ndarray:
@@ -76,8 +79,10 @@ def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = Tru
     """
     spec, g = core.spec, core.geometry
     if learn and not core.learns:
-        raise ValueError(f"learning = {spec.learning!r}: the core learns with the "
-                         "'after_relaxation' rule only so far (incremental is not built yet)")
+        raise ValueError(f"learning = {spec.learning!r} with schedule = {spec.schedule!r}: the "
+                         "core learns after relaxation (either schedule) or incrementally "
+                         "(synchronous schedule only: delayed_feedback computes e(t) inside "
+                         "the sweep that would have to use it)")
     mask = spec.mask(mask)
     single = isinstance(clamped, dict)
     samples = [clamped] if single else list(clamped)
@@ -109,18 +114,20 @@ def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = Tru
                     words += node_words(g, layer, np.asarray(vals).reshape(-1))
             await send(ctx, words)
             await control(ctx, 0)
-            tx, te = [], []
+            tx, te, tw = [], [], []
             while True:
                 await ctx.tick()
                 if ctx.get(core.paused):
                     tx.append([_peek_layer(ctx, core, "x", k) for k in range(spec.L + 1)])
                     te.append([_peek_layer(ctx, core, "e", k) for k in range(spec.L + 1)])
+                    if learn and core.learns_incremental:
+                        tw.append(_peek_weights(ctx, core))
                     await control(ctx, 1)
                 elif ctx.get(core.done) and not ctx.get(core.busy):
                     break
             run = CoreRun(x=[_peek_layer(ctx, core, "x", k) for k in range(spec.L + 1)],
                           e=[_peek_layer(ctx, core, "e", k) for k in range(spec.L + 1)],
-                          cycles=ctx.get(core.cycles), trace_x=tx, trace_e=te)
+                          cycles=ctx.get(core.cycles), trace_x=tx, trace_e=te, trace_w=tw)
             if learn:
                 run.W, run.b = _peek_weights(ctx, core)
             for w in read or []:

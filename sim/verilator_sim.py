@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hdl.core import PCCore
 from ..hdl.emit import TOP_NAME, emit
 from ..model.spec import PCSpec
 from .tools import ToolMissing, verilator_env, verilator_version
@@ -205,21 +206,28 @@ class VerilatorCore:
 
     def job(self, k: int, W: list, b: list, samples: list, mask, *, trace: bool = True,
             stall: float = 0.0, seed: int = 0, model_spec: PCSpec | None = None,
-            learn: bool = False) -> dict:
+            learn: bool = False, check: str = "stream") -> dict:
         """The job of core ``k``: ``samples`` is a list of {layer: int values} for the clamped
         layers; ``trace`` pauses after every iteration and compares every x and e with FixedPCN
         (else only the final state); ``stall`` is the probability of an idle cycle on the host
         streams and of back-pressure on ``read_data``; ``model_spec`` (default: the core's
         spec) is what the scoreboard's FixedPCN runs — a different one is how a test shows
-        that a broken design is caught; ``learn`` learns on chip after every sample (every
-        weight and bias is then read back and compared with FixedPCN's)."""
+        that a broken design is caught; ``learn`` learns on chip with the spec's rule (every
+        weight and bias is then read back and compared with FixedPCN's after every update:
+        after each sample, and after every iteration when incremental and traced); ``check``
+        says how the weights after each sample are read: ``stream`` (through the host read
+        stream, as a host would) or ``peek`` (straight from the simulated memories: no cycles,
+        much faster, for long training runs; single-core models)."""
+        if check not in ("stream", "peek"):
+            raise ValueError(f"check = {check!r}: use 'stream' or 'peek'")
         spec, lanes = self.cores[k]
         mask = spec.mask(mask)
-        if learn and spec.learning != "after_relaxation":
-            raise ValueError(f"learning = {spec.learning!r}: the core learns with the "
-                             "'after_relaxation' rule only so far")
+        if learn and not PCCore.spec_learns(spec):
+            raise ValueError(f"learning = {spec.learning!r} with schedule = {spec.schedule!r}: "
+                             "the core learns after relaxation (either schedule) or "
+                             "incrementally (synchronous schedule only)")
         return {"prefix": self.prefix(k), "spec": spec.to_dict(), "lanes": lanes,
-                "learn": learn,
+                "learn": learn, "check": check,
                 "model_spec": (model_spec or spec).to_dict(), "mask": list(mask),
                 "W": [np.asarray(w).tolist() for w in W], "b": [np.asarray(v).tolist() for v in b],
                 "samples": [{str(kk): np.asarray(v).reshape(-1).tolist() for kk, v in s.items()}

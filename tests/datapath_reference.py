@@ -58,6 +58,7 @@ def relax(spec, W, b, clamped, mask, learning=None):
     Returns (trace_x, trace_e, final_e, W, b) with W, b updated when learning."""
     F = spec.formats
     X, E, Wf, Bf, A = F.x, F.e, F.w, F.b, F.acc
+    G, Ws = F.w_guard, F.w_store          # stored weights: G guard bits; products use W >> G
     L = spec.L
     sizes = spec.sizes
     W = [[list(r) for r in w] for w in W]
@@ -69,7 +70,7 @@ def relax(spec, W, b, clamped, mask, learning=None):
                 for l in range(L)]
 
     def pred_acc(l, a_prev):
-        return [sum(W[l - 1][i][j] * a_prev[j][0] for j in range(sizes[l - 1]))
+        return [sum((W[l - 1][i][j] >> G) * a_prev[j][0] for j in range(sizes[l - 1]))
                 * (1 << (A.frac - X.frac - Wf.frac)) + b[l - 1][i] * (1 << (A.frac - Bf.frac))
                 for i in range(sizes[l])]
 
@@ -87,7 +88,7 @@ def relax(spec, W, b, clamped, mask, learning=None):
                 for j in range(sizes[l - 1]):
                     p = e[l][i] * a[l - 1][j][0] * al.mantissa
                     W[l - 1][i][j] = fit(W[l - 1][i][j] + rshift(
-                        p, E.frac + X.frac + al.frac - Wf.frac, Wf.rounding), Wf)
+                        p, E.frac + X.frac + al.frac - Ws.frac, Ws.rounding), Ws)
                 b[l - 1][i] = fit(b[l - 1][i] + rshift(e[l][i] * al.mantissa,
                                                        E.frac + al.frac - Bf.frac, Bf.rounding), Bf)
 
@@ -116,7 +117,7 @@ def relax(spec, W, b, clamped, mask, learning=None):
             for i in range(sizes[l]):
                 delta = -(e[l][i] << X.frac)
                 if l < L:
-                    fb = sum(W[l][k][i] * e_fb[l + 1][k] for k in range(sizes[l + 1])) \
+                    fb = sum((W[l][k][i] >> G) * e_fb[l + 1][k] for k in range(sizes[l + 1])) \
                         * (1 << (A.frac - E.frac - Wf.frac))
                     eps = fit(rshift(fb, A.frac - E.frac, E.rounding), E)
                     delta += a[l][i][1] * eps

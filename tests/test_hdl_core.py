@@ -120,12 +120,14 @@ def test_digits_default_with_trained_weights(schedule):
 N_LEARNING = 100
 
 
-def learning_case(seed):
-    """A random spec with the after-relaxation rule, lanes, weights, mask and 3 samples."""
-    rng = np.random.default_rng(20_000 + seed)
-    spec = random_spec(rng, iterations=(1, 3))
+def learning_case(seed, rule="after_relaxation"):
+    """A random spec with the learning ``rule``, lanes, weights, mask and 3 samples
+    (incremental: the synchronous schedule, the one the hardware learns incrementally in)."""
+    rng = np.random.default_rng(20_000 + seed + (0 if rule == "after_relaxation" else 50_000))
+    spec = random_spec(rng, iterations=(1, 3),
+                       **({} if rule == "after_relaxation" else {"schedules": ("synchronous",)}))
     d = spec.to_dict()
-    d["network"]["learning"] = "after_relaxation"
+    d["network"]["learning"] = rule
     spec = PCSpec.from_dict(d)
     lanes = int(rng.integers(1, 7))
     W, b = random_int_weights(spec, rng)
@@ -135,12 +137,25 @@ def learning_case(seed):
 
 
 def assert_learns_like_model(spec, lanes, W, b, mask, samples, where):
+    """Learning on chip, sample after sample: weights and biases after every update (every
+    iteration when incremental, with every x and e), the final x and the cycles equal the
+    model."""
+    inc = spec.learning == "incremental"
     runs = run_core(PCCore(spec, lanes), W, b,
                     [{k: v[0] for k, v in c.items()} for c in samples], mask, learn=True,
-                    trace=False)
+                    trace=inc)
     net = FixedPCN(spec, W, b)
     for i, (c, run) in enumerate(zip(samples, runs)):
-        ref = net.relax(c, mask, learning="after_relaxation")
+        ref = net.relax(c, mask, learning=spec.learning, trace=inc)
+        if inc:
+            assert_run_matches(run, ref, spec, f"sample {i}; {where}")
+            assert len(run.trace_w) == len(ref.trace_w) == spec.iterations
+            for t, ((hw_W, hw_b), (m_W, m_b)) in enumerate(zip(run.trace_w, ref.trace_w)):
+                for l in range(spec.L):
+                    assert np.array_equal(hw_W[l], m_W[l]), \
+                        f"W_{l + 1} after iteration {t} of sample {i}; {where}"
+                    assert np.array_equal(hw_b[l], m_b[l]), \
+                        f"b_{l + 1} after iteration {t} of sample {i}; {where}"
         for l in range(spec.L):
             assert np.array_equal(run.W[l], net.W[l]), f"W_{l + 1} after sample {i}; {where}"
             assert np.array_equal(run.b[l], net.b[l]), f"b_{l + 1} after sample {i}; {where}"
@@ -156,6 +171,32 @@ def test_core_learns_like_fixed_model_on_random_specs(seed):
     FixedPCN (three samples in a row, each relaxing with the weights the previous one left)."""
     case = learning_case(seed)
     assert_learns_like_model(*case, f"replay: learning_case({seed}), schedule {case[0].schedule}")
+
+
+@pytest.mark.parametrize("seed", range(N_LEARNING))
+def test_core_learns_incrementally_like_fixed_model_on_random_specs(seed):
+    """Incremental learning on chip (an update every iteration, inference never paused): every
+    weight and bias after every iteration, and every x and e of every iteration, equal FixedPCN
+    (three samples in a row)."""
+    case = learning_case(seed, "incremental")
+    assert_learns_like_model(*case, f"replay: learning_case({seed}, 'incremental')")
+
+
+def test_incremental_learning_needs_the_synchronous_schedule():
+    spec = random_spec(np.random.default_rng(3), schedules=("delayed_feedback",))
+    d = spec.to_dict()
+    d["network"]["learning"] = "incremental"
+    spec = PCSpec.from_dict(d)
+    W, b = random_int_weights(spec, np.random.default_rng(4))
+    core = PCCore(spec, 2)
+    for obj in [core, core.b_mem[1:]] + [m for banks in (core.x_mem, core.e_mem[1:],
+                core.c_mem[1:], core.w_mem[1:]) for m in banks]:
+        for o in (obj if isinstance(obj, list) else [obj]):
+            o._MustUse__silence = True       # never simulated: no "created but never used"
+    with pytest.raises(ValueError, match="synchronous schedule only"):
+        run_core(core, W, b, {}, spec.clamp["training"], learn=True)
+    with pytest.raises(ValueError, match="synchronous schedule"):
+        cycle_report(spec, 2, "training", learn=True)
 
 
 def test_weight_saturation_in_hardware_equals_model():

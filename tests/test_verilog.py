@@ -14,6 +14,7 @@ from pcforge.cli import main
 from pcforge.hdl.emit import emit, verilog_text
 from pcforge.model import PCSpec, SpecError
 from pcforge.model.cycles import cycle_report
+from pcforge.model import Formats, QFormat
 from pcforge.model.randspec import random_spec
 from pcforge.model.train import digits_spec
 from pcforge.sim.tools import verilator_env
@@ -38,6 +39,12 @@ def lint_specs():
                                                 schedules=(("synchronous", "delayed_feedback")[
                                                     k % 2],)),
                       int(rng.integers(1, 6))))
+    # the learning hardware: incremental (second multiplier, column-sweep writes) with weight
+    # guard bits, and after relaxation
+    specs.append(("digits_incremental_guard",
+                  digits_spec(learning="incremental",
+                              formats=Formats(w=QFormat(12, 8), w_guard=4)), 4))
+    specs.append(("digits_after_relaxation_tanh", digits_spec(activation="tanh"), 3))
     return specs
 
 
