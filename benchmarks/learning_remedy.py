@@ -28,6 +28,7 @@ from pcforge.model.train import digits_spec, train_fixed
 
 CONFIGS = {            # name: (W width, W frac, guard bits)
     "16-bit W (default)": (16, 12, 0),
+    "16-bit W + 8 guard bits": (16, 12, 8),
     "12-bit W": (12, 8, 0),
     "12-bit W + 4 guard bits": (12, 8, 4),
     "12-bit W + 8 guard bits": (12, 8, 8),

@@ -28,14 +28,16 @@ __all__ = ["digits_spec", "Adam", "SGD", "train_float", "train_fixed", "accuracy
            "accuracy_fixed", "mlp_baseline", "TrainHistory"]
 
 
-def digits_spec(hidden=(64,), activation: str = "relu", **changes) -> PCSpec:
-    """The built-in default: 64-64-10 ReLU, T = 20, 16-bit formats, γ = 1/8, α = 2^-5."""
+def digits_spec(hidden=(64,), activation: str = "relu", w_guard: int = 0,
+                **changes) -> PCSpec:
+    """The built-in default: 64-64-10 ReLU, T = 20, 16-bit formats, γ = 1/8, α = 2^-5
+    (``w_guard``: weight guard bits kept in the weight memories, default none)."""
     sizes = (64, *hidden, 10)
     acts = ("identity",) + (activation,) * len(hidden)
     kw = dict(
         sizes=sizes, activations=acts, iterations=20, name="digits",
         formats=Formats(x=QFormat(16, 10), e=QFormat(16, 12), w=QFormat(16, 12),
-                        b=QFormat(16, 12)),
+                        b=QFormat(16, 12), w_guard=w_guard),
         gamma=FixedConst(1, 3), alpha=FixedConst(1, 5))
     kw.update(changes)
     return PCSpec(**kw)

@@ -49,7 +49,7 @@ def _write_json(path: Path, obj: dict):
     os.replace(tmp, path)
 
 
-def _spec_from_options(spec_path, hidden, activation, iterations, learning):
+def _spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard=0):
     from .model.spec import PCSpec
     from .model.train import digits_spec
     if spec_path:
@@ -64,7 +64,7 @@ def _spec_from_options(spec_path, hidden, activation, iterations, learning):
         changes["iterations"] = iterations
     if learning:
         changes["learning"] = learning
-    return digits_spec(hidden=tuple(hidden), activation=activation, **changes)
+    return digits_spec(hidden=tuple(hidden), activation=activation, w_guard=w_guard, **changes)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,6 +89,9 @@ def _train_options(f):
                      help="Relaxation iterations T (default: the spec's, 20)."),
         click.option("--learning", type=click.Choice(["after_relaxation", "incremental"]),
                      default=None, help="Learning schedule (default: the spec's)."),
+        click.option("--w-guard", type=int, default=0, show_default=True,
+                     help="Weight guard bits: extra fraction bits kept in the weight memories "
+                          "so that sub-LSB updates accumulate (formats.w_guard)."),
         click.option("--trainer", type=click.Choice(["float", "fixed"]), default="float",
                      show_default=True,
                      help="float: FloatPCN, batched, Adam/SGD. fixed: FixedPCN, one sample at "
@@ -113,14 +116,14 @@ def _train_options(f):
 
 
 def _train(out, spec_path, hidden, activation, iterations, learning, trainer, epochs, batch,
-           optimizer, lr, schedule, seed, mlp):
+           optimizer, lr, schedule, seed, mlp, w_guard=0):
     from .model.data import load_digits_split
     from .model.fixed_pcn import FixedPCN
     from .model.float_pcn import FloatPCN
     from .model.train import accuracy_fixed, accuracy_float, mlp_baseline, train_fixed, train_float
 
     out = Path(out)
-    spec = _spec_from_options(spec_path, hidden, activation, iterations, learning)
+    spec = _spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard)
     data = load_digits_split()
     console.print(f"[bold]spec[/] {spec.name}: sizes {list(spec.sizes)}, activations "
                   f"{list(spec.activations)}, T = {spec.iterations}, γ = {spec.gamma}, "
@@ -202,12 +205,12 @@ def train(out, where, lanes, limit, test_limit, **kw):
 
 
 def _train_on_hardware(out, lanes, limit, test_limit, spec_path, hidden, activation,
-                       iterations, learning, epochs, seed, **_ignored):
+                       iterations, learning, epochs, seed, w_guard=0, **_ignored):
     from .model.data import load_digits_split
     from .sim.hw_train import HardwareMismatch, train_on_hardware
 
     out = Path(out)
-    spec = _spec_from_options(spec_path, hidden, activation, iterations, learning)
+    spec = _spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard)
     from .hdl.core import PCCore
     if not PCCore.spec_learns(spec):
         raise click.ClickException(
@@ -346,10 +349,12 @@ def _load_input(path: Path, n: int) -> np.ndarray:
 @click.option("--activation", type=ACTS, default="relu", show_default=True)
 @click.option("--iterations", "-T", type=int, default=None)
 @click.option("--learning", type=click.Choice(["after_relaxation", "incremental"]), default=None)
-def spec_cmd(out, hidden, activation, iterations, learning):
+@click.option("--w-guard", type=int, default=0, show_default=True,
+              help="Weight guard bits kept in the weight memories (formats.w_guard).")
+def spec_cmd(out, hidden, activation, iterations, learning, w_guard):
     """Write the built-in digits spec (with changes) as TOML, to edit by hand."""
     with _errors():
-        spec = _spec_from_options(None, hidden, activation, iterations, learning)
+        spec = _spec_from_options(None, hidden, activation, iterations, learning, w_guard)
         spec.save(out)
         console.print(f"wrote {out} (digest {spec.digest})")
 
