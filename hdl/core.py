@@ -186,6 +186,16 @@ class PCCore(wiring.Component):
         inside the very sweep that would have to use it)."""
         return spec.learning == "after_relaxation" or spec.schedule == "synchronous"
 
+    @classmethod
+    def check_learns(cls, spec: PCSpec):
+        """Raise ``ValueError`` saying what the core can learn when it cannot learn ``spec``."""
+        if not cls.spec_learns(spec):
+            raise ValueError(
+                f"learning = {spec.learning!r} with schedule = {spec.schedule!r}: the core "
+                "learns after relaxation (either schedule) or incrementally (synchronous "
+                "schedule only: delayed_feedback computes e(t) inside the sweep that would have "
+                "to use it); change network.learning or network.schedule")
+
     # ------------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()

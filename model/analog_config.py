@@ -106,6 +106,12 @@ class AnalogConfig:
                 == self.read_noise == self.w_noise == self.out_noise == self.dw_min
                 == self.up_down == 0 and self.dac_bits is None and self.adc_bits is None)
 
+    @property
+    def exact_reads(self) -> bool:
+        """True when a read is an exact product: no per-read noise and no converters."""
+        return (not self.w_noise and not self.out_noise and self.dac_bits is None
+                and self.adc_bits is None)
+
     def replace(self, **changes) -> "AnalogConfig":
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:

@@ -40,6 +40,15 @@ def _panel(ax, pts, labels, title, float_acc):
     ax.grid(alpha=0.3)
 
 
+def _finish(fig, title: str, path: Path, written: list):
+    import matplotlib.pyplot as plt
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+
 def plot_sweep(results: dict, out: Path) -> list[Path]:
     """Write the PNGs into ``out``; returns their paths."""
     import matplotlib
@@ -62,13 +71,8 @@ def plot_sweep(results: dict, out: Path) -> list[Path]:
             ax.axis("off")
         axes[0][0].set_ylabel("test accuracy (%)")
         axes[0][0].legend(fontsize=7, loc="lower left")
-        fig.suptitle(f"digits accuracy per non-ideality (mean and 95 % CI over {seeds} chips; "
-                     f"dashed: float {100 * fa:.2f} %)", fontsize=10)
-        fig.tight_layout()
-        p = out / "nonidealities.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        _finish(fig, f"digits accuracy per non-ideality (mean and 95 % CI over {seeds} chips; "
+                     f"dashed: float {100 * fa:.2f} %)", out / "nonidealities.png", written)
     if "drift" in results["series"]:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
         for ax, (series, title) in zip(axes, (("drift", "with global drift compensation"),
@@ -80,11 +84,7 @@ def plot_sweep(results: dict, out: Path) -> list[Path]:
             ax.set_xlabel("time after programming")
         axes[0].set_ylabel("test accuracy (%)")
         axes[0].legend(fontsize=7, loc="lower left")
-        fig.suptitle(f"PCM drift ({results['settings']['drift_preset']} preset), mean and 95 % "
-                     f"CI over {seeds} chips; dashed: float {100 * fa:.2f} %", fontsize=10)
-        fig.tight_layout()
-        p = out / "drift.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        _finish(fig, f"PCM drift ({results['settings']['drift_preset']} preset), mean and 95 % "
+                     f"CI over {seeds} chips; dashed: float {100 * fa:.2f} %",
+                out / "drift.png", written)
     return written

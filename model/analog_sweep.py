@@ -152,15 +152,14 @@ def run_sweep(spec: PCSpec, weights: Weights, settings: SweepSettings | None = N
         name, lv, seed, _ = tasks[k]
         raw.setdefault(name, {}).setdefault(lv, [None] * s.seeds)[seed] = res
         if progress:
-            progress(len(done), len(tasks), {"points": len(done)})
+            done = sum(v is not None for lvls in raw.values() for vs in lvls.values()
+                       for v in vs)
+            progress(done, len(tasks), {"points": done})
 
-    done: list = []
     if jobs == 1:
         _init_worker(*init)
         for k, (_, _, seed, cfg) in enumerate(tasks):
-            res = _point(cfg.to_dict(), s, seed)
-            done.append(k)
-            record(k, res)
+            record(k, _point(cfg.to_dict(), s, seed))
     else:
         import multiprocessing as mp
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
@@ -168,7 +167,6 @@ def run_sweep(spec: PCSpec, weights: Weights, settings: SweepSettings | None = N
             futs = {pool.submit(_point, cfg.to_dict(), s, seed): k
                     for k, (_, _, seed, cfg) in enumerate(tasks)}
             for f in as_completed(futs):
-                done.append(futs[f])
                 record(futs[f], f.result())
     series = {}
     for name, by_level in raw.items():

@@ -53,8 +53,7 @@ class ContinuousPCN:
         if tau_x <= 0 or (tau_w is not None and tau_w <= 0):
             raise ValueError("time constants tau_x and tau_w must be > 0 seconds")
         cfg = getattr(net, "cfg", None)
-        if cfg is not None and (cfg.w_noise or cfg.out_noise or cfg.dac_bits is not None
-                                or cfg.adc_bits is not None):
+        if cfg is not None and not cfg.exact_reads:
             raise ValueError("ContinuousPCN integrates smooth dynamics: this AnalogConfig has "
                              "per-read noise or converters (w_noise, out_noise, dac_bits, "
                              "adc_bits); use AnalogPCN.relax (Euler–Maruyama) for those")

@@ -78,13 +78,17 @@ class Crossbar:
         """Read the array at ``t`` s after programming: drift, one frozen 1/f noise sample and
         (if enabled) the global drift-compensation factor."""
         self.t = float(t)
-        g = self._conductance(self.t, noise=True)
-        w = (self.gain[0] * g[0] - self.gain[1] * g[1]) * (self.w_max / self.cfg.g_max)
-        self.W_read = w                      # (n_out, n_in + 1), weight units
+        self._read_array()
         self.comp = 1.0
         if self.cfg.drift_compensation:
             now = self._ones_read(self._conductance(self.t, noise=False))
             self.comp = self._ref / now if now > 0 else 1.0
+
+    def _read_array(self):
+        """The conductances as every read sees them now (drift and one 1/f noise sample)."""
+        g = self._conductance(self.t, noise=True)
+        w = (self.gain[0] * g[0] - self.gain[1] * g[1]) * (self.w_max / self.cfg.g_max)
+        self.W_read = w                      # (n_out, n_in + 1), weight units
 
     @property
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +101,7 @@ class Crossbar:
     def _mvm(self, u: np.ndarray, M: np.ndarray) -> np.ndarray:
         """u (B, k) @ M (k, m) through the periphery."""
         cfg = self.cfg
-        if (cfg.dac_bits is None and cfg.adc_bits is None and not cfg.w_noise
-                and not cfg.out_noise):
+        if cfg.exact_reads:
             return (u @ M) * self.comp
         s = np.max(np.abs(u), axis=1, keepdims=True)
         s[s == 0] = 1.0
@@ -161,6 +164,4 @@ class Crossbar:
         self.t_prog = np.where(written, self.t, self.t_prog)
         # the state a device was last written to sets its 1/f noise level (Q_s)
         self.g_target = np.where(written, self.g_prog, self.g_target)
-        comp = self.comp
-        self.set_time(self.t)
-        self.comp = comp          # the drift calibration is not redone after every update
+        self._read_array()        # the drift calibration is not redone after every update

@@ -212,11 +212,10 @@ def _train_on_hardware(out, lanes, limit, test_limit, spec_path, hidden, activat
     out = Path(out)
     spec = _spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard)
     from .hdl.core import PCCore
-    if not PCCore.spec_learns(spec):
-        raise click.ClickException(
-            f"learning = {spec.learning!r} with schedule = {spec.schedule!r}: the core learns "
-            "after relaxation (either schedule) or incrementally with the synchronous schedule; "
-            "change network.learning or network.schedule")
+    try:
+        PCCore.check_learns(spec)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     epochs = epochs or 6
     console.print(f"[bold]training on the hardware[/]: spec {spec.digest} (sizes "
                   f"{list(spec.sizes)}, learning {spec.learning}), {lanes} lanes, {epochs} "

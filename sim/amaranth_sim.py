@@ -78,11 +78,8 @@ def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = Tru
     (Amaranth elaborates its memories), so pass every sample in one call.
     """
     spec, g = core.spec, core.geometry
-    if learn and not core.learns:
-        raise ValueError(f"learning = {spec.learning!r} with schedule = {spec.schedule!r}: the "
-                         "core learns after relaxation (either schedule) or incrementally "
-                         "(synchronous schedule only: delayed_feedback computes e(t) inside "
-                         "the sweep that would have to use it)")
+    if learn:
+        PCCore.check_learns(spec)
     mask = spec.mask(mask)
     single = isinstance(clamped, dict)
     samples = [clamped] if single else list(clamped)

@@ -222,10 +222,8 @@ class VerilatorCore:
             raise ValueError(f"check = {check!r}: use 'stream' or 'peek'")
         spec, lanes = self.cores[k]
         mask = spec.mask(mask)
-        if learn and not PCCore.spec_learns(spec):
-            raise ValueError(f"learning = {spec.learning!r} with schedule = {spec.schedule!r}: "
-                             "the core learns after relaxation (either schedule) or "
-                             "incrementally (synchronous schedule only)")
+        if learn:
+            PCCore.check_learns(spec)
         return {"prefix": self.prefix(k), "spec": spec.to_dict(), "lanes": lanes,
                 "learn": learn, "check": check,
                 "model_spec": (model_spec or spec).to_dict(), "mask": list(mask),
