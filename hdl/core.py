@@ -8,8 +8,9 @@ for bit, every iteration. Where each value lives and what every cycle does is st
 Structure
 ---------
 * **Value-node and error-node arrays**: for every layer k and lane p a memory bank of x_k (and
-  e_k, k ≥ 1), node j in lane ``j mod P`` at address ``j div P``; a bank of the cached prediction
-  of connection k (the prediction from a clamped layer, computed once per sample).
+  e_k, k ≥ 1), node j in lane ``j mod P`` at address ``j div P``; per lane one bank of the
+  cached predictions of every connection k (the prediction from a clamped layer, computed once
+  per sample), connection k at offset ``c_base[k]``.
 * **Local weight memories**: for every connection l and lane p a memory holding the columns
   j ≡ p (mod P) of W_l, row-major (``i·ceil(n_{l-1}/P) + j div P``); one bias memory per
   connection. The same memory serves W f(x) (row sweeps) and Wᵀ e (column sweeps).
@@ -57,7 +58,8 @@ Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done``
 """
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+import numpy as np
+from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -129,9 +131,16 @@ def check_buildable(spec: PCSpec, lanes: int) -> CoreGeometry:
 class PCCore(wiring.Component):
     """The PC core for ``spec`` with ``lanes`` MAC lanes (see the module docstring for ports)."""
 
-    def __init__(self, spec: PCSpec, lanes: int):
+    def __init__(self, spec: PCSpec, lanes: int, *, weights=None, logic_ram_bits: int = 0):
+        """``weights``: optional ``(W, b)`` integer arrays (``FixedPCN``'s W and b: the W-store
+        and B formats) that the weight and bias memories hold from configuration (a bitstream
+        that boots with a trained network); else they start at zero and the host loads them.
+        ``logic_ram_bits``: memories of at most this many bits (depth × width) are built from
+        flip-flops (Yosys ``ram_style = "logic"``) instead of block RAM — for FPGAs whose block
+        RAMs are few (the iCE40UP5K's 30 EBRs); behaviour and cycles are unchanged."""
         self.spec = spec
         self.geometry = g = check_buildable(spec, lanes)
+        self.logic_ram_bits = int(logic_ram_bits)
         #: learning hardware (``control.learn``): the after-relaxation rule, or incremental
         #: learning (an update every iteration) for the synchronous schedule
         self.learns_after = spec.learning == "after_relaxation"
@@ -156,19 +165,28 @@ class PCCore(wiring.Component):
         # memories (created here so that testbenches can look inside them)
         X, E, W, B = F.x, F.e, F.w, F.b
         d2 = _depth  # every memory holds ≥ 2 words: a 1-word memory has a 0-bit address port
-        def mem(shape, words):
-            return memory.Memory(shape=shape, depth=d2(words), init=[])
+        def mem(shape, words, init=()):
+            depth = d2(words)
+            bits = depth * Shape.cast(shape).width
+            attrs = {"ram_style": "logic"} if bits <= self.logic_ram_bits else None
+            return memory.Memory(shape=shape, depth=depth, init=list(init), attrs=attrs)
+
+        w_init, b_init = self.weight_images(g, weights)
 
         layers = range(1, L + 1)
         self.x_mem = [[mem(signed(X.width), g.depth(k)) for _ in range(P)] for k in range(L + 1)]
         self.e_mem = [None] + [[mem(signed(E.width), g.depth(k)) for _ in range(P)]
                                for k in layers]
-        self.c_mem = [None] + [[mem(signed(self.acc_width), g.depth(k)) for _ in range(P)]
+        # one cache bank per lane for every connection (layer k at offset c_base[k]): reads
+        # share the address c and a write touches one layer per cycle, so nothing conflicts,
+        # and an FPGA spends one set of block RAMs instead of one per layer
+        self.c_base = [None] + [sum(g.depth(j) for j in range(1, k)) for k in layers]
+        self.c_mem = [mem(signed(self.acc_width), sum(g.depth(k) for k in layers))
+                      for _ in range(P)]
+        self.w_mem = [None] + [[mem(signed(F.w_store.width), g.weight_depth(k), w_init[k][p])
+                                for p in range(P)]
                                for k in layers]
-        self.w_mem = [None] + [[mem(signed(F.w_store.width), g.weight_depth(k))
-                                for _ in range(P)]
-                               for k in layers]
-        self.b_mem = [None] + [mem(signed(B.width), spec.sizes[k]) for k in layers]
+        self.b_mem = [None] + [mem(signed(B.width), spec.sizes[k], b_init[k]) for k in layers]
         super().__init__({
             "host_write": In(stream.Signature(self.host_layout)),
             "host_read": In(stream.Signature(self.read_layout)),
@@ -178,6 +196,39 @@ class PCCore(wiring.Component):
             "iteration": Out(range(spec.iterations + 2)),
             "cycles": Out(32),
         })
+
+    @staticmethod
+    def weight_images(geometry: CoreGeometry, weights) -> tuple:
+        """Initial contents of every weight memory ``[l][lane]`` and bias memory ``[l]`` for
+        ``weights = (W, b)`` — the very words the host protocol would write — or empty."""
+        spec, P = geometry.spec, geometry.lanes
+        w_img = [None] + [[[] for _ in range(P)] for _ in range(spec.L)]
+        b_img = [None] + [[] for _ in range(spec.L)]
+        if weights is None:
+            return w_img, b_img
+        from .protocol import TARGET, weight_words
+        W, b = weights
+        F = spec.formats
+        for l in range(1, spec.L + 1):
+            for name, v, shape, fmt in (
+                    (f"W{l}", W[l - 1], (spec.sizes[l], spec.sizes[l - 1]), F.w_store),
+                    (f"b{l}", b[l - 1], (spec.sizes[l],), F.b)):
+                v = np.asarray(v)
+                if v.shape != shape:
+                    raise SpecError(f"{name} has shape {v.shape}; the spec needs {shape}")
+                lo, hi = -(1 << (fmt.width - 1)), (1 << (fmt.width - 1)) - 1
+                if v.size and (v.min() < lo or v.max() > hi):
+                    raise SpecError(f"{name} holds values outside the {fmt.width}-bit format "
+                                    f"[{lo}, {hi}]: give FixedPCN's integer weights")
+        w_img = [None] + [[[0] * max(2, geometry.weight_depth(l)) for _ in range(P)]
+                          for l in range(1, spec.L + 1)]
+        b_img = [None] + [[0] * max(2, spec.sizes[l]) for l in range(1, spec.L + 1)]
+        for w in weight_words(geometry, W, b):
+            if w.target == TARGET["w"]:
+                w_img[w.layer][w.bank][w.addr] = w.data
+            else:
+                b_img[w.layer][w.addr] = w.data
+        return w_img, b_img
 
     @staticmethod
     def spec_learns(spec: PCSpec) -> bool:
@@ -226,8 +277,10 @@ class PCCore(wiring.Component):
                 x_rd[k, p], x_wr[k, p] = ports(self.x_mem[k][p], f"x{k}_lane{p}")
             for k in range(1, L + 1):
                 e_rd[k, p], e_wr[k, p] = ports(self.e_mem[k][p], f"e{k}_lane{p}")
-                c_rd[k, p], c_wr[k, p] = ports(self.c_mem[k][p], f"cache{k}_lane{p}")
                 w_rd[k, p], w_wr[k, p] = ports(self.w_mem[k][p], f"w{k}_lane{p}")
+        for p in range(P):
+            c_rd[p], c_wr[p] = ports(self.c_mem[p], f"cache_lane{p}")
+        c_base = Array(Const(b or 0, range(max(2, sum(depths[1:]) + 1))) for b in self.c_base)
         for l in range(1, L + 1):
             b_rd[l], b_wr[l] = ports(self.b_mem[l], f"bias{l}")
 
@@ -586,11 +639,12 @@ class PCCore(wiring.Component):
                 with m.If(running):
                     m.d.comb += [
                         e_rd[k, p].addr.eq(Mux(t[0].lane_layer == k, t[0].c, t[0].i_addr)),
-                        c_rd[k, p].addr.eq(t[0].c), w_rd[k, p].addr.eq(t[0].w_addr)]
+                        w_rd[k, p].addr.eq(t[0].w_addr)]
                 with m.Else():
                     m.d.comb += [e_rd[k, p].addr.eq(hr.payload.addr),
-                                 c_rd[k, p].addr.eq(hr.payload.addr),
                                  w_rd[k, p].addr.eq(hr.payload.addr)]
+            m.d.comb += c_rd[p].addr.eq(Mux(running, c_base[t[0].node_layer] + t[0].c,
+                                            c_base[hr.payload.layer] + hr.payload.addr))
         for l in range(1, L + 1):
             m.d.comb += b_rd[l].addr.eq(Mux(running, t[0].row, hr.payload.addr))
 
@@ -602,7 +656,12 @@ class PCCore(wiring.Component):
                     for (k, p), port in x_rd.items():
                         with m.Case(p | (k << len(rd_sel.bank))):
                             m.d.comb += resp.eq(port.data)
-            for tgt, table in ((Target.E, e_rd), (Target.W, w_rd), (Target.CACHE, c_rd)):
+            with m.Case(Target.CACHE):
+                with m.Switch(rd_sel.bank):
+                    for p, port in c_rd.items():
+                        with m.Case(p):
+                            m.d.comb += resp.eq(port.data)
+            for tgt, table in ((Target.E, e_rd), (Target.W, w_rd)):
                 with m.Case(tgt):
                     with m.Switch(Cat(rd_sel.bank, rd_sel.layer)):
                         for (k, p), port in table.items():
@@ -637,10 +696,7 @@ class PCCore(wiring.Component):
                 for k in range(1, L + 1):
                     with m.Case(k):
                         m.d.comb += w1[p].eq(w_rd[k, p].data)
-            with m.Switch(t1.node_layer):
-                for k in range(1, L + 1):
-                    with m.Case(k):
-                        m.d.comb += ca1[p].eq(c_rd[k, p].data)
+            m.d.comb += ca1[p].eq(c_rd[p].data)
         with m.Switch(Cat(t1.i_bank, t1.layer)):
             for k in range(L + 1):
                 for p in range(P):
@@ -796,11 +852,13 @@ class PCCore(wiring.Component):
                 sel = t7.valid & (t7.node_layer == k) & t7.node_mask[p]
                 with m.If(running):
                     m.d.comb += [e_wr[k, p].en.eq(sel & t7.we_e), e_wr[k, p].addr.eq(t7.node_addr),
-                                 e_wr[k, p].data.eq(e7[p]),
-                                 c_wr[k, p].en.eq(sel & t7.we_c), c_wr[k, p].addr.eq(t7.node_addr),
-                                 c_wr[k, p].data.eq(cache7[p])]
+                                 e_wr[k, p].data.eq(e7[p])]
                 with m.Else():
                     m.d.comb += host_wr(e_wr[k, p], Target.E, k, p)
+            m.d.comb += [c_wr[p].en.eq(running & t7.valid & (t7.node_layer != 0)
+                                       & t7.node_mask[p] & t7.we_c),
+                         c_wr[p].addr.eq(c_base[t7.node_layer] + t7.node_addr),
+                         c_wr[p].data.eq(cache7[p])]
 
         # ---- S8: δ = f'·ε − e·2^fx ------------------------------------------------------
         dw = X.width + E.width + 2

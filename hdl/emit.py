@@ -63,8 +63,10 @@ def manifest(spec: PCSpec, lanes: int, core, verilog: str) -> dict:
     g = core.geometry
     F = spec.formats
     mems = []
-    for kind, table in (("x", core.x_mem), ("e", core.e_mem), ("cache", core.c_mem),
-                        ("w", core.w_mem)):
+    for p, mem in enumerate(core.c_mem):
+        mems.append({"kind": "cache", "layer": None, "lane": p, "depth": mem.depth,
+                     "width": mem.shape.width, "layer_offsets": core.c_base[1:]})
+    for kind, table in (("x", core.x_mem), ("e", core.e_mem), ("w", core.w_mem)):
         for k, banks in enumerate(table):
             for p, mem in enumerate(banks or []):
                 mems.append({"kind": kind, "layer": k, "lane": p, "depth": mem.depth,

@@ -47,7 +47,9 @@ def round_shift(value: Value, shift: int, rounding: str) -> Value:
         if shift == 1:                  # the remainder is 0 or exactly one half
             up = r[0] & q[0]
         else:
-            up = (r > half) | ((r == half) & q[0])
+            # r > half or (r == half and q odd), as an OR tree instead of two comparators:
+            # the half bit is set, and some lower bit is set or q is odd
+            up = r[shift - 1] & (r[:shift - 1].any() | q[0])
         return (q + up).as_signed()
     raise ValueError(f"unknown rounding mode {rounding!r}")
 
@@ -57,8 +59,16 @@ def fit(value: Value, fmt: QFormat):
     v = Value.cast(value)
     if v.shape().width <= fmt.width and v.shape().signed:
         return v.as_signed(), Value.cast(0)
-    over_hi = v > fmt.max_int
-    over_lo = v < fmt.min_int
+    # in range iff the bits from the format's sign bit up are all equal (reduction trees, no
+    # comparator carry chains on the pipeline's critical path)
+    sign = v[-1]
+    upper = v[fmt.width - 1:-1] if v.shape().signed else v[fmt.width - 1:]
+    if v.shape().signed:
+        over_hi = ~sign & upper.any()
+        over_lo = sign & ~upper.all()
+    else:
+        over_hi = upper.any()
+        over_lo = Value.cast(0)
     overflow = over_hi | over_lo
     if fmt.overflow == "saturate":
         out = Mux(over_hi, fmt.max_int, Mux(over_lo, fmt.min_int, v))
@@ -68,8 +78,52 @@ def fit(value: Value, fmt: QFormat):
 
 
 def requantize(value: Value, from_frac: int, fmt: QFormat):
-    """Round from ``from_frac`` fraction bits to ``fmt.frac``, then fit ``fmt``."""
-    return fit(round_shift(value, from_frac - fmt.frac, fmt.rounding), fmt)
+    """Round from ``from_frac`` fraction bits to ``fmt.frac``, then fit ``fmt``.
+
+    When bits are dropped (rounding up by at most one LSB), the range check runs on the
+    truncated value q beside a ``fmt.width``-bit increment instead of after a full-width one:
+    q + up > max ⇔ q > max or (q = max and up); q + up < min ⇔ q < min and not (q = min − 1 and
+    up) — all reduction trees — which takes the long carry chains off the node units' critical
+    path (the same result, bit for bit)."""
+    shift = from_frac - fmt.frac
+    v = Value.cast(value)
+    if shift <= 0 or not v.shape().signed or fmt.rounding == "floor":
+        return fit(round_shift(v, shift, fmt.rounding), fmt)
+    w = fmt.width
+    if v.shape().width <= shift:                    # sign-extend so the remainder is whole
+        v = Cat(v, v[-1].replicate(shift + 1 - v.shape().width)).as_signed()
+    q = (v >> shift).as_signed()
+    r = v[:shift]
+    if fmt.rounding == "half_up":
+        up = r[shift - 1]
+    elif shift == 1:
+        up = r[0] & q[0]
+    else:
+        up = r[shift - 1] & (r[:shift - 1].any() | q[0])
+    qw = q.shape().width
+    if qw < w:                                      # cannot overflow even after the carry
+        q = Cat(q, q[-1].replicate(w - qw)).as_signed()
+        qw = w
+    low = (q[:w] + up)[:w]
+    if qw == w:                                     # only q = max with up overflows
+        at_max = ~q[-1] & q[:w - 1].all()
+        over_hi, over_lo = at_max & up, Value.cast(0)
+    else:
+        sign, upper = q[-1], q[w - 1:qw - 1]
+        q_hi = ~sign & upper.any()
+        q_lo = sign & ~upper.all()
+        at_max = ~sign & ~upper.any() & q[:w - 1].all()
+        # min − 1: ones above bit w − 1, a zero at bit w − 1, ones below
+        below_min = sign & ~q[w - 1] & q[:w - 1].all() & (q[w:qw - 1].all() if qw - 1 > w
+                                                           else Value.cast(1))
+        over_hi = q_hi | (at_max & up)
+        over_lo = q_lo & ~(below_min & up)
+    overflow = over_hi | over_lo
+    if fmt.overflow == "saturate":
+        out = Mux(over_hi, fmt.max_int, Mux(over_lo, fmt.min_int, low.as_signed()))
+    else:
+        out = low
+    return Value.cast(out)[:w].as_signed(), overflow
 
 
 class Requantizer(wiring.Component):

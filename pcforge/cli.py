@@ -255,10 +255,14 @@ def _train_on_hardware(out, lanes, limit, test_limit, spec_path, hidden, activat
               help="MAC lanes of the generated core.")
 @click.option("--limit", type=int, default=None,
               help="Compare only the first N test digits on the hardware (default: all).")
-def run(out, seed, epochs, lanes, limit):
+@click.option("--board", type=click.Choice(["icebreaker", "ulx3s", "none"]),
+              default="icebreaker", show_default=True,
+              help="End the chain with this board's bitstream (holding the trained weights).")
+def run(out, seed, epochs, lanes, limit, board):
     """The main job on the default: train float PC on digits, quantise (bit-exact fixed point
     beside float and the MLP bar), emit the core's Verilog, run it cycle-accurately (cocotb +
-    Verilator) on the digits test set against FixedPCN and FloatPCN, report and plot."""
+    Verilator) on the digits test set against FixedPCN and FloatPCN, report and plot, and
+    build the iCEBreaker bitstream with its report (model → Verilog → compare → bitstream)."""
     from .hdl.emit import emit
     from .model import PCSpec, Weights
     with _errors():
@@ -271,9 +275,24 @@ def run(out, seed, epochs, lanes, limit):
             res = emit(spec, lanes, out / "hdl")
         console.print(f"Verilog: {res.verilog} (manifest {res.manifest})")
         _compare(spec, weights, out / "compare", lanes, limit)
+        bit = ""
+        if board != "none":
+            from .board_cli import print_report
+            from .boards.build import BuildFailed, build_board
+            from .model import FixedPCN
+            fx = FixedPCN.from_float(spec, weights)
+            try:
+                rep = build_board(board, spec, out / "board", weights=(fx.W, fx.b),
+                                  log=console.print)
+            except BuildFailed as exc:
+                raise click.ClickException(str(exc)) from None
+            print_report(console, rep, out / "board")
+            bit = (f"; {board} bitstream {out}/board/{rep['bitstream']} and its report "
+                   f"{out}/board/report.md")
         console.print(f"[bold]artefacts[/bold]: model {out}/weights.npz, metrics "
                       f"{out}/metrics.json; Verilog {res.verilog}; comparison "
-                      f"{out}/compare/report.md and plots (energy, error_hist, scatter, profile)")
+                      f"{out}/compare/report.md and plots (energy, error_hist, scatter, "
+                      f"profile){bit}")
 
 
 @main.command()
@@ -471,6 +490,10 @@ def hdl_cmd(spec_path, lanes, out):
 from .analog_cli import analog  # noqa: E402  (registers `pcforge analog ...`)
 
 main.add_command(analog)
+
+from .board_cli import build as _build_cmd  # noqa: E402  (registers `pcforge build`)
+
+main.add_command(_build_cmd)
 
 if __name__ == "__main__":
     sys.exit(main())

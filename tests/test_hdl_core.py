@@ -190,7 +190,7 @@ def test_incremental_learning_needs_the_synchronous_schedule():
     W, b = random_int_weights(spec, np.random.default_rng(4))
     core = PCCore(spec, 2)
     for obj in [core, core.b_mem[1:]] + [m for banks in (core.x_mem, core.e_mem[1:],
-                core.c_mem[1:], core.w_mem[1:]) for m in banks]:
+                core.w_mem[1:]) for m in banks] + core.c_mem:
         for o in (obj if isinstance(obj, list) else [obj]):
             o._MustUse__silence = True       # never simulated: no "created but never used"
     with pytest.raises(ValueError, match="synchronous schedule only"):

@@ -25,7 +25,7 @@ def _run(dut, values):
 @pytest.mark.parametrize("overflow", OVERFLOW_MODES)
 def test_requantizer_equals_model(rounding, overflow):
     rng = np.random.default_rng(hash((rounding, overflow)) % 2 ** 32)
-    for case in range(25):
+    for case in range(60):
         in_width = int(rng.integers(4, 41))
         from_frac = int(rng.integers(0, 30))
         width = int(rng.integers(2, 21))
@@ -39,6 +39,12 @@ def test_requantizer_equals_model(rounding, overflow):
         if s > 0:
             ties = (rng.integers(lo >> s, (hi >> s) + 1, size=30) << s) + (1 << (s - 1))
             vals = np.concatenate([vals, ties[(ties >= lo) & (ties <= hi)]])
+        if s > 0:
+            # the range edges: q = max, min, min − 1 and beyond, with every remainder kind
+            edges = [fmt.max_int, fmt.max_int + 1, fmt.min_int, fmt.min_int - 1, fmt.min_int - 2]
+            rems = [0, 1, (1 << (s - 1)) - 1, 1 << (s - 1), (1 << (s - 1)) + 1, (1 << s) - 1]
+            near = np.array([(q << s) + r for q in edges for r in rems], dtype=np.int64)
+            vals = np.concatenate([vals, near[(near >= lo) & (near <= hi)]])
         got = _run(Requantizer(in_width, from_frac, fmt), vals)
         for v, (o, ovf) in zip(vals, got):
             cnt = [0]

@@ -1,0 +1,94 @@
+"""Benchmark: the digits default on both boards against the CPU, in one run.
+
+For each board: a real bitstream (``pcforge.boards.build_board``: Yosys + nextpnr from the YoWASP
+wheels; cached builds are reused), its post-route fmax and timing at the requested clock, the
+LUT/FF/DSP/BRAM use; inferences per second at that clock from the exact cycle model (T = the
+spec's), and that as a fraction of the lane limit (lanes × clock ÷ MACs per inference). Beside
+them, FloatPCN (numpy, float64) on one thread at batch 1 and batch 256 on the same machine.
+Prints a table and writes benchmarks/results/bench_boards.json.
+
+    python benchmarks/bench_boards.py [--boards icebreaker,ulx3s]
+"""
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from threadpoolctl import threadpool_limits
+
+from pcforge.boards.build import build_board
+from pcforge.boards.profiles import BOARDS
+from pcforge.model import FloatPCN, Weights
+from pcforge.model.data import load_digits_split
+from pcforge.model.train import digits_spec
+
+GOALS = {"icebreaker": 30.0, "ulx3s": 100.0}
+
+
+def numpy_us_per_sample(spec, batch: int, repeats: int = 3) -> float:
+    d = load_digits_split()
+    net = FloatPCN(spec, Weights.init(spec, np.random.default_rng(0)))
+    x = np.concatenate([d.x_test] * 2)
+    n = (len(x) // batch) * batch if batch > 1 else 200
+    best = np.inf
+    with threadpool_limits(1):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for i in range(0, n, batch):
+                net.infer(x[i:i + batch])
+            best = min(best, (time.perf_counter() - t0) / n)
+    return best * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--boards", default="icebreaker,ulx3s")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_boards.json"))
+    args = ap.parse_args()
+    spec = digits_spec()
+    cpu = {b: numpy_us_per_sample(spec, b) for b in (1, 256)}
+    rows = []
+    for name in args.boards.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            rep = build_board(name, spec, tmp)
+        us = 1e6 / rep["inferences_per_s"]
+        rows.append({
+            "board": name, "device": rep["device"], "lanes": rep["lanes"],
+            "clock_mhz": rep["clock_mhz"], "fmax_mhz": rep["fmax_mhz"],
+            "fmax_goal_mhz": GOALS[name], "timing_met": rep["timing_met"],
+            "utilization": {k: [v["used"], v["available"]] for k, v in rep["utilization"].items()},
+            "cycles_per_inference": rep["cycles_per_inference"],
+            "inferences_per_s": rep["inferences_per_s"], "us_per_inference": us,
+            "lane_limit_fraction": rep["lane_limit_fraction"],
+            "speedup_vs_numpy_batch1": cpu[1] / us, "speedup_vs_numpy_batch256": cpu[256] / us,
+            "build_s": rep["build_s"]})
+    t = Table(title=f"digits {list(spec.sizes)}, T = {spec.iterations}: boards vs numpy "
+                    f"(FloatPCN, 1 thread: {cpu[1]:.1f} µs/sample at batch 1, {cpu[256]:.2f} "
+                    "at batch 256)")
+    for c in ("board", "lanes", "clock MHz", "fmax MHz (goal)", "timing", "LUT", "DSP", "BRAM",
+              "cycles/inf", "inf/s", "lane limit", "× numpy b1", "× numpy b256"):
+        t.add_column(c, justify="right")
+    for r in rows:
+        u = r["utilization"]
+        t.add_row(r["board"], str(r["lanes"]), f"{r['clock_mhz']:.1f}",
+                  f"{r['fmax_mhz']:.1f} ({r['fmax_goal_mhz']:.0f})",
+                  "met" if r["timing_met"] else "NOT met", f"{u['LUT'][0]}/{u['LUT'][1]}",
+                  f"{u['DSP'][0]}/{u['DSP'][1]}", f"{u['BRAM'][0]}/{u['BRAM'][1]}",
+                  str(r["cycles_per_inference"]), f"{r['inferences_per_s']:.0f}",
+                  f"{r['lane_limit_fraction']:.1%}", f"{r['speedup_vs_numpy_batch1']:.2f}",
+                  f"{r['speedup_vs_numpy_batch256']:.2f}")
+    Console().print(t)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"benchmark": "boards", "spec_digest": spec.digest,
+                               "numpy_us_per_sample": {str(k): v for k, v in cpu.items()},
+                               "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Resource estimates before synthesis, and the refusal of a design that cannot fit a board.
+
+* **DSP** — exact by construction: each lane has :func:`~pcforge.model.cycles.multipliers_per_lane`
+  multipliers of W (the W format) by f(x) (the X format), each as many hard multipliers as its
+  operand widths need (iCE40 SB_MAC16: 16×16; ECP5 MULT18X18D: 18×18).
+* **BRAM** — exact by construction: every memory of the core (from
+  :class:`~pcforge.hdl.core.PCCore` itself) plus the host link's 256-byte frame buffer, each the
+  cheapest tiling of the family's block-RAM configurations; memories of at most
+  ``logic_ram_bits`` bits are flip-flops instead, and on the ECP5 memories under
+  ``lutram_bits`` are distributed RAM (Yosys's choice: measured 9 DP16KD for the 8-lane digits
+  core, all of them the weight banks and the frame buffer).
+* **LUT, FF** — rough (on the iCE40, "LUT" counts logic cells: LUT4s + flip-flops, which the
+  core's wide pipeline registers rarely share): a per-lane cost fitted to ``synth_ice40`` of the digits core at 1, 2, 4
+  and 8 lanes (yosys 0.70; 1 330 LUT and 1 340 FF per lane at a 42-bit accumulator, ~900 LUT
+  and ~500 FF of controller, ~400 LUT of UART link), scaled by the accumulator width, plus the
+  flip-flop memories. It tells a design that fits from one that is several times too big; the
+  post-route numbers in the build report are the real ones.
+"""
+from __future__ import annotations
+
+from math import ceil
+
+from amaranth import Shape
+
+from ..hdl.core import PCCore
+from ..model.cycles import multipliers_per_lane
+from ..model.spec import PCSpec, SpecError
+from .profiles import BoardProfile
+
+__all__ = ["estimate", "check_fits", "DoesNotFit"]
+
+#: fitted constants (see the module docstring)
+LUT_BASE, LUT_PER_LANE, LUT_LINK, LUT_PER_LOGIC_BIT = 900, 1330, 400, 0.55
+LUT_PER_LUTRAM = 2          # an ECP5 DPR16X4 occupies two LUT4 sites
+FF_BASE, FF_PER_LANE, FF_LINK = 500, 1340, 250
+FIT_ACC_WIDTH = 42
+
+
+class DoesNotFit(SpecError):
+    """The design needs more of a resource than the board's FPGA has."""
+
+
+def _blocks(width: int, depth: int, configs) -> int:
+    return min(ceil(width / w) * ceil(depth / d) for w, d in configs)
+
+
+def estimate(spec: PCSpec, lanes: int, board: BoardProfile) -> dict:
+    """{"LUT", "FF", "DSP", "BRAM"} → estimated count, and "memories": the block-RAM list."""
+    core = PCCore(spec, lanes)
+    mems = [("frame buffer", 8, 256)]
+    for p, mem in enumerate(core.c_mem):
+        mems.append((f"cache lane {p}", Shape.cast(mem.shape).width, mem.depth))
+    for kind, banks in (("x", core.x_mem), ("e", core.e_mem), ("w", core.w_mem)):
+        for k, row in enumerate(banks):
+            for p, mem in enumerate(row or []):
+                mems.append((f"{kind}{k} lane {p}", Shape.cast(mem.shape).width, mem.depth))
+    for k, mem in enumerate(core.b_mem):
+        if mem is not None:
+            mems.append((f"bias{k}", Shape.cast(mem.shape).width, mem.depth))
+    bram, logic_bits, lutram, listing = 0, 0, 0, []
+    for name, width, depth in mems:
+        if width * depth <= board.logic_ram_bits:
+            logic_bits += width * depth
+            listing.append((name, width, depth, 0))
+        elif width * depth < board.lutram_bits:          # 16×4 distributed RAM cells
+            lutram += ceil(width / 4) * ceil(depth / 16)
+            listing.append((name, width, depth, 0))
+        else:
+            n = _blocks(width, depth, board.bram_widths)
+            bram += n
+            listing.append((name, width, depth, n))
+    F = spec.formats
+    hard = 16 if board.family == "ice40" else 18
+    per_mult = ceil(F.w.width / hard) * ceil(F.x.width / hard)
+    dsp = lanes * multipliers_per_lane(spec) * per_mult
+    scale = core.acc_width / FIT_ACC_WIDTH
+    lut = (LUT_BASE + LUT_LINK + LUT_PER_LANE * lanes * scale + LUT_PER_LOGIC_BIT * logic_bits
+           + LUT_PER_LUTRAM * lutram)
+    ff = FF_BASE + FF_LINK + FF_PER_LANE * lanes * scale + logic_bits
+    if board.family == "ice40":
+        # an iCE40 logic cell is one LUT4 + one FF, and the core's wide pipeline registers
+        # rarely share a cell with a LUT: measured, digits at 1 lane placed 6 137 cells for
+        # ~3 100 LUTs and ~3 000 FFs, so cells ≈ LUTs + FFs
+        lut = lut + ff
+    return {"LUT": int(round(lut)), "FF": int(round(ff)), "DSP": dsp, "BRAM": bram,
+            "memories": listing}
+
+
+def check_fits(spec: PCSpec, lanes: int, board: BoardProfile) -> dict:
+    """The estimate, or :class:`DoesNotFit` naming every resource over the chip and what to
+    change."""
+    est = estimate(spec, lanes, board)
+    over = [f"{k} ~{est[k]} of {board.available[k]}" for k in ("LUT", "FF", "DSP", "BRAM")
+            if est[k] > board.available[k]]
+    if over:
+        others = [n for n in ("icebreaker", "ulx3s") if n != board.name]
+        fewer = (f"fewer lanes (--lanes {max(1, lanes // 2)})" if lanes > 1 else
+                 "smaller layers (network.sizes)")
+        raise DoesNotFit(
+            f"{spec.name} with {lanes} lane{'s' if lanes > 1 else ''} does not fit the "
+            f"{board.device} of the {board.name}: needs {', '.join(over)}. Use {fewer}, "
+            f"narrower weights or accumulator (formats.w, formats.acc), or another board "
+            f"(--board {others[0]})")
+    return est

@@ -1,0 +1,224 @@
+"""``PCLink``: the host driver of a pcforge board. One class for both ends, as Glasgow pairs a
+hardware and a simulation assembly: it speaks the framing of :mod:`pcforge.boards.frame` over a
+*transport* — :class:`SerialTransport` (a real board on a serial port, via pyserial) or the
+simulated board top's UART model (:mod:`pcforge.sim.board_bench`, cocotb + Verilator).
+
+A transport has ``write(data: bytes)`` and ``read(n: int) -> bytes`` (which raises
+:class:`~pcforge.boards.frame.LinkError` when the bytes do not come in time) and
+``discard_input()``.
+"""
+from __future__ import annotations
+
+import time
+from itertools import groupby
+
+import numpy as np
+
+from ..hdl.protocol import TARGET, node_addresses, weight_addresses
+from ..model.cycles import CoreGeometry
+from ..model.spec import PCSpec
+from .frame import (MAX_WORDS, RESPONSE_SYNC, Command, LinkError, Status, address_header,
+                    crc8, encode_request, parse_words, words_payload)
+from .system import design_id
+
+__all__ = ["PCLink", "SerialTransport", "BoardStatus"]
+
+
+class SerialTransport:
+    """A serial port (pyserial): ``port`` e.g. ``/dev/ttyUSB1`` (iCEBreaker: the FT2232H's
+    second interface), ``baud`` the board's UART rate."""
+
+    def __init__(self, port: str, baud: int, timeout_s: float = 1.0):
+        try:
+            import serial
+        except ImportError:
+            raise LinkError("pyserial is not installed: pip install pyserial") from None
+        self.port = serial.Serial(port, baud, timeout=timeout_s)
+
+    def write(self, data: bytes):
+        self.port.write(data)
+
+    def read(self, n: int) -> bytes:
+        data = self.port.read(n)
+        if len(data) != n:
+            raise LinkError(f"the board sent {len(data)} of {n} bytes before the timeout")
+        return data
+
+    def discard_input(self):
+        time.sleep(0.05)
+        self.port.reset_input_buffer()
+
+    def close(self):
+        self.port.close()
+
+
+class BoardStatus(dict):
+    """STATUS as a dict: busy, paused, done, iteration, expected_seq, lanes, cycles,
+    design_id."""
+
+
+def _runs(words):
+    """Group (target, layer, bank, addr, value) words into runs of consecutive addresses of one
+    memory, at most MAX_WORDS long: [(target, layer, bank, addr0, [indices])]."""
+    out = []
+    key = lambda iw: (iw[1][0], iw[1][1], iw[1][2])          # noqa: E731
+    for (tg, layer, bank), grp in groupby(sorted(enumerate(words), key=lambda iw: iw[1][:4]),
+                                          key=key):
+        run = []
+        for i, w in grp:
+            if run and (w[3] != words[run[-1]][3] + 1 or len(run) == MAX_WORDS):
+                out.append((tg, layer, bank, words[run[0]][3], run))
+                run = []
+            run.append(i)
+        if run:
+            out.append((tg, layer, bank, words[run[0]][3], run))
+    return out
+
+
+class PCLink:
+    """Talks to a board built for ``spec`` with ``lanes`` lanes over ``transport``."""
+
+    def __init__(self, transport, spec: PCSpec, lanes: int):
+        self.transport, self.spec, self.lanes = transport, spec, lanes
+        self.geometry = CoreGeometry(spec, lanes)
+        self.seq = 0
+        self.frames = 0
+
+    # --- framing ----------------------------------------------------------------------
+    def request(self, command: Command, payload: bytes = b"", *, resync: bool = True) -> bytes:
+        """Send one request and return the response payload; an error status raises
+        :class:`LinkError` (after a BAD_SEQUENCE the driver adopts the board's expected number
+        and, with ``resync``, sends the request once more)."""
+        self.transport.write(encode_request(self.seq, command, payload))
+        self.frames += 1
+        status, seq, data = self._response()
+        if status == Status.BAD_SEQUENCE and resync and data:
+            self.seq = data[0]
+            return self.request(command, payload, resync=False)
+        if status not in (Status.BAD_CHECKSUM, Status.BAD_SEQUENCE, Status.TRUNCATED):
+            self.seq = (self.seq + 1) & 0xFF
+        if status != Status.OK:
+            raise LinkError(f"{Command(command).name}: the board answered {status.name}",
+                            status)
+        return data
+
+    def _response(self):
+        t = self.transport
+        for _ in range(64):                   # skip anything before the response's sync byte
+            if t.read(1)[0] == RESPONSE_SYNC:
+                break
+        else:
+            raise LinkError("no response frame from the board (no sync byte)")
+        head = t.read(3)
+        n, seq, status = head
+        data = t.read(n)
+        crc = t.read(1)[0]
+        if crc8(head + data) != crc:
+            t.discard_input()
+            raise LinkError("the board's response failed its CRC (a noisy line?)",
+                            Status.BAD_CHECKSUM)
+        return Status(status), seq, data
+
+    # --- commands ---------------------------------------------------------------------
+    def status(self) -> BoardStatus:
+        d = self.request(Command.STATUS)
+        flags, it, exp, lanes = d[0], d[1], d[2], d[3]
+        cycles, ident = parse_words(d[4:12])
+        return BoardStatus(busy=bool(flags & 1), paused=bool(flags & 2), done=bool(flags & 4),
+                           iteration=it, expected_seq=exp, lanes=lanes,
+                           cycles=cycles & 0xFFFF_FFFF, design_id=ident & 0xFFFF_FFFF)
+
+    def check_design(self) -> BoardStatus:
+        """STATUS, and refuse a board that holds another network or lane count."""
+        st = self.status()
+        want = design_id(self.spec)
+        if st["design_id"] != want or st["lanes"] != self.lanes:
+            raise LinkError(f"the board holds design {st['design_id']:08x} with {st['lanes']} "
+                            f"lanes; this driver is for {want:08x} ({self.spec.name}) with "
+                            f"{self.lanes}: build and load the matching bitstream")
+        return st
+
+    def write_words(self, words):
+        """``words``: (target, layer, bank, addr, value) in any order."""
+        words = [tuple(int(v) for v in w) for w in words]
+        for tg, layer, bank, a0, idx in _runs(words):
+            self.request(Command.WRITE, address_header(tg, layer, bank, a0)
+                         + words_payload(words[i][4] for i in idx))
+
+    def read_words(self, addresses) -> list:
+        """Values at (target, layer, bank, addr) addresses, in the given order."""
+        addresses = [tuple(int(v) for v in a[:4]) + (0,) for a in addresses]
+        out = [0] * len(addresses)
+        for tg, layer, bank, a0, idx in _runs(addresses):
+            vals = parse_words(self.request(
+                Command.READ, address_header(tg, layer, bank, a0) + bytes([len(idx)])))
+            for i, v in zip(idx, vals):
+                out[i] = v
+        return out
+
+    def load_weights(self, W: list, b: list):
+        """Every W_l and b_l (FixedPCN's integers)."""
+        n = 0
+        words = []
+        for l in range(1, self.spec.L + 1):
+            vals = np.concatenate([np.asarray(W[l - 1]).reshape(-1), np.asarray(b[l - 1])])
+            adds = weight_addresses(self.geometry, l)
+            words += [(a.target, a.layer, a.bank, a.addr, int(v)) for a, v in zip(adds, vals)]
+            n += len(adds)
+        self.write_words(words)
+
+    def load_clamped(self, layer: int, values):
+        """x of a clamped layer (integers in the X format)."""
+        v = np.asarray(values).reshape(-1)
+        adds = node_addresses(self.geometry, "x", layer)
+        if v.shape != (len(adds),):
+            raise ValueError(f"layer {layer} has {len(adds)} nodes; got {v.shape}")
+        self.write_words([(a.target, a.layer, a.bank, a.addr, int(x)) for a, x in zip(adds, v)])
+
+    def run(self, mask, *, learn: bool = False, pause: bool = False):
+        bits = sum(1 << k for k, c in enumerate(self.spec.mask(mask)) if c)
+        self.request(Command.RUN, bytes([bits, int(learn) | (int(pause) << 1)]))
+
+    def resume(self):
+        self.request(Command.RESUME)
+
+    def wait(self, timeout_s: float = 10.0, poll=None) -> BoardStatus:
+        """Poll STATUS until the run is done (or paused)."""
+        t0 = time.monotonic()
+        while True:
+            st = self.status()
+            if st["paused"] or (st["done"] and not st["busy"]):
+                return st
+            if time.monotonic() - t0 > timeout_s:
+                raise LinkError(f"the run did not finish within {timeout_s} s: {dict(st)}")
+            if poll:
+                poll()
+
+    def read_nodes(self, kind: str, layer: int) -> np.ndarray:
+        return np.array(self.read_words(node_addresses(self.geometry, kind, layer)),
+                        dtype=np.int64)
+
+    def read_x(self, layer: int) -> np.ndarray:
+        return self.read_nodes("x", layer)
+
+    def read_e(self, layer: int) -> np.ndarray:
+        return self.read_nodes("e", layer)
+
+    def read_weights(self) -> tuple:
+        """(W, b) as FixedPCN holds them."""
+        W, b = [], []
+        for l in range(1, self.spec.L + 1):
+            n, m = self.spec.sizes[l], self.spec.sizes[l - 1]
+            v = np.array(self.read_words(weight_addresses(self.geometry, l)), dtype=np.int64)
+            W.append(v[:n * m].reshape(n, m))
+            b.append(v[n * m:])
+        return W, b
+
+    def infer(self, clamped: dict, mask="inference", *, learn: bool = False) -> dict:
+        """Load the clamped layers, run, wait; x of every layer and the run's cycles."""
+        for layer, values in clamped.items():
+            self.load_clamped(int(layer), values)
+        self.run(mask, learn=learn)
+        st = self.wait()
+        return {"x": [self.read_x(k) for k in range(self.spec.n_layers)],
+                "cycles": st["cycles"]}

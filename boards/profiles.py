@@ -1,0 +1,63 @@
+"""The boards pcforge builds for: one :class:`BoardProfile` per board, the one place that states
+its FPGA, oscillator, the clock pcforge asks of it, its default lane count and what the chip
+holds (from the device data sheets, as nextpnr counts them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["BoardProfile", "BOARDS", "board_profile"]
+
+
+@dataclass(frozen=True)
+class BoardProfile:
+    name: str
+    family: str                 # "ice40" | "ecp5"
+    device: str
+    package: str
+    osc_mhz: float              # the board oscillator
+    clock_mhz: float            # the core clock pcforge requests (a PLL makes it)
+    lanes: int                  # default MAC lanes for the digits-sized network
+    baud: int                   # UART rate of the host link (the board's USB-serial bridge)
+    logic_ram_bits: int         # memories this small go to flip-flops, not block RAM
+    available: dict = field(default_factory=dict)   # LUT, FF, DSP, BRAM on the chip
+    bram_bits: int = 0          # bits of one block RAM
+    bram_widths: tuple = ()     # (width, depth) configurations of one block RAM
+    lutram_bits: int = 0        # smaller memories become distributed RAM (ECP5: DPR16X4)
+    bitstream_ext: str = ".bin"
+    serial_hint: str = ""
+
+    def platform(self):
+        """The amaranth-boards platform object."""
+        if self.name == "icebreaker":
+            from amaranth_boards.icebreaker import ICEBreakerPlatform
+            return ICEBreakerPlatform()
+        from amaranth_boards.ulx3s import ULX3S_85F_Platform
+        return ULX3S_85F_Platform()
+
+
+BOARDS = {
+    "icebreaker": BoardProfile(
+        name="icebreaker", family="ice40", device="iCE40UP5K", package="SG48",
+        osc_mhz=12.0, clock_mhz=24.0, lanes=1, baud=1_000_000, logic_ram_bits=0,
+        available={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30},
+        bram_bits=4096, bram_widths=((16, 256), (8, 512), (4, 1024), (2, 2048)),
+        bitstream_ext=".bin",
+        serial_hint="the FT2232H's second interface, e.g. /dev/ttyUSB1"),
+    "ulx3s": BoardProfile(
+        name="ulx3s", family="ecp5", device="LFE5U-85F", package="CABGA381",
+        osc_mhz=25.0, clock_mhz=60.0, lanes=8, baud=1_000_000, logic_ram_bits=0,
+        available={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM": 208},
+        bram_bits=18432,
+        bram_widths=((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+        lutram_bits=2048, bitstream_ext=".bit",
+        serial_hint="the FT231X, e.g. /dev/ttyUSB0"),
+}
+
+
+def board_profile(name: str) -> BoardProfile:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"board {name!r}: pcforge builds for "
+                         f"{', '.join(sorted(BOARDS))}") from None

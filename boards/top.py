@@ -1,0 +1,55 @@
+"""``BoardTop``: a board's whole design — the PLL clock and reset (:mod:`.clocking`), the
+:class:`~pcforge.boards.system.PCSystem` (core + UART host link) on the board's UART pins, and
+the status LEDs (iCEBreaker: green = a run in progress, red = the last response was an error;
+ULX3S: LED 0 and LED 1 likewise, LED 7 = alive, blinking at ~1.5 Hz).
+"""
+from __future__ import annotations
+
+from amaranth import Elaboratable, Module, Signal
+
+from ..model.spec import SpecError
+from .clocking import PLLClock, ecp5_pll, ice40_pll
+from .profiles import BoardProfile
+from .system import PCSystem
+
+__all__ = ["BoardTop", "link_timing"]
+
+
+def link_timing(clock_mhz: float, baud: int) -> tuple:
+    """(UART divisor in clock cycles, inter-byte timeout in cycles: 10 ms)."""
+    divisor = int(round(clock_mhz * 1e6 / baud))
+    return divisor, int(clock_mhz * 1e6 * 0.010)
+
+
+class BoardTop(Elaboratable):
+    def __init__(self, board: BoardProfile, spec, lanes: int, *, clock_mhz: float | None = None,
+                 weights=None):
+        self.board = board
+        pll = ice40_pll if board.family == "ice40" else ecp5_pll
+        self.pll = pll(board.osc_mhz, clock_mhz or board.clock_mhz)
+        self.clock_mhz = self.pll.f_out_mhz
+        self.divisor, self.timeout_cycles = link_timing(self.clock_mhz, board.baud)
+        self.baud_actual = self.clock_mhz * 1e6 / self.divisor
+        if abs(self.baud_actual / board.baud - 1) > 0.02:
+            raise SpecError(f"a {self.clock_mhz:.3f} MHz clock makes {board.baud} baud only "
+                             f"within {abs(self.baud_actual / board.baud - 1):.1%}; choose a "
+                             "clock that is a multiple of the baud rate")
+        self.system = PCSystem(spec, lanes, divisor=self.divisor,
+                               timeout_cycles=self.timeout_cycles, weights=weights,
+                               logic_ram_bits=board.logic_ram_bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.clocking = PLLClock(self.board.family, self.pll)
+        m.submodules.system = sysm = self.system
+        uart = platform.request("uart", 0)
+        m.d.comb += [sysm.rx.eq(uart.rx.i), uart.tx.o.eq(sysm.tx)]
+        if self.board.family == "ice40":
+            busy, err = platform.request("led_g", 0), platform.request("led_r", 0)
+            m.d.comb += [busy.o.eq(sysm.busy), err.o.eq(sysm.error)]
+        else:
+            busy, err, alive = (platform.request("led", i) for i in (0, 1, 7))
+            counter = Signal(26)
+            m.d.sync += counter.eq(counter + 1)
+            m.d.comb += [busy.o.eq(sysm.busy), err.o.eq(sysm.error), alive.o.eq(counter[-1])]
+        return m
