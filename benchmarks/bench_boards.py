@@ -21,7 +21,6 @@ from rich.table import Table
 from threadpoolctl import threadpool_limits
 
 from pcforge.boards.build import build_board
-from pcforge.boards.profiles import BOARDS
 from pcforge.model import FloatPCN, Weights
 from pcforge.model.data import load_digits_split
 from pcforge.model.train import digits_spec

@@ -19,8 +19,6 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import numpy as np
-
 from ..model.cycles import cycle_report
 from ..model.spec import PCSpec
 from .estimate import check_fits
@@ -123,15 +121,12 @@ def _utilization(board: BoardProfile, pnr: dict, stat_text: str) -> dict:
 
 
 def _key(board, spec, lanes, clock_mhz, weights, versions) -> str:
-    from ..sim.board_sim import _boards_hash
-    from ..sim.verilator_sim import generator_hash
-    h = hashlib.sha256()
-    h.update(json.dumps([board.name, spec.digest, lanes, clock_mhz, versions,
-                         generator_hash(), _boards_hash()]).encode())
-    if weights is not None:
-        for a in (*weights[0], *weights[1]):
-            h.update(np.ascontiguousarray(np.asarray(a, dtype=np.int64)).tobytes())
-    return h.hexdigest()[:16]
+    from ..sim.board_sim import boards_hash
+    from ..sim.verilator_sim import arrays_digest, generator_hash
+    wd = None if weights is None else arrays_digest([*weights[0], *weights[1]])
+    return hashlib.sha256(json.dumps([board.name, spec.digest, lanes, clock_mhz, versions,
+                                      generator_hash(), boards_hash(), wd]).encode()
+                          ).hexdigest()[:16]
 
 
 def _report_md(r: dict) -> str:

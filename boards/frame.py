@@ -102,12 +102,6 @@ def encode_request(seq: int, command: int, payload: bytes = b"") -> bytes:
     return bytes([REQUEST_SYNC]) + body + bytes([crc8(body)])
 
 
-def encode_response(seq: int, status: int, payload: bytes = b"") -> bytes:
-    """One response frame (what the board sends; the driver's tests build expectations)."""
-    body = bytes([len(payload), seq & 0xFF, int(status)]) + bytes(payload)
-    return bytes([RESPONSE_SYNC]) + body + bytes([crc8(body)])
-
-
 def address_header(target: int, layer: int, bank: int, addr: int) -> bytes:
     return struct.pack("<BBBH", target, layer, bank, addr)
 

@@ -14,7 +14,7 @@ from itertools import groupby
 
 import numpy as np
 
-from ..hdl.protocol import TARGET, node_addresses, weight_addresses
+from ..hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
 from ..model.cycles import CoreGeometry
 from ..model.spec import PCSpec
 from .frame import (MAX_WORDS, RESPONSE_SYNC, Command, LinkError, Status, address_header,
@@ -158,22 +158,11 @@ class PCLink:
 
     def load_weights(self, W: list, b: list):
         """Every W_l and b_l (FixedPCN's integers)."""
-        n = 0
-        words = []
-        for l in range(1, self.spec.L + 1):
-            vals = np.concatenate([np.asarray(W[l - 1]).reshape(-1), np.asarray(b[l - 1])])
-            adds = weight_addresses(self.geometry, l)
-            words += [(a.target, a.layer, a.bank, a.addr, int(v)) for a, v in zip(adds, vals)]
-            n += len(adds)
-        self.write_words(words)
+        self.write_words(weight_words(self.geometry, W, b))
 
     def load_clamped(self, layer: int, values):
         """x of a clamped layer (integers in the X format)."""
-        v = np.asarray(values).reshape(-1)
-        adds = node_addresses(self.geometry, "x", layer)
-        if v.shape != (len(adds),):
-            raise ValueError(f"layer {layer} has {len(adds)} nodes; got {v.shape}")
-        self.write_words([(a.target, a.layer, a.bank, a.addr, int(x)) for a, x in zip(adds, v)])
+        self.write_words(node_words(self.geometry, layer, values))
 
     def run(self, mask, *, learn: bool = False, pause: bool = False):
         bits = sum(1 << k for k, c in enumerate(self.spec.mask(mask)) if c)

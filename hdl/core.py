@@ -220,9 +220,9 @@ class PCCore(wiring.Component):
                 if v.size and (v.min() < lo or v.max() > hi):
                     raise SpecError(f"{name} holds values outside the {fmt.width}-bit format "
                                     f"[{lo}, {hi}]: give FixedPCN's integer weights")
-        w_img = [None] + [[[0] * max(2, geometry.weight_depth(l)) for _ in range(P)]
+        w_img = [None] + [[[0] * _depth(geometry.weight_depth(l)) for _ in range(P)]
                           for l in range(1, spec.L + 1)]
-        b_img = [None] + [[0] * max(2, spec.sizes[l]) for l in range(1, spec.L + 1)]
+        b_img = [None] + [[0] * _depth(spec.sizes[l]) for l in range(1, spec.L + 1)]
         for w in weight_words(geometry, W, b):
             if w.target == TARGET["w"]:
                 w_img[w.layer][w.bank][w.addr] = w.data

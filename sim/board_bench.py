@@ -20,7 +20,7 @@ from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
 from cocotb.utils import get_sim_time
 
-from pcforge.boards.frame import (Command, LinkError, Status, address_header, encode_request,
+from pcforge.boards.frame import (Command, LinkError, address_header, encode_request,
                                   words_payload)
 from pcforge.boards.host import PCLink
 from pcforge.model import PCSpec
@@ -98,7 +98,7 @@ def _raw(link: PCLink, frame: bytes) -> list:
 
 def bad_input(link: PCLink, job: dict) -> dict:
     """Every kind of bad frame, each answered with its error status; nothing is executed."""
-    t, spec = link.transport, link.spec
+    t = link.transport
     out = {}
     good = encode_request(link.seq, Command.WRITE,
                           address_header(2, 1, 0, 0) + words_payload([12345]))

@@ -5,30 +5,24 @@ through a UART model: :mod:`pcforge.sim.board_bench`).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from importlib.metadata import version
-from pathlib import Path
-
-import numpy as np
 
 from ..model.spec import PCSpec
 from .tools import verilator_version
-from .verilator_sim import build_model, cache_root, generator_hash, run_cocotb
+from .verilator_sim import (arrays_digest, build_model, cache_root, generator_hash,
+                            run_cocotb, source_hash)
 
 __all__ = ["SimBoard", "BOARD_TOP"]
 
 BOARD_TOP = "pcforge_board"
 
 
-def _boards_hash() -> str:
+def boards_hash() -> str:
+    """:func:`source_hash` of pcforge.boards (the link, UART and top logic)."""
     import pcforge.boards
-    h = hashlib.sha256()
-    for f in sorted(Path(pcforge.boards.__file__).parent.glob("*.py")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
+    return source_hash(pcforge.boards)
 
 
 class SimBoard:
@@ -41,14 +35,9 @@ class SimBoard:
         self.spec, self.lanes = spec, lanes
         self.divisor, self.timeout_cycles = divisor, timeout_cycles
         self.weights = weights
-        wd = ""
-        if weights is not None:
-            h = hashlib.sha256()
-            for a in (*weights[0], *weights[1]):
-                h.update(np.ascontiguousarray(np.asarray(a, dtype=np.int64)).tobytes())
-            wd = "-w" + h.hexdigest()[:10]
+        wd = "" if weights is None else "-w" + arrays_digest([*weights[0], *weights[1]])
         key = (f"board-{spec.digest}-p{lanes}-d{divisor}-t{timeout_cycles}{wd}"
-               f"-pcforge{version('pcforge')}-{generator_hash()}-{_boards_hash()}"
+               f"-pcforge{version('pcforge')}-{generator_hash()}-{boards_hash()}"
                f"-verilator{verilator_version()}")
         self.dir = cache_root() / "verilator" / key
         self.build_s = 0.0

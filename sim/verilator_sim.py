@@ -132,19 +132,33 @@ def _icarus_version() -> str:
     return out.split("version")[-1].split()[0] if "version" in out else "unknown"
 
 
-def generator_hash() -> str:
-    """12 hex digits over the sources that decide the emitted Verilog (pcforge.hdl and
-    pcforge.model), so a changed generator never reuses a stale simulator build."""
+def source_hash(*packages) -> str:
+    """12 hex digits over the Python sources of ``packages`` (a changed generator never reuses a
+    stale build)."""
     import hashlib
-
-    import pcforge.hdl
-    import pcforge.model
     h = hashlib.sha256()
-    for pkg in (pcforge.hdl, pcforge.model):
+    for pkg in packages:
         for f in sorted(Path(pkg.__file__).parent.glob("*.py")):
             h.update(f.name.encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:12]
+
+
+def generator_hash() -> str:
+    """:func:`source_hash` of the sources that decide the emitted Verilog (pcforge.hdl and
+    pcforge.model)."""
+    import pcforge.hdl
+    import pcforge.model
+    return source_hash(pcforge.hdl, pcforge.model)
+
+
+def arrays_digest(arrays) -> str:
+    """10 hex digits over integer arrays (weights that go into a build)."""
+    import hashlib
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(np.asarray(a, dtype=np.int64)).tobytes())
+    return h.hexdigest()[:10]
 
 
 def cache_root() -> Path:

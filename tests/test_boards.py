@@ -9,9 +9,8 @@ from amaranth.sim import Simulator
 
 from pcforge.boards.clocking import ecp5_pll, ice40_pll
 from pcforge.boards.estimate import DoesNotFit, check_fits, estimate
-from pcforge.boards.frame import (REQUEST_SYNC, Command, Status, crc8, encode_request,
-                                  encode_response)
-from pcforge.boards.host import PCLink, _runs
+from pcforge.boards.frame import REQUEST_SYNC, Command, Status, crc8, encode_request
+from pcforge.boards.host import _runs
 from pcforge.boards.profiles import BOARDS
 from pcforge.boards.uart import UARTReceiver, UARTTransmitter
 from pcforge.model import FixedPCN, Weights
