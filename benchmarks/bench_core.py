@@ -9,6 +9,8 @@ Amaranth simulator's speed.
   mask, T = 20). Useful MACs: the input layer's prediction once per sample (the input is
   clamped), the other predictions and feedbacks every iteration, plus the feed-forward
   initialisation and the final error pass.
+* Hazard waits: the idle cycles the schedule's waits cost in the run; "if drained": the same
+  run if every job waited for the pipeline to drain instead (what the hazard analysis buys).
 * Latency at a clock: cycles / f; the numpy models (float64 FloatPCN, int64 FixedPCN, batch 1,
   one thread) per sample for comparison.
 
@@ -31,6 +33,7 @@ from pcforge.hdl.core import PCCore
 from pcforge.model import FixedPCN, FloatPCN, Weights
 from pcforge.model.cycles import cycle_report
 from pcforge.model.data import load_digits_split
+from pcforge.model.schedule import schedule
 from pcforge.model.train import digits_spec, train_float
 from pcforge.sim.amaranth_sim import run_core
 
@@ -66,8 +69,12 @@ def main():
     rows = []
     for lanes in BUDGETS:
         rep = cycle_report(spec, lanes, "inference")
+        sch = schedule(spec, lanes)
+        mask = spec.mask("inference")
         row = {"lanes": lanes, "cycles_per_inference": rep.total,
-               "cycles_per_iteration": rep.per_iteration[0], "prologue_cycles": rep.prologue,
+               "cycles_per_iteration": rep.per_iteration[-1], "prologue_cycles": rep.prologue,
+               "hazard_wait_cycles": rep.waits, "overlapping_jobs": sch.overlaps(mask),
+               "cycles_if_drained": sch.drained_cycles(mask),
                "final_pass_cycles": rep.final_pass, "useful_macs": rep.useful_macs,
                "utilisation": rep.utilisation,
                "latency_us_at_clock": rep.total / args.clock_mhz}
@@ -85,12 +92,14 @@ def main():
 
     table = Table(title=f"digits 64-64-10, T = {spec.iterations}, inference mask — "
                         f"latency at {args.clock_mhz:g} MHz")
-    for col in ("lanes", "cycles/inference", "cycles/iteration", "MAC-lane util.",
-                "latency µs", "simulated = model", "Amaranth sim s"):
+    for col in ("lanes", "cycles/inference", "cycles/iteration", "hazard waits",
+                "if drained", "MAC-lane util.", "latency µs", "simulated = model",
+                "Amaranth sim s"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(str(r["lanes"]), str(r["cycles_per_inference"]),
-                      str(r["cycles_per_iteration"]), f"{100 * r['utilisation']:.1f} %",
+                      str(r["cycles_per_iteration"]), str(r["hazard_wait_cycles"]),
+                      str(r["cycles_if_drained"]), f"{100 * r['utilisation']:.1f} %",
                       f"{r['latency_us_at_clock']:.1f}",
                       "yes" if "simulated_cycles" in r else "(model)",
                       f"{r['amaranth_sim_wall_s']:.1f}" if "amaranth_sim_wall_s" in r else "")

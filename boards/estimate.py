@@ -9,12 +9,14 @@
   ``logic_ram_bits`` bits are flip-flops instead, and on the ECP5 memories under
   ``lutram_bits`` are distributed RAM (Yosys's choice: measured 9 DP16KD for the 8-lane digits
   core, all of them the weight banks and the frame buffer).
-* **LUT, FF** — rough (on the iCE40, "LUT" counts logic cells: LUT4s + flip-flops, which the
-  core's wide pipeline registers rarely share): a per-lane cost fitted to ``synth_ice40`` of the digits core at 1, 2, 4
-  and 8 lanes (yosys 0.70; 1 330 LUT and 1 340 FF per lane at a 42-bit accumulator, ~900 LUT
-  and ~500 FF of controller, ~400 LUT of UART link), scaled by the accumulator width, plus the
-  flip-flop memories. It tells a design that fits from one that is several times too big; the
-  post-route numbers in the build report are the real ones.
+* **LUT, FF** — rough: a per-lane cost fitted to ``synth_ice40 -dsp`` of the digits core at 1,
+  2, 4 and 8 lanes (yosys 0.70: ~1 130 LUT and ~1 445 FF per lane at a 42-bit accumulator,
+  ~940 LUT and ~1 150 FF of controller and pipeline control), ~400 LUT and ~250 FF of UART
+  link, scaled by the accumulator width, plus the flip-flop memories. On the iCE40 "LUT"
+  counts logic cells (one LUT4 + one FF each): LUTs + ¾ of the FFs, fitted to nextpnr's
+  placement of the digits core at 1 lane (4 604 estimated, 4 621 placed). It tells a design
+  that fits from one that is several times too big; the post-route numbers in the build
+  report are the real ones.
 """
 from __future__ import annotations
 
@@ -30,10 +32,11 @@ from .profiles import BoardProfile
 __all__ = ["estimate", "check_fits", "DoesNotFit"]
 
 #: fitted constants (see the module docstring)
-LUT_BASE, LUT_PER_LANE, LUT_LINK, LUT_PER_LOGIC_BIT = 900, 1330, 400, 0.55
+LUT_BASE, LUT_PER_LANE, LUT_LINK, LUT_PER_LOGIC_BIT = 940, 1130, 400, 0.55
 LUT_PER_LUTRAM = 2          # an ECP5 DPR16X4 occupies two LUT4 sites
-FF_BASE, FF_PER_LANE, FF_LINK = 500, 1340, 250
+FF_BASE, FF_PER_LANE, FF_LINK = 1150, 1445, 250
 FIT_ACC_WIDTH = 42
+ICE40_FF_CELL_SHARE = 0.75  # iCE40 logic cells ≈ LUTs + this share of the FFs (fitted)
 
 
 class DoesNotFit(SpecError):
@@ -82,10 +85,9 @@ def estimate(spec: PCSpec, lanes: int, board: BoardProfile) -> dict:
            + LUT_PER_LUTRAM * lutram)
     ff = FF_BASE + FF_LINK + FF_PER_LANE * lanes * scale + logic_bits
     if board.family == "ice40":
-        # an iCE40 logic cell is one LUT4 + one FF, and the core's wide pipeline registers
-        # rarely share a cell with a LUT: measured, digits at 1 lane placed 6 137 cells for
-        # ~3 100 LUTs and ~3 000 FFs, so cells ≈ LUTs + FFs
-        lut = lut + ff
+        # an iCE40 logic cell is one LUT4 + one FF, and most of the core's pipeline registers
+        # do not share a cell with a LUT (they carry words down the pipeline)
+        lut = lut + ICE40_FF_CELL_SHARE * ff
     return {"LUT": int(round(lut)), "FF": int(round(ff)), "DSP": dsp, "BRAM": bram,
             "memories": listing}
 

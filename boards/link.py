@@ -84,12 +84,15 @@ class HostLink(wiring.Component):
         n_words = Signal(8)
         cur_addr = Signal(16)                   # addr + widx, kept as a register (timing)
         w_last = Signal()                       # the word being pushed is the last one
+        len_ok, arg_ok = Signal(), Signal()     # CHECK's verdicts on the frame
+        busy_now, paused_now = Signal(), Signal()
+        ctl_valid, ctl_resume, ctl_pause, ctl_learn = (Signal() for _ in range(4))
+        ctl_mask = Signal(8)
 
         rx = self.rx
         m.d.comb += rx.ready.eq(1)              # bytes outside a frame are dropped
         got = rx.valid
 
-        running = core.busy & ~core.paused
         layer_ok = Mux(target == 0, layer <= L, (layer >= 1) & (layer <= L))
         bank_ok = (bank < P) | (target == 3)
 
@@ -151,75 +154,86 @@ class HostLink(wiring.Component):
                         respond(Status.BAD_SEQUENCE, 1)
                     with m.Else():
                         m.d.sync += expected.eq(expected + 1)
-                        m.next = "EXECUTE"
+                        m.next = "CHECK"
                 with m.Elif(timer == 0):
                     respond(Status.TRUNCATED)
                 with m.Else():
                     m.d.sync += timer.eq(timer - 1)
 
-            with m.State("EXECUTE"):
-                m.d.sync += [n_words.eq((n_len - ADDRESS_BYTES) >> 2), ptr.eq(ADDRESS_BYTES),
-                             cur_addr.eq(addr)]
+            # CHECK registers what EXECUTE decides on (timing: the decision is a few LUTs
+            # deep instead of the whole validation)
+            with m.State("CHECK"):
+                n = hdr[ADDRESS_BYTES]
+                mask, flags = hdr[0], hdr[1]
                 with m.Switch(cmd):
-                    with m.Case(Command.STATUS):
-                        with m.If(n_len != 0):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            respond(Status.OK, STATUS_PAYLOAD)
+                    with m.Case(Command.STATUS, Command.RESUME):
+                        m.d.sync += [len_ok.eq(n_len == 0), arg_ok.eq(1)]
                     with m.Case(Command.WRITE):
-                        with m.If((n_len < ADDRESS_BYTES + 4) | (n_len[:2] != ADDRESS_BYTES % 4)):
-                            respond(Status.BAD_LENGTH)
-                        with m.Elif((target > 3) | ~layer_ok | ~bank_ok):
-                            respond(Status.BAD_ARGUMENT)
-                        with m.Elif(running):
-                            respond(Status.BUSY)
-                        with m.Else():
-                            m.d.sync += [widx.eq(0), bidx.eq(0)]
-                            m.next = "W_ADDR"
+                        m.d.sync += [len_ok.eq((n_len >= ADDRESS_BYTES + 4)
+                                               & (n_len[:2] == ADDRESS_BYTES % 4)),
+                                     arg_ok.eq((target <= 3) & layer_ok & bank_ok)]
                     with m.Case(Command.READ):
-                        n = hdr[ADDRESS_BYTES]
-                        with m.If(n_len != ADDRESS_BYTES + 1):
-                            respond(Status.BAD_LENGTH)
-                        with m.Elif((target > 4) | ~layer_ok | ~bank_ok | (n == 0)
-                                    | (n > MAX_WORDS)):
-                            respond(Status.BAD_ARGUMENT)
-                        with m.Elif(running):
-                            respond(Status.BUSY)
-                        with m.Else():
-                            m.d.sync += n_words.eq(n)
-                            respond(Status.OK, (n << 2)[:8], 1)
+                        m.d.sync += [len_ok.eq(n_len == ADDRESS_BYTES + 1),
+                                     arg_ok.eq((target <= 4) & layer_ok & bank_ok & (n != 0)
+                                               & (n <= MAX_WORDS))]
                     with m.Case(Command.RUN):
-                        mask, flags = hdr[0], hdr[1]
-                        with m.If(n_len != 2):
-                            respond(Status.BAD_LENGTH)
-                        with m.Elif(mask[spec.n_layers:].any() | flags[2:].any()
-                                    | (flags[0] & (not core.learns))):
-                            respond(Status.BAD_ARGUMENT)
-                        with m.Elif(core.busy):
-                            respond(Status.BUSY)
-                        with m.Else():
-                            m.next = "RUN"
-                    with m.Case(Command.RESUME):
-                        with m.If(n_len != 0):
-                            respond(Status.BAD_LENGTH)
-                        with m.Elif(~core.paused):
-                            respond(Status.BUSY)
-                        with m.Else():
-                            m.next = "RESUME"
+                        m.d.sync += [len_ok.eq(n_len == 2),
+                                     arg_ok.eq(~(mask[spec.n_layers:].any() | flags[2:].any()
+                                                 | (flags[0] & (not core.learns))))]
                     with m.Default():
-                        respond(Status.BAD_COMMAND)
+                        m.d.sync += [len_ok.eq(1), arg_ok.eq(1)]
+                m.d.sync += [busy_now.eq(core.busy), paused_now.eq(core.paused),
+                             n_words.eq((n_len - ADDRESS_BYTES) >> 2), ptr.eq(ADDRESS_BYTES),
+                             cur_addr.eq(addr),
+                             ctl_resume.eq(cmd == Command.RESUME), ctl_pause.eq(flags[1]),
+                             ctl_learn.eq(flags[0]), ctl_mask.eq(mask)]
+                m.next = "EXECUTE"
 
-            with m.State("RUN"):
+            with m.State("EXECUTE"):
+                running_now = busy_now & ~paused_now
+                with m.If(~len_ok):
+                    respond(Status.BAD_LENGTH)
+                with m.Elif(~arg_ok):
+                    respond(Status.BAD_ARGUMENT)
+                with m.Else():
+                    with m.Switch(cmd):
+                        with m.Case(Command.STATUS):
+                            respond(Status.OK, STATUS_PAYLOAD)
+                        with m.Case(Command.WRITE):
+                            with m.If(running_now):
+                                respond(Status.BUSY)
+                            with m.Else():
+                                m.d.sync += [widx.eq(0), bidx.eq(0)]
+                                m.next = "W_ADDR"
+                        with m.Case(Command.READ):
+                            with m.If(running_now):
+                                respond(Status.BUSY)
+                            with m.Else():
+                                m.d.sync += n_words.eq(hdr[ADDRESS_BYTES])
+                                respond(Status.OK, (hdr[ADDRESS_BYTES] << 2)[:8], 1)
+                        with m.Case(Command.RUN):
+                            with m.If(busy_now):
+                                respond(Status.BUSY)
+                            with m.Else():
+                                m.d.sync += ctl_valid.eq(1)
+                                m.next = "CONTROL"
+                        with m.Case(Command.RESUME):
+                            with m.If(~paused_now):
+                                respond(Status.BUSY)
+                            with m.Else():
+                                m.d.sync += ctl_valid.eq(1)
+                                m.next = "CONTROL"
+                        with m.Default():
+                            respond(Status.BAD_COMMAND)
+
+            # RUN / RESUME: one control beat from registers
+            with m.State("CONTROL"):
                 c = core.control
-                m.d.comb += [c.valid.eq(1), c.payload.resume.eq(0),
-                             c.payload.pause.eq(hdr[1][1]), c.payload.learn.eq(hdr[1][0]),
-                             c.payload.mask.eq(hdr[0])]
+                m.d.comb += [c.valid.eq(ctl_valid), c.payload.resume.eq(ctl_resume),
+                             c.payload.pause.eq(ctl_pause), c.payload.learn.eq(ctl_learn),
+                             c.payload.mask.eq(ctl_mask)]
                 with m.If(c.ready):
-                    respond(Status.OK)
-            with m.State("RESUME"):
-                c = core.control
-                m.d.comb += [c.valid.eq(1), c.payload.resume.eq(1)]
-                with m.If(c.ready):
+                    m.d.sync += ctl_valid.eq(0)
                     respond(Status.OK)
 
             # WRITE: assemble each 4-byte word from the frame buffer, then one host_write beat

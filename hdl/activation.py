@@ -5,13 +5,14 @@ fraction bits) and the index of the layer it belongs to; its outputs are f(x) in
 and f'(x) as an integer with X's fraction bits (1.0 = 2**X.frac), exactly as
 :func:`pcforge.model.activations.fixed_activation` computes them:
 
-* identity, relu, hardtanh: comparisons and clips (exact);
+* identity, relu, hardtanh: comparisons and clips (exact), selected by ``layer`` and registered;
 * tanh: two ROMs (tanh and 1 − tanh²) holding the integers of
   :func:`pcforge.model.activations.tanh_table`, addressed by ``(clip(x, lo, hi) − lo) >> shift``.
 
 Latency: 1 cycle for every kind (the ROMs' registered read; the piecewise-linear kinds are
-registered to match). ``layer`` must be presented with ``x``; the output mux uses ``layer_out``,
-the same index one cycle later (the pipeline carries it).
+registered to match). ``layer`` must be presented with ``x``; a spec with tanh layers also
+needs ``layer_out``, the same index one cycle later (the pipeline carries it), to pick the ROM
+output for tanh layers.
 """
 from __future__ import annotations
 
@@ -26,14 +27,16 @@ __all__ = ["ActivationUnit"]
 
 
 class ActivationUnit(wiring.Component):
-    """Ports: ``x`` (In, signed X.width), ``layer_out`` (In, which layer's f applies to the value
-    presented one cycle earlier), ``f`` / ``d`` (Out, signed X.width). Latency 1 cycle."""
+    """Ports: ``x`` (In, signed X.width), ``layer`` (In, whose f applies to ``x``),
+    ``layer_out`` (In, ``layer`` one cycle later), ``f`` / ``d`` (Out, signed X.width).
+    Latency 1 cycle."""
 
     def __init__(self, spec: PCSpec):
         self.spec = spec
         self.kinds = sorted(set(spec.activations))
         X = spec.formats.x
         super().__init__({"x": In(signed(X.width)),
+                          "layer": In(range(max(spec.L, 2))),
                           "layer_out": In(range(max(spec.L, 2))),
                           "f": Out(signed(X.width)), "d": Out(signed(X.width))})
 
@@ -42,33 +45,39 @@ class ActivationUnit(wiring.Component):
         X = self.spec.formats.x
         one = 1 << X.frac
         x = self.x
-        outs = {}
+        acts = self.spec.activations
+        logic = {}
         for kind in self.kinds:
-            f = Signal(signed(X.width), name=f"{kind}_f")
-            d = Signal(signed(X.width), name=f"{kind}_d")
             if kind == "identity":
-                m.d.sync += [f.eq(x), d.eq(one)]
+                logic[kind] = (x, one)
             elif kind == "relu":
-                m.d.sync += [f.eq(Mux(x > 0, x, 0)), d.eq(Mux(x > 0, one, 0))]
+                logic[kind] = (Mux(x > 0, x, 0), Mux(x > 0, one, 0))
             elif kind == "hardtanh":
-                m.d.sync += [f.eq(Mux(x > one, one, Mux(x < -one, -one, x))),
-                             d.eq(Mux((x > -one) & (x < one), one, 0))]
-            elif kind == "tanh":
-                tab = tanh_table(X, self.spec.table_bits)
-                m.submodules.tanh_f = rom_f = memory.Memory(
-                    shape=signed(X.width), depth=tab.entries, init=[int(v) for v in tab.f])
-                m.submodules.tanh_d = rom_d = memory.Memory(
-                    shape=signed(X.width), depth=tab.entries, init=[int(v) for v in tab.d])
-                clipped = Mux(x < tab.lo, tab.lo, Mux(x > tab.hi, tab.hi, x))
-                addr = ((clipped - tab.lo) >> tab.shift)[:max(1, (tab.entries - 1).bit_length())]
-                for rom, out in ((rom_f, f), (rom_d, d)):
-                    rd = rom.read_port()
-                    m.d.comb += [rd.addr.eq(addr), out.eq(rd.data)]
-            else:                                           # pragma: no cover - spec validates
+                logic[kind] = (Mux(x > one, one, Mux(x < -one, -one, x)),
+                               Mux((x > -one) & (x < one), one, 0))
+            elif kind != "tanh":                            # pragma: no cover - spec validates
                 raise ValueError(f"no hardware for activation {kind!r}")
-            outs[kind] = (f, d)
-        with m.Switch(self.layer_out):
-            for l, kind in enumerate(self.spec.activations):
-                with m.Case(l):
-                    m.d.comb += [self.f.eq(outs[kind][0]), self.d.eq(outs[kind][1])]
+        f_reg = Signal(signed(X.width))
+        d_reg = Signal(signed(X.width))
+        if logic:
+            with m.Switch(self.layer):
+                for l, kind in enumerate(acts):
+                    if kind in logic:
+                        with m.Case(l):
+                            m.d.sync += [f_reg.eq(logic[kind][0]), d_reg.eq(logic[kind][1])]
+        m.d.comb += [self.f.eq(f_reg), self.d.eq(d_reg)]
+        if "tanh" in self.kinds:
+            tab = tanh_table(X, self.spec.table_bits)
+            m.submodules.tanh_f = rom_f = memory.Memory(
+                shape=signed(X.width), depth=tab.entries, init=[int(v) for v in tab.f])
+            m.submodules.tanh_d = rom_d = memory.Memory(
+                shape=signed(X.width), depth=tab.entries, init=[int(v) for v in tab.d])
+            clipped = Mux(x < tab.lo, tab.lo, Mux(x > tab.hi, tab.hi, x))
+            addr = ((clipped - tab.lo) >> tab.shift)[:max(1, (tab.entries - 1).bit_length())]
+            rd_f, rd_d = rom_f.read_port(), rom_d.read_port()
+            m.d.comb += [rd_f.addr.eq(addr), rd_d.addr.eq(addr)]
+            tanh_layers = [l for l, kind in enumerate(acts) if kind == "tanh"]
+            with m.Switch(self.layer_out):
+                with m.Case(*tanh_layers):
+                    m.d.comb += [self.f.eq(rd_f.data), self.d.eq(rd_d.data)]
         return m

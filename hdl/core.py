@@ -1,9 +1,10 @@
 """``PCCore``: the predictive coding core generated from a :class:`~pcforge.model.PCSpec`.
 
 It computes exactly what :class:`~pcforge.model.FixedPCN` computes (``docs/datapath.md``), bit
-for bit, every iteration. Where each value lives and what every cycle does is stated in
-:mod:`pcforge.model.cycles` (:class:`~pcforge.model.cycles.CoreGeometry` and the slot schedule);
-``docs/hardware.md`` draws it.
+for bit, every iteration. Where each value lives is :class:`~pcforge.model.geometry.CoreGeometry`;
+what runs when, and how long each job waits for the results of the previous ones, is the
+:class:`~pcforge.model.schedule.Schedule` that :class:`~pcforge.hdl.controller.SlotController`
+walks; ``docs/hardware.md`` draws it.
 
 Structure
 ---------
@@ -14,43 +15,51 @@ Structure
 * **Local weight memories**: for every connection l and lane p a memory holding the columns
   j ≡ p (mod P) of W_l, row-major (``i·ceil(n_{l-1}/P) + j div P``); one bias memory per
   connection. The same memory serves W f(x) (row sweeps) and Wᵀ e (column sweeps).
-* **P MAC lanes**, each with an :class:`ActivationUnit` and a multiplier; an adder tree across
-  lanes for prediction rows; a lane-local accumulator for feedback columns.
+* **P MAC lanes**, each with an :class:`ActivationUnit` and a multiplier; a two-stage adder
+  tree across lanes for prediction rows; a lane-local accumulator for feedback columns.
 * **P node units** (one per lane): error e = E(x·2^s − acc), feedback ε = E(Σ W e), state update
   x ← X(x + round(γ (f'(x) ε − e))), feed-forward x = X(acc), zero.
-* **Controller**: runs the slot schedule of :mod:`pcforge.model.cycles` for T iterations under a
-  run-time clamp mask.
 * For ``schedule = "delayed_feedback"``: a second multiplier per lane and per-lane column
-  accumulators, so that one row sweep of W_l feeds both W f(x) and W_lᵀ e_l(t−1)
-  (``docs/hardware.md``).
+  accumulators, so that one row sweep of W_l feeds both W f(x) and W_lᵀ e_l(t−1); for
+  incremental learning a second multiplier per lane forms e·f(x) beside W·e.
 
-Pipeline (a token is issued per cycle; every stage is a register)::
+Pipeline (a token per cycle; every stage is a register; the stage numbers of the writes and of
+the late reads are the schedule's constants ``W_WRITE_STAGE``, ``E_WRITE_STAGE``,
+``X_WRITE_STAGE``, ``READ_STAGE``, asserted where they are built)::
 
-  S0 issue: addresses to every read port       S6  node-unit operands (acc + bias, cache, Σ W e)
-  S1 memory data (registered reads)            S7 requantize e / ε / feed-forward x; write e, cache
-  S2 activation f, f' (ROM or logic)           S8  δ = f'·ε − e·2^fx
-  S3 multiplier output (inputs registered S2)  S9  γ·δ rounded
-  S4 adder tree (prediction) / lane acc (fb)   S10 x + inc fitted to X; write x
-  S5 row accumulator (prediction)
+  S0  issue register: read addresses (x, e, W)    S8  row accumulator; learning: W, b written
+  S1  memory data                                 S9  node operands (acc + bias, cache, Σ W e)
+  S2  memory data registered (raw)                S10 x·2^s − acc
+  S3  lanes' operands selected; f, f' (act. unit) S11 requantize e, ε, x; e and cache written
+  S4  multiplier operands registered              S12 δ = f'·ε − e·2^fx
+  S5  products                                    S13 γ·δ rounded
+  S6  adder tree (1st half) / lane accumulators   S14 x + inc fitted; x written
+  S7  adder tree (2nd half); learning: rounding
+
+Every memory output is registered before any logic (an ECP5 block RAM's clock-to-output is
+~6 ns), and so is every multiplier's input, next to its multiplier; biases are read by the
+token in S5 and cached predictions by the token in S6, so their words do not ride down the
+pipeline.
 
 Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when valid & ready)
 ------------------------------------------------------------------------------------------------
 ``host_write`` (In): {target, layer, bank, addr, data}. Writes one word (data: signed 32 bits,
   the low bits of the target's format) into memory ``target`` ∈ {X=0, E=1, W=2, B=3} of layer
   (connection for W/B) ``layer``, lane ``bank``, address ``addr`` (see ``CoreGeometry``; bank is
-  ignored for B). Ready whenever the core is not running (idle, paused or done): 1 word/cycle.
+  ignored for B). Ready whenever no run is working and the pipeline is empty (idle, paused or
+  done): 1 word/cycle; the word lands one cycle after its beat.
 ``host_read`` (In) / ``read_data`` (Out): the same addressing, plus target CACHE=4; the word
-  appears on ``read_data`` 2 cycles after the request beat and is held until taken; one request
+  appears on ``read_data`` 5 cycles after the request beat and is held until taken; one request
   in flight.
 ``control`` (In): {resume, pause, learn, mask}. With ``resume = 0`` (accepted when idle) it
   starts a run: x of the clamped layers (mask bit k = 1 clamps layer k) must have been written;
   free layers are initialised by the core. With ``pause = 1`` the core stops after every
-  iteration (``paused`` = 1, x(t+1) and e(t) readable); ``resume = 1`` continues it. With
-  ``learn = 1`` the core learns with the spec's rule, W_l += round(α e_l f(x_{l−1})ᵀ),
-  b_l += round(α e_l), saturating (``docs/datapath.md`` step 7): ``after_relaxation`` ends the
-  run with one read-modify-write sweep per connection from e(T) and x(T); ``incremental``
-  (synchronous schedule) updates every iteration from e(t) and x(t), inside the feedback
-  sweeps and in row sweeps for connections from clamped layers (``docs/hardware.md``).
+  iteration (``paused`` = 1 once the pipeline is empty: x(t+1) and e(t) readable);
+  ``resume = 1`` continues it. With ``learn = 1`` the core learns with the spec's rule,
+  W_l += round(α e_l f(x_{l−1})ᵀ), b_l += round(α e_l), saturating (``docs/datapath.md`` step
+  7): ``after_relaxation`` ends the run with one read-modify-write sweep per connection from
+  e(T) and x(T); ``incremental`` (synchronous schedule) updates every iteration from e(t) and
+  x(t), inside the feedback sweeps and in row sweeps for connections from clamped layers.
 Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done`` (the last run
   finished; cleared by the next start), ``iteration`` (iterations completed), ``cycles`` (clock
   cycles the run has been working, pauses excluded — equal to
@@ -63,16 +72,22 @@ from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..model.cycles import DRAIN_A_CYCLES, DRAIN_CYCLES, PIPELINE_DEPTH, CoreGeometry
-from ..model.cycles import MAX_LANES
+from ..model.geometry import MAX_LANES, CoreGeometry
+from ..model.schedule import (E_WRITE_STAGE, PIPELINE_DEPTH, READ_STAGE, W_WRITE_STAGE,
+                              X_WRITE_STAGE, can_learn, learns_after, learns_incrementally,
+                              schedule)
 from ..model.spec import PCSpec, SpecError
 from .activation import ActivationUnit
+from .controller import NodeOp, Op, SlotController, control_layout
 from .fixed import fit, requantize, round_shift
 
 __all__ = ["PCCore", "Target", "HOST_DATA_WIDTH", "check_buildable", "MAX_ROM_BITS"]
 
 #: Width of the host data words (storage formats are at most 32 bits).
 HOST_DATA_WIDTH = 32
+
+#: Cycles from a ``host_read`` beat to its word on ``read_data``.
+HOST_READ_LATENCY = 5
 
 
 class Target(enum.Enum, shape=3):
@@ -84,25 +99,17 @@ class Target(enum.Enum, shape=3):
     CACHE = 4
 
 
-class Op(enum.Enum, shape=3):
-    PRED = 0        # row sweep of W_l: acc_l = W_l f(x_{l-1}) + b_l, one row per C tokens
-    FB = 1          # column sweep of W_l: Σ_k W_l[k, j] e_l[k], lane-local
-    NODE = 2        # lane-parallel pass over the nodes of one layer
-    FUSED = 3       # delayed_feedback: one row sweep feeding W f(x) and Wᵀ e(t−1), + 1 bubble
-    LEARN = 4       # row sweep of W_l, read-modify-write: W += round(α e aᵀ), b += round(α e)
-
-
-class NodeOp(enum.Enum, shape=2):
-    ERR = 0         # e = E(x·2^s − acc)   (+ top-layer update when we_x)
-    FF = 1          # x = X(acc)
-    ZERO = 2        # x = 0
-    UPD = 3         # ε = E(Σ W e); x ← X(x + round(γ (f'ε − e)))
-
-
 def _depth(words: int) -> int:
     """Memory depth for ``words`` words (at least 2, so that the address port is not 0 bits)."""
     return max(2, words)
 
+
+#: The pipeline's stages after S3 (the schedule's write and late-read stages are asserted
+#: against these where they are built): multiplier operands, products, the adder tree's two
+#: halves, the row accumulator (and learning's writes), node operands, x·2^s − acc, requantize
+#: (errors written), δ, γ·δ, x written.
+_STAGES = {"opd": 4, "mul": 5, "t1": 6, "t2": 7, "row": 8, "node": 9, "diff": 10, "rq": 11,
+           "delta": 12, "inc": 13, "x": 14}
 
 #: Activation ROM bits (all lanes) the generator accepts: beyond this no supported FPGA holds it.
 MAX_ROM_BITS = 1 << 22
@@ -127,7 +134,6 @@ def check_buildable(spec: PCSpec, lanes: int) -> CoreGeometry:
     return g
 
 
-
 class PCCore(wiring.Component):
     """The PC core for ``spec`` with ``lanes`` MAC lanes (see the module docstring for ports)."""
 
@@ -140,13 +146,13 @@ class PCCore(wiring.Component):
         RAMs are few (the iCE40UP5K's 30 EBRs); behaviour and cycles are unchanged."""
         self.spec = spec
         self.geometry = g = check_buildable(spec, lanes)
+        self.schedule = schedule(spec, lanes)
         self.logic_ram_bits = int(logic_ram_bits)
         #: learning hardware (``control.learn``): the after-relaxation rule, or incremental
         #: learning (an update every iteration) for the synchronous schedule
-        self.learns_after = spec.learning == "after_relaxation"
-        self.learns_incremental = (spec.learning == "incremental"
-                                   and spec.schedule == "synchronous")
-        self.learns = self.spec_learns(spec)
+        self.learns_after = learns_after(spec)
+        self.learns_incremental = learns_incrementally(spec)
+        self.learns = can_learn(spec)
         self.lanes = P = lanes
         L = spec.L
         F = spec.formats
@@ -160,13 +166,12 @@ class PCCore(wiring.Component):
         self.read_layout = data.StructLayout({
             "target": Target, "layer": range(L + 1), "bank": range(max(P, 2)),
             "addr": range(max(max_depth, 2))})
-        self.control_layout = data.StructLayout({
-            "resume": 1, "pause": 1, "learn": 1, "mask": spec.n_layers})
+        self.control_layout = control_layout(spec)
         # memories (created here so that testbenches can look inside them)
-        X, E, W, B = F.x, F.e, F.w, F.b
-        d2 = _depth  # every memory holds ≥ 2 words: a 1-word memory has a 0-bit address port
+        X, E, B = F.x, F.e, F.b
+
         def mem(shape, words, init=()):
-            depth = d2(words)
+            depth = _depth(words)
             bits = depth * Shape.cast(shape).width
             attrs = {"ram_style": "logic"} if bits <= self.logic_ram_bits else None
             return memory.Memory(shape=shape, depth=depth, init=list(init), attrs=attrs)
@@ -178,7 +183,7 @@ class PCCore(wiring.Component):
         self.e_mem = [None] + [[mem(signed(E.width), g.depth(k)) for _ in range(P)]
                                for k in layers]
         # one cache bank per lane for every connection (layer k at offset c_base[k]): reads
-        # share the address c and a write touches one layer per cycle, so nothing conflicts,
+        # share the address and a write touches one layer per cycle, so nothing conflicts,
         # and an FPGA spends one set of block RAMs instead of one per layer
         self.c_base = [None] + [sum(g.depth(j) for j in range(1, k)) for k in layers]
         self.c_mem = [mem(signed(self.acc_width), sum(g.depth(k) for k in layers))
@@ -235,7 +240,7 @@ class PCCore(wiring.Component):
         """Whether the core for ``spec`` can learn: after relaxation (either schedule), or
         incrementally with the synchronous schedule (with ``delayed_feedback`` e(t) is computed
         inside the very sweep that would have to use it)."""
-        return spec.learning == "after_relaxation" or spec.schedule == "synchronous"
+        return can_learn(spec)
 
     @classmethod
     def check_learns(cls, spec: PCSpec):
@@ -251,19 +256,15 @@ class PCCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec, g, P = self.spec, self.geometry, self.lanes
-        L, T = spec.L, spec.iterations
+        L = spec.L
         F = spec.formats
         X, E, Wf, Bf = F.x, F.e, F.w, F.b
         G, Ws = F.w_guard, F.w_store       # weight memories keep G guard bits (format Ws)
         Facc = F.acc.frac
         A = self.acc_width
-        sizes = spec.sizes
         depths = [g.depth(k) for k in range(L + 1)]
-        max_n = max(sizes)
-        max_c = max(depths)
-        max_wd = max(g.weight_depth(l) for l in range(1, L + 1))
-        ff = spec.init == "feedforward"
         delayed = spec.schedule == "delayed_feedback"
+        tanh = "tanh" in spec.activations
 
         # ---- memories and their ports ---------------------------------------------------
         def ports(mem, name):
@@ -284,639 +285,354 @@ class PCCore(wiring.Component):
         for l in range(1, L + 1):
             b_rd[l], b_wr[l] = ports(self.b_mem[l], f"bias{l}")
 
-        # ---- token layout ---------------------------------------------------------------
-        token = data.StructLayout({
-            "valid": 1, "op": Op, "nop": NodeOp,
-            "layer": range(L + 1), "lane_layer": range(L + 1), "node_layer": range(L + 1),
-            "first": 1, "last": 1,
-            "c": range(max(max_c, 2)), "i_bank": range(max(P, 2)),
-            "i_addr": range(max(max_c, 2)), "row": range(max(max_n, 2)),
-            "w_addr": range(max(max_wd, 2)),
-            "lane_mask": P, "node_mask": P, "node_addr": range(max(max_c, 2)),
-            "we_e": 1, "we_x": 1, "we_c": 1, "fuse": 1,
-            "bubble": 1, "fb_on": 1, "row_end": 1,
-        })
-        t = [Signal(token, name=f"tok{k}") for k in range(PIPELINE_DEPTH + 1)]
+        # ---- controller and the token pipeline -----------------------------------------
+        m.submodules.controller = ctl = SlotController(self.schedule, self.learns)
+        wiring.connect(m, wiring.flipped(self.control), ctl.control)
+        t = [ctl.token] + [Signal(ctl.layout, name=f"tok{k}") for k in range(1, PIPELINE_DEPTH + 1)]
         for k in range(1, PIPELINE_DEPTH + 1):
             m.d.sync += t[k].eq(t[k - 1])
-
-        # ---- controller -----------------------------------------------------------------
-        mask = Signal(spec.n_layers)
-        pause = Signal()
-        learn = Signal()                 # after the final pass, one learning sweep per connection
-        it = Signal(range(T + 2))
-        cycles = Signal(32)
-        done = Signal()
-        slot = Signal(range(4 * L + 8))
-        drain_cnt = Signal(range(DRAIN_CYCLES + 1))
-        after_drain = Signal(2)          # 0: next slot, 1: end of an error phase, 2: end of an
-        #                                  iteration's updates
-        bubble = Signal()                # FUSED: the extra token that retires the last row
-        j_op, j_nop = Signal(Op), Signal(NodeOp)
-        j_layer, j_lane_layer, j_node_layer = (Signal(range(L + 1)) for _ in range(3))
-        j_we_e, j_we_x, j_we_c, j_drain = Signal(), Signal(), Signal(), Signal()
-        j_fuse = Signal()
-        j_C, j_N, j_nsrc = (Signal(range(max_n + 1)) for _ in range(3))
-        c_cnt = Signal(range(max(max_c, 2)))
-        i_cnt = Signal(range(max(max_n, 2)))
-        i_bank = Signal(range(max(P, 2)))
-        i_addr = Signal(range(max(max_c, 2)))
-        w_addr = Signal(range(max(max_wd + max_c + 1, 2)))
-
-        running = Signal()
-
-        # the static slot list (see pcforge.model.cycles)
-        slots = [("zero", 0)]
-        for l in range(1, L + 1):
-            slots += [("ppred", l), ("pzero", l)]
-        first_iter = len(slots)
-        if not delayed:
-            slots += [("a", l) for l in range(1, L + 1)] + [("drain_a", None)]
-            first_b = len(slots)
-            slots += [("b", l) for l in range(L, 0, -1)]
-            if self.learns_incremental:       # connections from clamped layers learn here
-                slots += [("linc", l) for l in range(1, L + 1)]
-            slots += [("drain_b", None)]
-            first_final = first_iter
-        else:
-            for l in range(1, L + 1):
-                if g.needs_pre_drain(l):
-                    slots += [("pre", l)]
-                slots += [("f", l)]
-            slots += [("drain_b", None)]
-            first_final = len(slots)
-            slots += [("a", l) for l in range(1, L + 1)] + [("drain_a", None)]
-        first_learn = len(slots)
-        if self.learns_after:
-            slots += [("learn", l) for l in range(1, L + 1)] + [("drain_end", None)]
-        # incremental learning: no prediction is cached and no error is fused into a feedback
-        # sweep (the weights change every iteration)
-        inc = learn if self.learns_incremental else None
-
-        def not_inc(v):
-            """``v`` while incremental learning is off (v itself in cores without it)."""
-            return v if inc is None else v & ~inc
-
-        def setup(op, nop, layer, lane_layer, node_layer, we_e=0, we_x=0, we_c=0, drain=0,
-                  fuse=0):
-            C = depths[lane_layer]
-            return [j_op.eq(op), j_nop.eq(nop), j_layer.eq(layer), j_lane_layer.eq(lane_layer),
-                    j_fuse.eq(fuse),
-                    j_node_layer.eq(node_layer), j_we_e.eq(we_e), j_we_x.eq(we_x),
-                    j_we_c.eq(we_c), j_drain.eq(drain), j_C.eq(C), j_N.eq(sizes[layer]),
-                    j_nsrc.eq(sizes[lane_layer]), c_cnt.eq(0), i_cnt.eq(0), i_bank.eq(0),
-                    i_addr.eq(0), w_addr.eq(0), bubble.eq(0)]
-
-        def advance_bank():
-            with m.If(i_bank == P - 1):
-                m.d.sync += [i_bank.eq(0), i_addr.eq(i_addr + 1)]
-            with m.Else():
-                m.d.sync += i_bank.eq(i_bank + 1)
-
-        def run(idx):
-            """Whether slot ``idx`` has work under the run-time mask and iteration."""
-            kind, l = slots[idx]
-            if kind == "zero":
-                return ~mask[0]
-            if kind == "ppred":
-                return mask[l - 1] | ~mask[l] if ff else mask[l - 1]
-            if kind == "pzero":
-                return ~mask[l] if not ff else False
-            if kind == "a":
-                # e_l from the cache is computed by feedback(l+1) in phase B when layer l is
-                # free (that update is its only consumer)
-                fused = not_inc(~mask[l] & (it < T)) if l < L else Const(0, 1)
-                cond = ~(mask[l] & (it > 0)) & ~fused
-                return Mux(mask[l - 1], cond if inc is None else cond | inc, 1)
-            if kind == "b" or kind == "pre":
-                return ~mask[l - 1]
-            if kind == "linc":
-                return inc & mask[l - 1]
-            if kind == "f":
-                return Mux(mask[l - 1], ~(mask[l] & (it > 0)), 1)
-            return True                                      # learn sweeps and drains
-
-        def emit(idx):
-            """Set up slot ``idx`` (its job registers and the next state)."""
-            kind, l = slots[idx]
-            m.d.sync += slot.eq(idx + 1)
-            if kind == "zero":
-                m.d.sync += setup(Op.NODE, NodeOp.ZERO, 0, 0, 0, we_x=1, drain=1)
-            elif kind == "ppred":
-                m.d.sync += setup(Op.PRED, NodeOp.FF, l, l - 1, l,
-                                  we_x=(~mask[l] if ff else 0), we_c=mask[l - 1], drain=1)
-            elif kind == "pzero":
-                m.d.sync += setup(Op.NODE, NodeOp.ZERO, l, l, l, we_x=1, drain=1)
-            elif kind == "a":
-                top = (~mask[L] & (it < T)) if l == L else 0
-                with m.If(not_inc(mask[l - 1])):
-                    m.d.sync += setup(Op.NODE, NodeOp.ERR, l, l, l, we_e=1, we_x=top)
-                with m.Else():
-                    m.d.sync += setup(Op.PRED, NodeOp.ERR, l, l - 1, l, we_e=1, we_x=top)
-            elif kind == "f":
-                top = ~mask[L] if l == L else 0
-                with m.If(mask[l - 1]):
-                    m.d.sync += setup(Op.NODE, NodeOp.ERR, l, l, l, we_e=1, we_x=top)
-                with m.Else():
-                    m.d.sync += setup(Op.FUSED, NodeOp.ERR, l, l - 1, l, we_e=1, we_x=top)
-            elif kind == "pre":
-                m.d.sync += [drain_cnt.eq(DRAIN_A_CYCLES - 2), after_drain.eq(0)]
-                m.next = "DRAIN"
-                return
-            elif kind in ("learn", "linc"):
-                m.d.sync += setup(Op.LEARN, NodeOp.ERR, l, l - 1, l)
-            elif kind == "drain_end":
-                m.d.sync += [drain_cnt.eq(DRAIN_CYCLES - 2), after_drain.eq(3)]
-                m.next = "DRAIN"
-                return
-            elif kind == "b":
-                fuse = not_inc(mask[l - 2]) if l >= 2 else 0
-                m.d.sync += setup(Op.FB, NodeOp.UPD, l, l - 1, l - 1, we_x=1, we_e=fuse,
-                                  fuse=fuse)
-            else:                                                    # drain_a / drain_b
-                n_drain = DRAIN_A_CYCLES if kind == "drain_a" else DRAIN_CYCLES
-                m.d.sync += [drain_cnt.eq(n_drain - 2),
-                             after_drain.eq(1 if kind == "drain_a" else 2)]
-                m.next = "DRAIN"
-                return
-            m.next = "ISSUE"
-
-        job_end = Signal()
-        with m.FSM(name="controller") as fsm:
-            with m.State("IDLE"):
-                m.d.comb += self.control.ready.eq(~self.control.payload.resume)
-                with m.If(self.control.valid & ~self.control.payload.resume):
-                    m.d.sync += [mask.eq(self.control.payload.mask),
-                                 pause.eq(self.control.payload.pause),
-                                 learn.eq(self.control.payload.learn & int(self.learns)),
-                                 it.eq(0), cycles.eq(0),
-                                 done.eq(0), slot.eq(0)]
-                    m.next = "SLOT"
-            with m.State("SLOT"):
-                # one cycle per slot that has work: the first slot at or after `slot` whose run
-                # condition holds is set up now (empty slots cost nothing; drains always run)
-                # (conditions known when generating are resolved here: Yosys's Verilog writer
-                # emits an invalid empty statement for an If on a constant)
-                with m.Switch(slot):
-                    for s0 in range(len(slots)):
-                        with m.Case(s0):
-                            first = True
-                            for idx in range(s0, len(slots)):
-                                cond = run(idx)
-                                if cond is False:
-                                    continue
-                                if cond is True:
-                                    if first:
-                                        emit(idx)
-                                    else:
-                                        with m.Else():
-                                            emit(idx)
-                                    break
-                                with (m.If(cond) if first else m.Elif(cond)):
-                                    emit(idx)
-                                first = False
-            with m.State("ISSUE"):
-                m.d.comb += t[0].valid.eq(1)
-                with m.Switch(j_op):
-                    with m.Case(Op.PRED, Op.LEARN):
-                        m.d.sync += w_addr.eq(w_addr + 1)
-                        with m.If(c_cnt == j_C - 1):
-                            m.d.sync += [c_cnt.eq(0), i_cnt.eq(i_cnt + 1)]
-                            advance_bank()
-                            m.d.comb += job_end.eq(i_cnt == j_N - 1)
-                        with m.Else():
-                            m.d.sync += c_cnt.eq(c_cnt + 1)
-                    with m.Case(Op.FB):
-                        with m.If(i_cnt == j_N - 1):
-                            m.d.sync += [i_cnt.eq(0), i_bank.eq(0), i_addr.eq(0),
-                                         c_cnt.eq(c_cnt + 1), w_addr.eq(c_cnt + 1)]
-                            m.d.comb += job_end.eq(c_cnt == j_C - 1)
-                        with m.Else():
-                            m.d.sync += [i_cnt.eq(i_cnt + 1), w_addr.eq(w_addr + j_C)]
-                            advance_bank()
-                    with m.Case(Op.NODE):
-                        m.d.sync += c_cnt.eq(c_cnt + 1)
-                        m.d.comb += job_end.eq(c_cnt == j_C - 1)
-                    with m.Case(Op.FUSED):
-                        with m.If(bubble):
-                            m.d.comb += job_end.eq(1)
-                        with m.Else():
-                            m.d.sync += w_addr.eq(w_addr + 1)
-                            with m.If(c_cnt == j_C - 1):
-                                with m.If(i_cnt == j_N - 1):
-                                    m.d.sync += bubble.eq(1)    # row n−1 retires next cycle
-                                with m.Else():
-                                    m.d.sync += [c_cnt.eq(0), i_cnt.eq(i_cnt + 1)]
-                                    advance_bank()
-                            with m.Else():
-                                m.d.sync += c_cnt.eq(c_cnt + 1)
-                with m.If(job_end):
-                    with m.If(j_drain):
-                        m.d.sync += [drain_cnt.eq(DRAIN_CYCLES - 1), after_drain.eq(0)]
-                        m.next = "DRAIN"
-                    with m.Else():
-                        m.next = "SLOT"
-            with m.State("DRAIN"):
-                m.d.sync += drain_cnt.eq(drain_cnt - 1)
-                with m.If(drain_cnt == 0):
-                    with m.Switch(after_drain):
-                        with m.Case(0):
-                            m.next = "SLOT"
-                        with m.Case(1):                              # end of phase A
-                            if self.learns_after:
-                                with m.If((it == T) & learn):
-                                    m.d.sync += slot.eq(first_learn)
-                                    m.next = "SLOT"
-                                with m.Elif(it == T):
-                                    m.d.sync += done.eq(1)
-                                    m.next = "IDLE"
-                                with m.Else():
-                                    m.next = "SLOT"
-                            else:
-                                with m.If(it == T):
-                                    m.d.sync += done.eq(1)
-                                    m.next = "IDLE"
-                                with m.Else():
-                                    m.next = "SLOT"
-                        with m.Case(3):                              # end of learning
-                            m.d.sync += done.eq(1)
-                            m.next = "IDLE"
-                        with m.Case(2):                              # end of an iteration
-                            m.d.sync += [it.eq(it + 1),
-                                         slot.eq(Mux(it + 1 == T, first_final, first_iter))]
-                            with m.If(pause):
-                                m.next = "PAUSED"
-                            with m.Else():
-                                m.next = "SLOT"
-            with m.State("PAUSED"):
-                m.d.comb += self.control.ready.eq(self.control.payload.resume)
-                with m.If(self.control.valid & self.control.payload.resume):
-                    m.next = "SLOT"
-        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.paused.eq(fsm.ongoing("PAUSED")),
-                     self.done.eq(done), self.iteration.eq(it), self.cycles.eq(cycles),
-                     running.eq(fsm.ongoing("SLOT") | fsm.ongoing("ISSUE")
-                                | fsm.ongoing("DRAIN"))]
-        with m.If(running):
-            m.d.sync += cycles.eq(cycles + 1)
-        # synchronous: phase A's slots are followed by phase B's only while iterating (the slot
-        # counter runs on from drain_a to first_b); after drain_b it jumps back to first_iter.
-        assert delayed or slots[first_b - 1][0] == "drain_a"
-
-        # token fields at issue (S0)
-        lane_mask0 = Signal(P)
-        for p in range(P):
-            m.d.comb += lane_mask0[p].eq((c_cnt * P + p) < j_nsrc)
-        last0 = Signal()
-        with m.Switch(j_op):
-            with m.Case(Op.LEARN):               # no node-unit work: node_mask stays 0
-                m.d.comb += [t[0].first.eq(c_cnt == 0), last0.eq(c_cnt == j_C - 1)]
-            with m.Case(Op.PRED):
-                m.d.comb += [t[0].first.eq(c_cnt == 0), last0.eq(c_cnt == j_C - 1),
-                             t[0].node_addr.eq(i_addr),
-                             t[0].node_mask.eq(Mux(last0, (Const(1, P) << i_bank)[:P], 0))]
-            with m.Case(Op.FB):
-                m.d.comb += [t[0].first.eq(i_cnt == 0), last0.eq(i_cnt == j_N - 1),
-                             t[0].node_addr.eq(c_cnt),
-                             t[0].node_mask.eq(Mux(last0, lane_mask0, 0))]
-            with m.Case(Op.NODE):
-                m.d.comb += [t[0].first.eq(1), last0.eq(1), t[0].node_addr.eq(c_cnt),
-                             t[0].node_mask.eq(lane_mask0)]
-        m.d.comb += [t[0].last.eq(last0), t[0].op.eq(j_op), t[0].nop.eq(j_nop),
-                     t[0].layer.eq(j_layer), t[0].lane_layer.eq(j_lane_layer),
-                     t[0].node_layer.eq(j_node_layer), t[0].c.eq(c_cnt),
-                     t[0].i_bank.eq(i_bank), t[0].i_addr.eq(i_addr), t[0].row.eq(i_cnt),
-                     t[0].w_addr.eq(w_addr), t[0].lane_mask.eq(lane_mask0),
-                     t[0].we_e.eq(j_we_e), t[0].we_x.eq(j_we_x), t[0].we_c.eq(j_we_c),
-                     t[0].fuse.eq(j_fuse), t[0].fb_on.eq(it > 0), t[0].bubble.eq(bubble)]
-        with m.If(j_op == Op.FUSED):
-            # a row ends at its last column (the last row's end is the bubble token, so that it
-            # never meets the column ends of the last row in the node units); a column of
-            # Σ W e(t−1) ends in the last row
-            row_end = Signal()
-            col_end = Signal()
-            m.d.comb += [row_end.eq(bubble | ((c_cnt == j_C - 1) & (i_cnt != j_N - 1))),
-                         col_end.eq(~bubble & (i_cnt == j_N - 1))]
-            m.d.comb += [t[0].first.eq(~bubble & (c_cnt == 0)), t[0].last.eq(row_end),
-                         t[0].row_end.eq(row_end),
-                         t[0].lane_mask.eq(Mux(bubble, 0, lane_mask0)),
-                         t[0].nop.eq(Mux(row_end, NodeOp.ERR, NodeOp.UPD)),
-                         t[0].node_layer.eq(Mux(row_end, j_layer, j_lane_layer)),
-                         t[0].node_addr.eq(Mux(row_end, i_addr, c_cnt)),
-                         t[0].node_mask.eq(Mux(row_end, (Const(1, P) << i_bank)[:P],
-                                               Mux(col_end, lane_mask0, 0))),
-                         t[0].we_e.eq(row_end & j_we_e),
-                         t[0].we_x.eq(Mux(row_end, j_we_x, col_end))]
-
-        # ---- host access ----------------------------------------------------------------
-        hw, hr = self.host_write, self.host_read
-        host_ok = ~running
-        rd_pending = Signal()          # a response is on read_data or being fetched
-        rd_fetch = Signal()            # the request was accepted last cycle
-        rd_sel = Signal(self.read_layout)
-        m.d.comb += [hw.ready.eq(host_ok), hr.ready.eq(host_ok & ~rd_pending)]
-        hw_fire = hw.valid & hw.ready
-        hr_fire = hr.valid & hr.ready
-        m.d.sync += rd_fetch.eq(hr_fire)
-        with m.If(hr_fire):
-            m.d.sync += [rd_sel.eq(hr.payload), rd_pending.eq(1)]
-        with m.If(self.read_data.valid & self.read_data.ready):
-            m.d.sync += [self.read_data.valid.eq(0), rd_pending.eq(0)]
-
-        def host_wr(port, target, layer, bank=None):
-            sel = hw_fire & (hw.payload.target == target) & (hw.payload.layer == layer)
-            if bank is not None:
-                sel = sel & (hw.payload.bank == bank)
-            return [port.en.eq(sel), port.addr.eq(hw.payload.addr), port.data.eq(hw.payload.data)]
-
-        # ---- S0: read addresses ---------------------------------------------------------
-        for p in range(P):
-            for k in range(L + 1):
-                with m.If(running):
-                    m.d.comb += x_rd[k, p].addr.eq(Mux(t[0].lane_layer == k, t[0].c, t[0].i_addr))
-                with m.Else():
-                    m.d.comb += x_rd[k, p].addr.eq(hr.payload.addr)
-            for k in range(1, L + 1):
-                with m.If(running):
-                    m.d.comb += [
-                        e_rd[k, p].addr.eq(Mux(t[0].lane_layer == k, t[0].c, t[0].i_addr)),
-                        w_rd[k, p].addr.eq(t[0].w_addr)]
-                with m.Else():
-                    m.d.comb += [e_rd[k, p].addr.eq(hr.payload.addr),
-                                 w_rd[k, p].addr.eq(hr.payload.addr)]
-            m.d.comb += c_rd[p].addr.eq(Mux(running, c_base[t[0].node_layer] + t[0].c,
-                                            c_base[hr.payload.layer] + hr.payload.addr))
-        for l in range(1, L + 1):
-            m.d.comb += b_rd[l].addr.eq(Mux(running, t[0].row, hr.payload.addr))
-
-        # host read response: the data of the port selected by the request of last cycle
-        resp = Signal(signed(HOST_DATA_WIDTH))
-        with m.Switch(rd_sel.target):
-            with m.Case(Target.X):
-                with m.Switch(Cat(rd_sel.bank, rd_sel.layer)):
-                    for (k, p), port in x_rd.items():
-                        with m.Case(p | (k << len(rd_sel.bank))):
-                            m.d.comb += resp.eq(port.data)
-            with m.Case(Target.CACHE):
-                with m.Switch(rd_sel.bank):
-                    for p, port in c_rd.items():
-                        with m.Case(p):
-                            m.d.comb += resp.eq(port.data)
-            for tgt, table in ((Target.E, e_rd), (Target.W, w_rd)):
-                with m.Case(tgt):
-                    with m.Switch(Cat(rd_sel.bank, rd_sel.layer)):
-                        for (k, p), port in table.items():
-                            with m.Case(p | (k << len(rd_sel.bank))):
-                                m.d.comb += resp.eq(port.data)
-            with m.Case(Target.B):
-                with m.Switch(rd_sel.layer):
-                    for l, port in b_rd.items():
-                        with m.Case(l):
-                            m.d.comb += resp.eq(port.data)
-        with m.If(rd_fetch):
-            m.d.sync += [self.read_data.payload.eq(resp), self.read_data.valid.eq(1)]
-
-        # ---- S1: memory data ------------------------------------------------------------
-        t1 = t[1]
-        WA = max(X.width, E.width)
-        xl1 = [Signal(signed(X.width), name=f"xl1_{p}") for p in range(P)]
-        el1 = [Signal(signed(E.width), name=f"el1_{p}") for p in range(P)]
-        ca1 = [Signal(signed(A), name=f"ca1_{p}") for p in range(P)]
-        w1 = [Signal(signed(Ws.width), name=f"w1_{p}") for p in range(P)]
-        xs1 = Signal(signed(X.width))
-        eb1 = Signal(signed(E.width))
-        b1 = Signal(signed(Bf.width))
-        for p in range(P):
-            with m.Switch(t1.lane_layer):
-                for k in range(L + 1):
-                    with m.Case(k):
-                        m.d.comb += xl1[p].eq(x_rd[k, p].data)
-                        if k >= 1:
-                            m.d.comb += el1[p].eq(e_rd[k, p].data)
-            with m.Switch(t1.layer):
-                for k in range(1, L + 1):
-                    with m.Case(k):
-                        m.d.comb += w1[p].eq(w_rd[k, p].data)
-            m.d.comb += ca1[p].eq(c_rd[p].data)
-        with m.Switch(Cat(t1.i_bank, t1.layer)):
-            for k in range(L + 1):
-                for p in range(P):
-                    with m.Case(p | (k << len(t1.i_bank))):
-                        m.d.comb += xs1.eq(x_rd[k, p].data)
-                        if k >= 1:
-                            m.d.comb += eb1.eq(e_rd[k, p].data)
-        with m.Switch(t1.layer):
-            for l in range(1, L + 1):
-                with m.Case(l):
-                    m.d.comb += b1.eq(b_rd[l].data)
-
-        # activation units (latency 1: outputs belong to the token in S2)
-        f2, d2 = [], []
-        for p in range(P):
-            au = ActivationUnit(spec)
-            m.submodules[f"act_lane{p}"] = au
-            m.d.comb += [au.x.eq(xl1[p]), au.layer_out.eq(t[2].lane_layer)]
-            f2.append(au.f)
-            d2.append(au.d)
+        self._tokens = t                  # the pipeline's tokens, for testbenches to watch
+        # some token in flight next cycle (registered: an OR of PIPELINE_DEPTH valid bits stays
+        # off the control path; exact whenever the controller is idle or paused, because then
+        # it issued nothing in the cycle before)
+        pipe_busy = Signal()
+        m.d.sync += pipe_busy.eq(Cat(*(tk.valid for tk in t[:-1])).any())
+        m.d.comb += ctl.pipe_busy.eq(pipe_busy)
+        m.d.comb += [self.busy.eq(ctl.busy), self.paused.eq(ctl.paused), self.done.eq(ctl.done),
+                     self.iteration.eq(ctl.iteration), self.cycles.eq(ctl.cycles)]
 
         def stage(sig, name, k):
-            reg = Signal(sig.shape(), name=f"{name}{k}")
+            reg = Signal(Shape.cast(sig.shape()), name=f"{name}{k}")
             m.d.sync += reg.eq(sig)
             return reg
 
         def carry(sigs, name, k):
             return [stage(s, f"{name}_{p}_s", k) for p, s in enumerate(sigs)]
 
-        # ---- S2: registered operands ----------------------------------------------------
-        w2 = carry(w1, "w", 2)
-        wm2 = [w >> G for w in w2] if G else w2     # the multipliers' W: guard bits dropped
-        xl2, el2, ca2 = carry(xl1, "xl", 2), carry(el1, "el", 2), carry(ca1, "ca", 2)
-        xs2, eb2, b2 = stage(xs1, "xs", 2), stage(eb1, "eb", 2), stage(b1, "b", 2)
+        def chain(sig, name, k0, k1):
+            """``sig`` (valid at stage k0) registered down to stage k1; returns {k: value}."""
+            out = {k0: sig}
+            for k in range(k0 + 1, k1 + 1):
+                out[k] = stage(out[k - 1], name, k)
+            return out
 
-        # ---- S3: products ---------------------------------------------------------------
-        t2, t3, t4, t5 = t[2], t[3], t[4], t[5]
-        prod3 = []
+        def chains(sigs, name, k0, k1):
+            return [chain(s, f"{name}_{p}_s", k0, k1) for p, s in enumerate(sigs)]
+
+        # ---- host access (registered: the memory ports see registers) -------------------
+        hw, hr = self.host_write, self.host_read
+        host_ok = ctl.host_ok
+        rd_pending = Signal()            # a request is being fetched or its word is on read_data
+        m.d.comb += [hw.ready.eq(host_ok), hr.ready.eq(host_ok & ~rd_pending)]
+        hw_fire = hw.valid & hw.ready
+        hr_fire = hr.valid & hr.ready
+        hwr = Signal(self.host_layout)   # the host write of last cycle
+        hwr_v = Signal()
+        m.d.sync += [hwr_v.eq(hw_fire), hwr.eq(hw.payload)]
+        rd_sel = Signal(self.read_layout)
+        rd_step = Signal(HOST_READ_LATENCY - 1)   # one bit per cycle of the read in flight
+        m.d.sync += rd_step.eq(Cat(hr_fire, rd_step[:-1]))
+        with m.If(hr_fire):
+            m.d.sync += [rd_sel.eq(hr.payload), rd_pending.eq(1)]
+        with m.If(self.read_data.valid & self.read_data.ready):
+            m.d.sync += [self.read_data.valid.eq(0), rd_pending.eq(0)]
+
+        def host_write_to(target, layer, bank=None):
+            sel = hwr_v & (hwr.target == target) & (hwr.layer == layer)
+            if bank is not None:
+                sel = sel & (hwr.bank == bank)
+            return sel
+
+        def write_port(port, pipe_en, pipe_addr, pipe_data, target, layer, bank=None):
+            """A write port shared by the pipeline (while running) and the host (otherwise:
+            the two never write in the same cycle)."""
+            host_en = host_write_to(target, layer, bank)
+            m.d.comb += [port.en.eq(pipe_en | host_en),
+                         port.addr.eq(Mux(hwr_v, hwr.addr, pipe_addr)),
+                         port.data.eq(Mux(hwr_v, hwr.data, pipe_data))]
+
+        # ---- S0: read addresses (from the issue register, or the host's request) -------
+        t0 = t[0]
         for p in range(P):
-            opa = Signal(signed(WA), name=f"opa2_{p}")
-            m.d.comb += opa.eq(Mux(t2.lane_mask[p],
-                                   Mux((t2.op == Op.FB) | (t2.op == Op.LEARN), eb2, f2[p]), 0))
-            WB = max(Wf.width, X.width)
-            opb = Signal(signed(WB), name=f"opb2_{p}")       # W, or f(x) when learning
-            m.d.comb += opb.eq(Mux(t2.op == Op.LEARN, f2[p], wm2[p]))
-            pr = Signal(signed(WA + WB), name=f"prod3_{p}")
-            m.d.sync += pr.eq(opa * opb)
-            prod3.append(pr)
-        if delayed:                   # the second multiplier: W · e_l(t−1) from the same read
-            prodfb3 = []
-            for p in range(P):
-                pr = Signal(signed(E.width + Wf.width), name=f"prodfb3_{p}")
-                m.d.sync += pr.eq(Mux(t2.lane_mask[p] & t2.fb_on, eb2, 0) * wm2[p])
-                prodfb3.append(pr)
-        xl3, el3, ca3 = carry(xl2, "xl", 3), carry(el2, "el", 3), carry(ca2, "ca", 3)
-        d3 = carry(d2, "d", 3)
-        xs3, b3 = stage(xs2, "xs", 3), stage(b2, "b", 3)
+            for k in range(L + 1):
+                m.d.comb += x_rd[k, p].addr.eq(Mux(t0.valid, Mux(t0.lane_layer == k, t0.c,
+                                                                 t0.i_addr), rd_sel.addr))
+            for k in range(1, L + 1):
+                m.d.comb += [
+                    e_rd[k, p].addr.eq(Mux(t0.valid, Mux(t0.lane_layer == k, t0.c, t0.i_addr),
+                                           rd_sel.addr)),
+                    w_rd[k, p].addr.eq(Mux(t0.valid, t0.w_addr, rd_sel.addr))]
+        tb, tc = t[READ_STAGE["b"]], t[READ_STAGE["c"]]
+        host_caddr = Signal.like(tc.cache_addr)
+        m.d.sync += host_caddr.eq(c_base[hr.payload.layer] + hr.payload.addr)
+        for p in range(P):
+            m.d.comb += c_rd[p].addr.eq(Mux(tc.valid, tc.cache_addr, host_caddr))
+        for l in range(1, L + 1):
+            m.d.comb += b_rd[l].addr.eq(Mux(tb.valid, tb.row, rd_sel.addr))
 
-        # ---- learning (LEARN tokens): S4 rounded increments, S5 new values, written at S5
-        al = spec.alpha
+        # ---- S2: every memory output registered ----------------------------------------
+        raw_x = {kp: stage(port.data, f"rx{kp[0]}_{kp[1]}_", 2) for kp, port in x_rd.items()}
+        raw_e = {kp: stage(port.data, f"re{kp[0]}_{kp[1]}_", 2) for kp, port in e_rd.items()}
+        raw_w = {kp: stage(port.data, f"rw{kp[0]}_{kp[1]}_", 2) for kp, port in w_rd.items()}
+        # the late reads: biases (address in S4, word registered in S6), cache (S5 → S7)
+        raw_b = {l: stage(port.data, f"rb{l}_", READ_STAGE["b"] + 2) for l, port in b_rd.items()}
+        raw_c = {p: stage(port.data, f"rc{p}_", READ_STAGE["c"] + 2) for p, port in c_rd.items()}
+
+        # host read response, in two registered steps (a 32-bit mux over every port is too
+        # deep for one cycle): the lane within each memory group, then the group
+        groups = [(Target.X, k, {p: raw_x[k, p] for p in range(P)}) for k in range(L + 1)]
+        groups += [(Target.E, k, {p: raw_e[k, p] for p in range(P)}) for k in range(1, L + 1)]
+        groups += [(Target.W, k, {p: raw_w[k, p] for p in range(P)}) for k in range(1, L + 1)]
+        groups += [(Target.CACHE, None, raw_c), (Target.B, None, raw_b)]
+        picked = []
+        for n, (tgt, k, regs) in enumerate(groups):
+            sel = rd_sel.layer if tgt == Target.B else rd_sel.bank
+            v = Signal(signed(HOST_DATA_WIDTH), name=f"resp_g{n}")
+            with m.Switch(sel):
+                for key, reg in regs.items():
+                    with m.Case(key):
+                        m.d.sync += v.eq(reg)
+            picked.append((tgt, k, v))
+        resp = Signal(signed(HOST_DATA_WIDTH))
+        with m.Switch(rd_sel.target):
+            for tgt in (Target.X, Target.E, Target.W, Target.CACHE, Target.B):
+                with m.Case(tgt):
+                    mine = [(k, v) for t_, k, v in picked if t_ == tgt]
+                    if mine[0][0] is None:
+                        m.d.comb += resp.eq(mine[0][1])
+                    else:
+                        with m.Switch(rd_sel.layer):
+                            for k, v in mine:
+                                with m.Case(k):
+                                    m.d.comb += resp.eq(v)
+        with m.If(rd_step[-1]):
+            m.d.sync += [self.read_data.payload.eq(resp), self.read_data.valid.eq(1)]
+
+        # ---- S2 → S3: lanes' operands selected from the raw words -----------------------
+        t2, t3 = t[2], t[3]
+        xl2 = [Signal(signed(X.width), name=f"xl2_{p}") for p in range(P)]
+        el2 = [Signal(signed(E.width), name=f"el2_{p}") for p in range(P)]
+        w2 = [Signal(signed(Ws.width), name=f"w2_{p}") for p in range(P)]
+        xs2 = Signal(signed(X.width))
+        eb2 = Signal(signed(E.width))
+        for p in range(P):
+            with m.Switch(t2.lane_layer):
+                for k in range(L + 1):
+                    with m.Case(k):
+                        m.d.comb += xl2[p].eq(raw_x[k, p])
+                        if k >= 1:
+                            m.d.comb += el2[p].eq(raw_e[k, p])
+            with m.Switch(t2.layer):
+                for k in range(1, L + 1):
+                    with m.Case(k):
+                        m.d.comb += w2[p].eq(raw_w[k, p])
+        with m.Switch(Cat(t2.i_bank, t2.layer)):
+            for k in range(L + 1):
+                for p in range(P):
+                    with m.Case(p | (k << len(t2.i_bank))):
+                        m.d.comb += xs2.eq(raw_x[k, p])
+                        if k >= 1:
+                            m.d.comb += eb2.eq(raw_e[k, p])
+        # activation units (latency 1: f, f' belong to the token in S3)
+        f3, d3 = [], []
+        for p in range(P):
+            au = ActivationUnit(spec)
+            m.submodules[f"act_lane{p}"] = au
+            m.d.comb += [au.x.eq(xl2[p]), au.layer.eq(t2.lane_layer),
+                         au.layer_out.eq(t3.lane_layer)]
+            f3.append(au.f)
+            # f' for the node update (S11): all of it for tanh, else 0 or 1.0 (one bit)
+            d3.append(au.d if tanh else au.d != 0)
         w3 = carry(w2, "w", 3)
+        xl3, el3 = carry(xl2, "xl", 3), carry(el2, "el", 3)
+        xs3, eb3 = stage(xs2, "xs", 3), stage(eb2, "eb", 3)
+
+        # ---- S3 → S4: multiplier operands registered (beside each lane's multiplier) ------
+        S = _STAGES
+        wm3 = [w >> G for w in w3] if G else w3     # the multipliers' W: guard bits dropped
+        WA = max(X.width, E.width)
+        WB = max(Wf.width, X.width)
+
+        def multiply(a, b, width, name):
+            """a × b: operands registered in S4, product in S5."""
+            ra = stage(a, f"{name}a", S["opd"])
+            rb = stage(b, f"{name}b", S["opd"])
+            pr = Signal(signed(width), name=f"{name}{S['mul']}")
+            m.d.sync += pr.eq(ra * rb)
+            return pr
+
+        prod5 = []
+        for p in range(P):
+            opa = Mux(t3.lane_mask[p], Mux(t3.mul_e, eb3, f3[p]), 0)
+            opb = Mux(t3.mul_f, f3[p], wm3[p])               # W, or f(x) when learning
+            prod5.append(multiply(opa.as_signed(), opb.as_signed(), WA + WB, f"prod_{p}_"))
+        if delayed:                   # the second multiplier: W · e_l(t−1) from the same read
+            prodfb5 = [multiply(Mux(t3.lane_mask[p] & t3.fb_on, eb3, 0).as_signed(), wm3[p],
+                                E.width + Wf.width, f"prodfb_{p}_") for p in range(P)]
+
+        # values the node units need later ride down the pipeline
+        xl = chains(xl3, "xl", 3, S["row"])
+        el = chains(el3, "el", 3, S["diff"])
+        dd = chains(d3, "d", 3, S["rq"])
+        xs = chain(xs3, "xs", 3, S["row"])
+
+        # ---- learning: α·product (S6), rounded (S7), W and b written (S8) ----------------
+        assert S["row"] == W_WRITE_STAGE
+        tw = t[W_WRITE_STAGE]
         if self.learns:
-            eb3 = stage(eb2, "eb", 3)
-            dw4 = [Signal(signed(WA + WB + al.mantissa.bit_length() + 2), name=f"dw4_{p}")
-                   for p in range(P)]
-            learn_prod3 = prod3
+            al = spec.alpha
+            ws = chains(w3, "w", 3, S["t2"])
+            ebc = chain(eb3, "eb", 3, S["mul"])
+            learn_prod5 = prod5
             if self.learns_incremental:
                 # a second multiplier per lane: e_l[i] · f(x_{l−1}[j]) beside the feedback
                 # product W[i, j] · e_l[i] of the same token (column sweeps learn in passing)
-                learn_prod3 = []
-                for p in range(P):
-                    pr = Signal(signed(E.width + X.width), name=f"prodl3_{p}")
-                    m.d.sync += pr.eq(Mux(t2.lane_mask[p], eb2, 0) * f2[p])
-                    learn_prod3.append(pr)
+                learn_prod5 = [multiply(Mux(t3.lane_mask[p], eb3, 0).as_signed(), f3[p],
+                                        E.width + X.width, f"prodl_{p}_") for p in range(P)]
+            dwm = [stage(learn_prod5[p] * al.mantissa, f"dwm_{p}_s", S["t1"]) for p in range(P)]
+            dw = [stage(round_shift(dwm[p], E.frac + X.frac + al.frac - Ws.frac, Ws.rounding),
+                        f"dw_{p}_s", S["t2"]) for p in range(P)]
+            wn = [stage(fit(ws[p][S["t2"]] + dw[p], Ws)[0], f"wn_{p}_s", S["row"])
+                  for p in range(P)]
+            dbm = stage(ebc[S["mul"]] * al.mantissa, "dbm", S["t1"])
+            db = stage(round_shift(dbm, E.frac + al.frac - Bf.frac, Bf.rounding), "db", S["t2"])
+        # the bias of the token in S7 (read by it in S5)
+        assert READ_STAGE["b"] + 2 == S["t2"]
+        tb7 = t[S["t2"]]
+        b7 = Signal(signed(Bf.width))
+        with m.Switch(tb7.layer):
+            for l in range(1, L + 1):
+                with m.Case(l):
+                    m.d.comb += b7.eq(raw_b[l])
+        b8 = stage(b7, "b", S["row"])
+        if self.learns:
+            bn = stage(fit(b7 + db, Bf)[0], "bn", S["row"])
+        for l in range(1, L + 1):
             for p in range(P):
-                m.d.sync += dw4[p].eq(round_shift(learn_prod3[p] * al.mantissa,
-                                                  E.frac + X.frac + al.frac - Ws.frac,
-                                                  Ws.rounding))
-            db4 = Signal(signed(E.width + al.mantissa.bit_length() + 2 + max(0, Bf.frac)),
-                         name="db4")
-            m.d.sync += db4.eq(round_shift(eb3 * al.mantissa, E.frac + al.frac - Bf.frac,
-                                           Bf.rounding))
-            w4 = carry(w3, "w", 4)
-            wn5 = []
-            for p in range(P):
-                new, _ = fit(w4[p] + dw4[p], Ws)
-                wn5.append(stage(new, f"wn_{p}_s", 5))
+                if self.learns:
+                    en = tw.valid & tw.learn_w & (tw.layer == l) & tw.lane_mask[p]
+                else:
+                    en = Const(0, 1)
+                write_port(w_wr[l, p], en, tw.w_addr, wn[p] if self.learns else 0,
+                           Target.W, l, p)
+            if self.learns:
+                en = tw.valid & tw.learn_b & (tw.layer == l)
+            else:
+                en = Const(0, 1)
+            write_port(b_wr[l], en, tw.row, bn if self.learns else 0, Target.B, l)
 
-        # ---- S4: adder tree (prediction) / lane accumulators (feedback) ----------------
-        tree4 = Signal(signed(A), name="tree4")
-        m.d.sync += tree4.eq(sum(prod3))
-        lacc4 = [Signal(signed(A), name=f"lacc4_{p}") for p in range(P)]
-        with m.If(t3.valid & (t3.op == Op.FB)):
+        # ---- S6, S7: adder tree (two halves) / lane accumulators ------------------------
+        t5, t6, t7 = t[S["mul"]], t[S["t1"]], t[S["t2"]]
+        levels = max(0, (P - 1).bit_length())
+        group = 1 << ((levels + 1) // 2)              # products summed in the first half
+        part6 = [stage(sum(prod5[i:i + group]), f"part{i // group}_", S["t1"])
+                 for i in range(0, P, group)]
+        tree7 = Signal(signed(A), name="tree7")
+        m.d.sync += tree7.eq(sum(part6))
+        lacc6 = [Signal(signed(A), name=f"lacc6_{p}") for p in range(P)]
+        with m.If(t5.valid & (t5.op == Op.FB)):
             for p in range(P):
-                m.d.sync += lacc4[p].eq(Mux(t3.first, 0, lacc4[p]) + prod3[p])
+                m.d.sync += lacc6[p].eq(Mux(t5.first, 0, lacc6[p]) + prod5[p])
         if delayed:                   # per lane one accumulator per column it owns
             n_cols = max(depths[:L])
             colacc = [Array(Signal(signed(A), name=f"colacc_{p}_{c}") for c in range(n_cols))
                       for p in range(P)]
-            with m.If(t3.valid & (t3.op == Op.FUSED) & ~t3.bubble):
+            with m.If(t5.valid & (t5.op == Op.FUSED) & ~t5.bubble):
                 for p in range(P):
-                    cell = colacc[p][t3.c]
-                    m.d.sync += cell.eq(Mux(t3.row == 0, 0, cell) + prodfb3[p])
-        xl4, el4, ca4 = carry(xl3, "xl", 4), carry(el3, "el", 4), carry(ca3, "ca", 4)
-        d4 = carry(d3, "d", 4)
-        xs4, b4 = stage(xs3, "xs", 4), stage(b3, "b", 4)
-
-        # ---- S5: row accumulator --------------------------------------------------------
-        acc5 = Signal(signed(A), name="acc5")
-        with m.If(t4.valid & ((t4.op == Op.PRED) | (t4.op == Op.FUSED))):
-            m.d.sync += acc5.eq(Mux(t4.first, 0, acc5) + tree4)
-        if delayed:
-            fb5 = carry([Mux(t4.op == Op.FUSED, colacc[p][t4.c], lacc4[p]) for p in range(P)],
-                        "fb", 5)
+                    cell = colacc[p][t5.c]
+                    m.d.sync += cell.eq(Mux(t5.row == 0, 0, cell) + prodfb5[p])
+            fb7 = carry([Mux(t6.op == Op.FUSED, colacc[p][t6.c], lacc6[p]) for p in range(P)],
+                        "fb", S["t2"])
         else:
-            fb5 = carry(lacc4, "fb", 5)
-        xl5, el5, ca5 = carry(xl4, "xl", 5), carry(el4, "el", 5), carry(ca4, "ca", 5)
-        d5 = carry(d4, "d", 5)
-        xs5, b5 = stage(xs4, "xs", 5), stage(b4, "b", 5)
+            fb7 = carry(lacc6, "fb", S["t2"])
+        fb8 = carry(fb7, "fb", S["row"])
 
-        # ---- S6: node-unit operands -----------------------------------------------------
-        pred6 = Signal(signed(A + 1), name="pred6")
-        m.d.comb += pred6.eq((acc5 << (Facc - X.frac - Wf.frac)) + (b5 << (Facc - Bf.frac)))
-        acc6 = [Signal(signed(A + 1), name=f"acc6_{p}") for p in range(P)]   # acc_l (frac F)
-        fbs6 = [Signal(signed(A), name=f"fbs6_{p}") for p in range(P)]      # Σ W e (fe + fw)
-        x6 = [Signal(signed(X.width), name=f"x6_{p}") for p in range(P)]
+        # ---- S8: row accumulator ----------------------------------------------------------
+        acc8 = Signal(signed(A), name="acc8")
+        with m.If(t7.valid & ((t7.op == Op.PRED) | (t7.op == Op.FUSED))):
+            m.d.sync += acc8.eq(Mux(t7.first, 0, acc8) + tree7)
+
+        # ---- S9: node-unit operands -----------------------------------------------------
+        t8 = t[S["row"]]
+        assert READ_STAGE["c"] + 2 == S["row"]
+        pred8 = Signal(signed(A + 1), name="pred8")
+        m.d.comb += pred8.eq((acc8 << (Facc - X.frac - Wf.frac)) + (b8 << (Facc - Bf.frac)))
+        accn = [Signal(signed(A + 1), name=f"acc9_{p}") for p in range(P)]   # acc_l (frac F)
+        xn = [Signal(signed(X.width), name=f"x9_{p}") for p in range(P)]
+        fbs9 = carry(fb8, "fbs", S["node"])                                  # Σ W e (fe + fw)
         for p in range(P):
-            m.d.sync += fbs6[p].eq(fb5[p])
-            with m.Switch(t5.op):
+            with m.Switch(t8.op):
                 with m.Case(Op.PRED):
-                    m.d.sync += [acc6[p].eq(pred6), x6[p].eq(xs5)]
+                    m.d.sync += [accn[p].eq(pred8), xn[p].eq(xs[S["row"]])]
                 with m.Case(Op.FB, Op.NODE):
-                    m.d.sync += [acc6[p].eq(ca5[p]), x6[p].eq(xl5[p])]
-                with m.Case(Op.FUSED):
-                    m.d.sync += [acc6[p].eq(pred6), x6[p].eq(Mux(t5.row_end, xs5, xl5[p]))]
-        e6, d6 = carry(el5, "e", 6), carry(d5, "d", 6)
+                    m.d.sync += [accn[p].eq(raw_c[p]), xn[p].eq(xl[p][S["row"]])]
+                if delayed:
+                    with m.Case(Op.FUSED):
+                        m.d.sync += [accn[p].eq(pred8),
+                                     xn[p].eq(Mux(t8.row_end, xs[S["row"]], xl[p][S["row"]]))]
 
-        # ---- S7: requantize; write e and the cache --------------------------------------
-        t6, t7, t9, t10 = t[6], t[7], t[9], t[10]
-        e7 = [Signal(signed(E.width), name=f"e7_{p}") for p in range(P)]
-        eps7 = [Signal(signed(E.width), name=f"eps7_{p}") for p in range(P)]
-        xq7 = [Signal(signed(X.width), name=f"xq7_{p}") for p in range(P)]
-        cache7 = [Signal(signed(A), name=f"cache7_{p}") for p in range(P)]
+        # ---- S10: x·2^s − acc ---------------------------------------------------------------
+        t10 = t[S["diff"]]
+        diff10 = [stage((xn[p] << (Facc - X.frac)) - accn[p], f"diff_{p}_s", S["diff"])
+                  for p in range(P)]
+        acc10, fbs10 = carry(accn, "acc", S["diff"]), carry(fbs9, "fbs", S["diff"])
+        x10 = carry(xn, "x", S["diff"])
+
+        # ---- S11: requantize; write e and the cache --------------------------------------
+        assert S["rq"] == E_WRITE_STAGE
+        t11 = t[E_WRITE_STAGE]
+        e11 = [Signal(signed(E.width), name=f"e11_{p}") for p in range(P)]
+        eps11 = [Signal(signed(E.width), name=f"eps11_{p}") for p in range(P)]
+        xq11 = [Signal(signed(X.width), name=f"xq11_{p}") for p in range(P)]
+        cache11 = carry(acc10, "cache", S["rq"])
         for p in range(P):
-            err, _ = requantize((x6[p] << (Facc - X.frac)) - acc6[p], Facc, E)
-            eps, _ = requantize(fbs6[p], E.frac + Wf.frac, E)
-            xq, _ = requantize(acc6[p], Facc, X)
-            m.d.sync += [e7[p].eq(Mux((t6.nop == NodeOp.ERR) | t6.fuse, err, e6[p])),
-                         eps7[p].eq(eps), xq7[p].eq(xq), cache7[p].eq(acc6[p])]
-        x7, d7 = carry(x6, "x", 7), carry(d6, "d", 7)
+            err, _ = requantize(diff10[p], Facc, E)
+            eps, _ = requantize(fbs10[p], E.frac + Wf.frac, E)
+            xq, _ = requantize(acc10[p], Facc, X)
+            m.d.sync += [e11[p].eq(Mux((t10.nop == NodeOp.ERR) | t10.fuse, err,
+                                       el[p][S["diff"]])),
+                         eps11[p].eq(eps), xq11[p].eq(xq)]
+        x11 = carry(x10, "x", S["rq"])
         for p in range(P):
             for k in range(1, L + 1):
-                sel = t7.valid & (t7.node_layer == k) & t7.node_mask[p]
-                with m.If(running):
-                    m.d.comb += [e_wr[k, p].en.eq(sel & t7.we_e), e_wr[k, p].addr.eq(t7.node_addr),
-                                 e_wr[k, p].data.eq(e7[p])]
-                with m.Else():
-                    m.d.comb += host_wr(e_wr[k, p], Target.E, k, p)
-            m.d.comb += [c_wr[p].en.eq(running & t7.valid & (t7.node_layer != 0)
-                                       & t7.node_mask[p] & t7.we_c),
-                         c_wr[p].addr.eq(c_base[t7.node_layer] + t7.node_addr),
-                         c_wr[p].data.eq(cache7[p])]
+                en = t11.valid & (t11.node_layer == k) & t11.node_mask[p] & t11.we_e
+                write_port(e_wr[k, p], en, t11.node_addr, e11[p], Target.E, k, p)
+            m.d.comb += [c_wr[p].en.eq(t11.valid & (t11.node_layer != 0) & t11.node_mask[p]
+                                       & t11.we_c),
+                         c_wr[p].addr.eq(t11.cache_addr), c_wr[p].data.eq(cache11[p])]
 
-        # ---- S8: δ = f'·ε − e·2^fx ------------------------------------------------------
-        dw = X.width + E.width + 2
-        delta8 = [Signal(signed(dw), name=f"delta8_{p}") for p in range(P)]
+        # ---- S12: δ = f′·ε − e·2^fx ------------------------------------------------------
+        dw_ = X.width + E.width + 2
+        delta12 = [Signal(signed(dw_), name=f"delta12_{p}") for p in range(P)]
         for p in range(P):
-            if "tanh" in spec.activations:
-                fe_term = d7[p] * eps7[p]
+            if tanh:
+                fe_term = dd[p][S["rq"]] * eps11[p]
             else:                                    # f' ∈ {0, 1.0}: a mux, no multiplier
-                fe_term = Mux(d7[p] != 0, eps7[p] << X.frac, 0)
-            m.d.sync += delta8[p].eq(Mux(t7.nop == NodeOp.UPD, fe_term, 0) - (e7[p] << X.frac))
-        x8, xq8 = carry(x7, "x", 8), carry(xq7, "xq", 8)
+                fe_term = Mux(dd[p][S["rq"]], eps11[p] << X.frac, 0)
+            m.d.sync += delta12[p].eq(Mux(t11.nop == NodeOp.UPD, fe_term, 0)
+                                      - (e11[p] << X.frac))
+        x12, xq12 = carry(x11, "x", S["delta"]), carry(xq11, "xq", S["delta"])
 
-        # ---- S9: γ·δ rounded ------------------------------------------------------------
+        # ---- S13: γ·δ rounded ----------------------------------------------------------------
         gm = spec.gamma
-        inc9 = [Signal(signed(dw + gm.mantissa.bit_length() + 1), name=f"inc9_{p}")
-                for p in range(P)]
-        for p in range(P):
-            m.d.sync += inc9[p].eq(round_shift(delta8[p] * gm.mantissa, E.frac + gm.frac,
-                                               X.rounding))
-        x9, xq9 = carry(x8, "x", 9), carry(xq8, "xq", 9)
+        inc13 = [stage(round_shift(delta12[p] * gm.mantissa, E.frac + gm.frac, X.rounding),
+                       f"inc_{p}_s", S["inc"]) for p in range(P)]
+        x13, xq13 = carry(x12, "x", S["inc"]), carry(xq12, "xq", S["inc"])
 
-        # ---- S10: x + inc fitted; write x -----------------------------------------------
-        x10 = [Signal(signed(X.width), name=f"x10_{p}") for p in range(P)]
+        # ---- S14: x + inc fitted; write x -----------------------------------------------
+        assert S["x"] == X_WRITE_STAGE == PIPELINE_DEPTH
+        t13, t14 = t[S["inc"]], t[X_WRITE_STAGE]
+        x14 = [Signal(signed(X.width), name=f"x14_{p}") for p in range(P)]
         for p in range(P):
-            upd, _ = fit(x9[p] + inc9[p], X)
-            with m.Switch(t9.nop):
+            upd, _ = fit(x13[p] + inc13[p], X)
+            with m.Switch(t13.nop):
                 with m.Case(NodeOp.FF):
-                    m.d.sync += x10[p].eq(xq9[p])
+                    m.d.sync += x14[p].eq(xq13[p])
                 with m.Case(NodeOp.ZERO):
-                    m.d.sync += x10[p].eq(0)
+                    m.d.sync += x14[p].eq(0)
                 with m.Default():
-                    m.d.sync += x10[p].eq(upd)
+                    m.d.sync += x14[p].eq(upd)
             for k in range(L + 1):
-                sel = t10.valid & t10.we_x & (t10.node_layer == k) & t10.node_mask[p]
-                with m.If(running):
-                    m.d.comb += [x_wr[k, p].en.eq(sel), x_wr[k, p].addr.eq(t10.node_addr),
-                                 x_wr[k, p].data.eq(x10[p])]
-                with m.Else():
-                    m.d.comb += host_wr(x_wr[k, p], Target.X, k, p)
-        # weight and bias memories: learning writes (S5) while running, the host otherwise
-        if self.learns:
-            bn5 = stage(fit(b4 + db4, Bf)[0], "bn", 5)
-            t5l = t5.valid & (t5.op == Op.LEARN)
-            t5b = t5l & t5.first                   # a row sweep's first token: its row's bias
-            if self.learns_incremental:            # column sweeps while learning: W, and each
-                t5fb = t5.valid & (t5.op == Op.FB) & learn        # row's bias in column 0
-                t5b = t5b | (t5fb & (t5.c == 0))
-                t5l = t5l | t5fb
-        for l in range(1, L + 1):
-            with m.If(running):
-                if self.learns:
-                    for p in range(P):
-                        m.d.comb += [w_wr[l, p].en.eq(t5l & (t5.layer == l) & t5.lane_mask[p]),
-                                     w_wr[l, p].addr.eq(t5.w_addr), w_wr[l, p].data.eq(wn5[p])]
-                    m.d.comb += [b_wr[l].en.eq(t5b & (t5.layer == l)),
-                                 b_wr[l].addr.eq(t5.row), b_wr[l].data.eq(bn5)]
-            with m.Else():
-                for p in range(P):
-                    m.d.comb += host_wr(w_wr[l, p], Target.W, l, p)
-                m.d.comb += host_wr(b_wr[l], Target.B, l)
+                en = t14.valid & t14.we_x & (t14.node_layer == k) & t14.node_mask[p]
+                write_port(x_wr[k, p], en, t14.node_addr, x14[p], Target.X, k, p)
         return m

@@ -36,9 +36,13 @@ __all__ = ["VerilatorCore", "HardwareRun", "cache_root", "build_model", "run_coc
 MAKE_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-iquote"
 
 
-#: Split Verilator's C++ into small functions: one cc1plus compiling a whole multi-core model's
-#: root function took 23 GB and was killed on a 24 GB machine.
-SPLIT = ("--output-split", "5000", "--output-split-cfuncs", "500", "--output-split-ctrace", "500")
+#: Split Verilator's C++ into functions of at most 4 000 statements (one cc1plus compiling a
+#: whole multi-core model's root function took 23 GB and was killed on a 24 GB machine) and
+#: files of up to 40 000: every file parses the model's big headers again (~1 MB for four small
+#: cores), so 5 000/500 made 193 files and a 164 s build where these make 32 files and 36 s
+#: (4 random cores at -O0; 12 cores: 122 s, 1 GB at most per compiler).
+SPLIT = ("--output-split", "40000", "--output-split-cfuncs", "4000",
+         "--output-split-ctrace", "4000")
 
 
 def build_model(vfile: Path, toplevel: str, build_dir: Path, *, waves=False,

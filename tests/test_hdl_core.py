@@ -6,8 +6,9 @@ import pytest
 from pcforge.hdl.core import PCCore
 from pcforge.hdl.protocol import node_addresses, weight_addresses
 from pcforge.model import FixedPCN, PCSpec, Weights
-from pcforge.model.cycles import CoreGeometry, cycle_report
+from pcforge.model.cycles import cycle_report
 from pcforge.model.randspec import random_clamped, random_int_weights, random_mask, random_spec
+from pcforge.model.schedule import schedule
 from pcforge.sim.amaranth_sim import run_core
 
 N_RANDOM = 200
@@ -57,7 +58,8 @@ def test_core_equals_fixed_model_on_random_specs(seed):
 def test_random_cases_cover_the_space():
     """The 200 cases above exercise every activation, both inits, both schedules, lanes that do
     not divide the layer sizes, more lanes than nodes, free input layers and clamped top layers,
-    and the delayed_feedback passes that must wait for the previous pass's errors."""
+    jobs that wait for the previous job's results (a hazard wait) and jobs that start while the
+    previous job's writes are still in the pipeline, in both schedules."""
     acts, inits, flags, schedules = set(), set(), set(), set()
     for seed in range(N_RANDOM):
         spec, lanes, W, b, mask, _ = random_case(seed)
@@ -74,15 +76,17 @@ def test_random_cases_cover_the_space():
             flags.add("clamped top")
         if spec.formats.x.overflow == "wrap" or spec.formats.e.overflow == "wrap":
             flags.add("wrap")
-        geom = CoreGeometry(spec, lanes)
-        if spec.schedule == "delayed_feedback" and any(
-                geom.needs_pre_drain(l) and not mask[l - 1] for l in range(1, spec.n_layers)):
-            flags.add("pre-drain")
+        sch = schedule(spec, lanes)
+        if any(v.job is not None and sch.waits[v.slot][v.alt] for v in sch.visits(mask)):
+            flags.add(f"wait {spec.schedule}")
+        if sch.overlaps(mask):
+            flags.add(f"overlap {spec.schedule}")
     assert acts == {"identity", "relu", "hardtanh", "tanh"}
     assert inits == {"feedforward", "zero"}
     assert schedules == {"synchronous", "delayed_feedback"}
     assert flags == {"non-dividing", "lanes>nodes", "free input", "clamped top", "wrap",
-                     "pre-drain"}
+                     "wait synchronous", "wait delayed_feedback", "overlap synchronous",
+                     "overlap delayed_feedback"}
 
 
 def test_host_read_back_returns_weights_and_nodes():

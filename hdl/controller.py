@@ -1,0 +1,371 @@
+"""``SlotController``: walks the schedule of :mod:`pcforge.model.schedule` and issues one token per
+cycle into the issue register (pipeline stage S0) of :class:`~pcforge.hdl.core.PCCore`.
+
+What runs, in which order and how long each job waits comes from the
+:class:`~pcforge.model.schedule.Schedule` — the same object the cycle model walks — so the
+hardware's ``cycles`` counter equals :func:`pcforge.model.cycles.cycle_report` by construction
+of one list, and the tests check it.
+
+Timing: one cycle per slot that runs (its set-up: the job registers below), then its constant
+wait, then one token per cycle; a ``next`` marker costs one cycle (``it`` ← it + 1; the
+controller pauses here when asked to), the ``end`` marker one cycle plus the final drain. The
+token is computed from the job registers and counters and *registered*: the memory read
+addresses leave a register, never a chain of counter compares.
+"""
+from __future__ import annotations
+
+from amaranth import Const, Module, Mux, Signal
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..model.schedule import (FINAL_DRAIN_CYCLES, Cond, Schedule, can_learn,
+                              learns_incrementally)
+
+__all__ = ["Op", "NodeOp", "SlotController", "token_layout", "control_layout"]
+
+
+class Op(enum.Enum, shape=3):
+    PRED = 0        # row sweep of W_l: acc_l = W_l f(x_{l-1}) + b_l, one row per C tokens
+    FB = 1          # column sweep of W_l: Σ_k W_l[k, j] e_l[k], lane-local
+    NODE = 2        # lane-parallel pass over the nodes of one layer
+    FUSED = 3       # delayed_feedback: one row sweep feeding W f(x) and Wᵀ e(t−1), + 1 bubble
+    LEARN = 4       # row sweep of W_l, read-modify-write: W += round(α e aᵀ), b += round(α e)
+
+
+class NodeOp(enum.Enum, shape=2):
+    ERR = 0         # e = E(x·2^s − acc)   (+ top-layer update when we_x)
+    FF = 1          # x = X(acc)
+    ZERO = 2        # x = 0
+    UPD = 3         # ε = E(Σ W e); x ← X(x + round(γ (f'ε − e)))
+
+
+_OPS = {"pred": Op.PRED, "fb": Op.FB, "node": Op.NODE, "fused": Op.FUSED, "learn": Op.LEARN}
+_NOPS = {"err": NodeOp.ERR, "ff": NodeOp.FF, "zero": NodeOp.ZERO, "upd": NodeOp.UPD}
+
+
+def control_layout(spec) -> data.StructLayout:
+    """``control`` stream payload: resume, pause, learn, mask (bit k clamps layer k)."""
+    return data.StructLayout({"resume": 1, "pause": 1, "learn": 1, "mask": spec.n_layers})
+
+
+def token_layout(sch: Schedule) -> data.StructLayout:
+    """One pipeline token: what a stage needs to know about the work it carries.
+
+    ``c``: lane address (column of a row sweep, column sweep index, node pass address);
+    ``row``/``i_bank``/``i_addr``: the row (node i of ``layer`` and its location); ``w_addr``:
+    the weight word; ``lane_mask``: lanes whose source node exists; ``node_mask``/``node_addr``/
+    ``node_layer``: the node units that write and where; ``cache_addr``: the prediction-cache
+    word of (node_layer, node_addr); ``mul_e``/``mul_f``: multiplier operand selects (e_l[i]
+    instead of f(x); f(x) instead of W); in cores that learn, ``learn_w``/``learn_b``: this
+    token rewrites W (its lanes) / b_l[row]; in ``delayed_feedback`` cores, ``bubble`` (the
+    token that retires the last row), ``fb_on`` (e(t−1) exists: t > 0) and ``row_end``."""
+    g = sch.geometry
+    spec, P = g.spec, g.lanes
+    L = spec.L
+    max_c = max(g.depth(k) for k in range(L + 1))
+    max_n = max(spec.sizes)
+    max_wd = max(g.weight_depth(l) for l in range(1, L + 1))
+    cache_words = sum(g.depth(k) for k in range(1, L + 1))
+    fields = {
+        "valid": 1, "op": Op, "nop": NodeOp,
+        "layer": range(L + 1), "lane_layer": range(L + 1), "node_layer": range(L + 1),
+        "first": 1, "last": 1,
+        "c": range(max(max_c, 2)), "i_bank": range(max(P, 2)),
+        "i_addr": range(max(max_c, 2)), "row": range(max(max_n, 2)),
+        "w_addr": range(max(max_wd, 2)),
+        "lane_mask": P, "node_mask": P, "node_addr": range(max(max_c, 2)),
+        "cache_addr": range(max(cache_words, 2)),
+        "we_e": 1, "we_x": 1, "we_c": 1, "fuse": 1, "mul_e": 1, "mul_f": 1,
+    }
+    if spec.schedule == "delayed_feedback":         # the one-sweep core's extra fields
+        fields.update({"bubble": 1, "fb_on": 1, "row_end": 1})
+    if can_learn(spec):
+        fields.update({"learn_w": 1, "learn_b": 1})
+    return data.StructLayout(fields)
+
+
+class SlotController(wiring.Component):
+    """Ports: ``control`` (In stream, see :func:`control_layout`; a start is accepted when idle
+    and the pipeline is empty, a resume when paused); ``token`` (Out, the issue register S0,
+    :func:`token_layout`); ``pipe_busy`` (In: some token is still in the pipeline);
+    ``host_ok`` (Out: no run is working and the pipeline is empty — idle or paused — so the
+    host may access the memories); status ``busy``, ``paused``, ``done``, ``iteration``,
+    ``cycles`` (working cycles of the run, pauses excluded)."""
+
+    def __init__(self, sch: Schedule, learns: bool):
+        self.schedule = sch
+        self.learns = learns
+        self.layout = token_layout(sch)
+        spec = sch.spec
+        super().__init__({
+            "control": In(stream.Signature(control_layout(spec))),
+            "token": Out(self.layout),
+            "pipe_busy": In(1),
+            "host_ok": Out(1),
+            "busy": Out(1), "paused": Out(1), "done": Out(1),
+            "iteration": Out(range(spec.iterations + 2)),
+            "cycles": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        sch = self.schedule
+        g = sch.geometry
+        spec, P = g.spec, g.lanes
+        L, T = spec.L, spec.iterations
+        sizes = spec.sizes
+        depths = [g.depth(k) for k in range(L + 1)]
+        max_n, max_c = max(sizes), max(depths)
+        max_wd = max(g.weight_depth(l) for l in range(1, L + 1))
+        delayed = spec.schedule == "delayed_feedback"
+        inc = learns_incrementally(spec)
+        slots = sch.slots
+        c_base = [0] + [sum(depths[1:k]) for k in range(1, L + 1)]
+        max_wait = max(max(w) for w in sch.waits)
+
+        mask = Signal(spec.n_layers)
+        pause = Signal()
+        learn = Signal()
+        it = Signal(range(T + 2))
+        cycles = Signal(32)
+        done = Signal()
+        slot = Signal(range(len(slots) + 1))
+        wait = Signal(range(max(2, max_wait + 1)))
+        drain = Signal(range(FINAL_DRAIN_CYCLES + 1))
+        bubble = Signal()                 # FUSED: the extra token that retires the last row
+        j_op, j_nop = Signal(Op), Signal(NodeOp)
+        j_layer, j_lane_layer, j_node_layer = (Signal(range(L + 1)) for _ in range(3))
+        j_we_e, j_we_x, j_we_c, j_fuse, j_learns = (Signal() for _ in range(5))
+        j_Cm1, j_Nm1 = Signal(range(max(max_c, 2))), Signal(range(max(max_n, 2)))
+        j_nsrc = Signal(range(max_n + 1))
+        j_cbase = Signal(range(max(2, sum(depths[1:]) + 1)))
+        c_cnt = Signal(range(max(max_c, 2)))
+        i_cnt = Signal(range(max(max_n, 2)))
+        i_bank = Signal(range(max(P, 2)))
+        i_addr = Signal(range(max(max_c, 2)))
+        w_addr = Signal(range(max(max_wd + max_c + 1, 2)))
+
+        atoms = {"m": mask, "first": it == 0, "final": it == T, "learn": learn}
+
+        def val(v):
+            """A job field (bool or Cond) as a value for the set-up registers."""
+            v = Cond.of(v).value(atoms)
+            return int(v) if isinstance(v, bool) else v
+
+        def setup(job, wait_cycles):
+            lane = job.lane_layer
+            return [j_op.eq(_OPS[job.op]), j_nop.eq(_NOPS[job.nop]), j_layer.eq(job.layer),
+                    j_lane_layer.eq(lane), j_node_layer.eq(job.node_layer),
+                    j_we_e.eq(val(job.we_e)), j_we_x.eq(val(job.we_x)),
+                    j_we_c.eq(val(job.we_c)), j_fuse.eq(val(job.fuse)),
+                    j_learns.eq(val(job.learns)),
+                    j_Cm1.eq(depths[lane] - 1), j_Nm1.eq(sizes[job.layer] - 1),
+                    j_nsrc.eq(sizes[lane]), j_cbase.eq(c_base[job.node_layer]),
+                    c_cnt.eq(0), i_cnt.eq(0), i_bank.eq(0), i_addr.eq(0), w_addr.eq(0),
+                    bubble.eq(0), wait.eq(wait_cycles)]
+
+        def emit(idx):
+            """Act on slot ``idx`` (its condition holds): a job's set-up, or a marker."""
+            s = slots[idx]
+            if s.kind == "next":
+                m.d.sync += [it.eq(it + 1), slot.eq(sch.first)]
+                with m.If(pause):
+                    m.next = "PAUSED"
+                with m.Else():
+                    m.next = "SLOT"
+                return
+            if s.kind == "end":
+                m.d.sync += drain.eq(FINAL_DRAIN_CYCLES - 1)
+                m.next = "DRAIN"
+                return
+            m.d.sync += slot.eq(idx + 1)
+            m.next = "ISSUE"
+            first = True
+            for a, (cond, job) in enumerate(s.alts):
+                c = cond.value(atoms)
+                body = setup(job, sch.waits[idx][a])
+                if c is True:
+                    if first:
+                        m.d.sync += body
+                    else:
+                        with m.Else():
+                            m.d.sync += body
+                    break
+                if c is False:
+                    continue
+                with (m.If(c) if first else m.Elif(c)):
+                    m.d.sync += body
+                first = False
+
+        job_end = Signal()
+        issue = Signal()
+        with m.FSM(name="controller") as fsm:
+            with m.State("IDLE"):
+                m.d.comb += self.control.ready.eq(~self.control.payload.resume
+                                                  & ~self.pipe_busy)
+                with m.If(self.control.valid & self.control.ready):
+                    m.d.sync += [mask.eq(self.control.payload.mask),
+                                 pause.eq(self.control.payload.pause),
+                                 learn.eq(self.control.payload.learn & int(self.learns)),
+                                 it.eq(0), cycles.eq(0), done.eq(0), slot.eq(0)]
+                    m.next = "SLOT"
+            with m.State("SLOT"):
+                # the first slot at or after `slot` whose condition holds acts now (conditions
+                # known at generation are resolved here: Yosys writes invalid Verilog for an
+                # If on a constant)
+                with m.Switch(slot):
+                    for s0 in range(len(slots)):
+                        with m.Case(s0):
+                            first = True
+                            for idx in range(s0, len(slots)):
+                                c = slots[idx].cond.value(atoms)
+                                if c is False:
+                                    continue
+                                if c is True:
+                                    if first:
+                                        emit(idx)
+                                    else:
+                                        with m.Else():
+                                            emit(idx)
+                                    break
+                                with (m.If(c) if first else m.Elif(c)):
+                                    emit(idx)
+                                first = False
+            with m.State("ISSUE"):
+                with m.If(wait != 0):
+                    m.d.sync += wait.eq(wait - 1)
+                with m.Else():
+                    m.d.comb += issue.eq(1)
+                    self._advance(m, j_op, c_cnt, i_cnt, i_bank, i_addr, w_addr, bubble,
+                                  j_Cm1, j_Nm1, job_end)
+                    with m.If(job_end):
+                        m.next = "SLOT"
+            with m.State("DRAIN"):
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    m.d.sync += done.eq(1)
+                    m.next = "IDLE"
+            with m.State("PAUSED"):
+                m.d.comb += self.control.ready.eq(self.control.payload.resume)
+                with m.If(self.control.valid & self.control.payload.resume):
+                    m.next = "SLOT"
+        running = fsm.ongoing("SLOT") | fsm.ongoing("ISSUE") | fsm.ongoing("DRAIN")
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")),
+                     self.paused.eq(fsm.ongoing("PAUSED") & ~self.pipe_busy),
+                     self.host_ok.eq((fsm.ongoing("IDLE") | fsm.ongoing("PAUSED"))
+                                     & ~self.pipe_busy),
+                     self.done.eq(done), self.iteration.eq(it), self.cycles.eq(cycles)]
+        with m.If(running):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        # ---- the next token, registered into S0 -------------------------------------------
+        nt = Signal(self.layout)
+        lane_mask = Signal(P)
+        for p in range(P):
+            m.d.comb += lane_mask[p].eq((c_cnt * P + p) < j_nsrc)
+        last = Signal()
+        row_bit = (Const(1, P) << i_bank)[:P]
+        with m.Switch(j_op):
+            with m.Case(Op.LEARN):               # no node-unit work: node_mask stays 0
+                m.d.comb += [nt.first.eq(c_cnt == 0), last.eq(c_cnt == j_Cm1)]
+            with m.Case(Op.PRED):
+                m.d.comb += [nt.first.eq(c_cnt == 0), last.eq(c_cnt == j_Cm1),
+                             nt.node_addr.eq(i_addr),
+                             nt.node_mask.eq(Mux(last, row_bit, 0))]
+            with m.Case(Op.FB):
+                m.d.comb += [nt.first.eq(i_cnt == 0), last.eq(i_cnt == j_Nm1),
+                             nt.node_addr.eq(c_cnt),
+                             nt.node_mask.eq(Mux(last, lane_mask, 0))]
+            with m.Case(Op.NODE):
+                m.d.comb += [nt.first.eq(1), last.eq(1), nt.node_addr.eq(c_cnt),
+                             nt.node_mask.eq(lane_mask)]
+        m.d.comb += [nt.valid.eq(issue), nt.last.eq(last), nt.op.eq(j_op), nt.nop.eq(j_nop),
+                     nt.layer.eq(j_layer), nt.lane_layer.eq(j_lane_layer),
+                     nt.node_layer.eq(j_node_layer), nt.c.eq(c_cnt),
+                     nt.i_bank.eq(i_bank), nt.i_addr.eq(i_addr), nt.row.eq(i_cnt),
+                     nt.w_addr.eq(w_addr), nt.lane_mask.eq(lane_mask),
+                     nt.we_e.eq(j_we_e), nt.we_x.eq(j_we_x), nt.we_c.eq(j_we_c),
+                     nt.fuse.eq(j_fuse),
+                     nt.mul_e.eq((j_op == Op.FB) | (j_op == Op.LEARN)),
+                     nt.mul_f.eq(j_op == Op.LEARN)]
+        if self.learns:
+            # W rewritten by every learning row token and (incremental) by column sweeps while
+            # learning; b_l[row] by a row's first token, or by column 0 of a column sweep
+            fb_learn = (j_op == Op.FB) & j_learns if inc else Const(0, 1)
+            m.d.comb += [nt.learn_w.eq((j_op == Op.LEARN) | fb_learn),
+                         nt.learn_b.eq(((j_op == Op.LEARN) & (c_cnt == 0))
+                                       | (fb_learn & (c_cnt == 0)))]
+        if delayed:
+            m.d.comb += [nt.fb_on.eq(it != 0), nt.bubble.eq(bubble)]
+            with m.If(j_op == Op.FUSED):
+                # a row ends at its last column (the last row's end is the bubble token, so
+                # that it never meets the column ends of the last row in the node units); a
+                # column of Σ W e(t−1) ends in the last row
+                row_end = Signal()
+                col_end = Signal()
+                m.d.comb += [row_end.eq(bubble | ((c_cnt == j_Cm1) & (i_cnt != j_Nm1))),
+                             col_end.eq(~bubble & (i_cnt == j_Nm1))]
+                m.d.comb += [nt.first.eq(~bubble & (c_cnt == 0)), nt.last.eq(row_end),
+                             nt.row_end.eq(row_end),
+                             nt.lane_mask.eq(Mux(bubble, 0, lane_mask)),
+                             nt.nop.eq(Mux(row_end, NodeOp.ERR, NodeOp.UPD)),
+                             nt.node_layer.eq(Mux(row_end, j_layer, j_lane_layer)),
+                             nt.node_addr.eq(Mux(row_end, i_addr, c_cnt)),
+                             nt.node_mask.eq(Mux(row_end, row_bit,
+                                                 Mux(col_end, lane_mask, 0))),
+                             nt.we_e.eq(row_end & j_we_e),
+                             nt.we_x.eq(Mux(row_end, j_we_x, col_end))]
+                m.d.comb += nt.cache_addr.eq(0)
+            with m.Else():
+                m.d.comb += nt.cache_addr.eq(j_cbase + nt.node_addr)
+        else:
+            m.d.comb += nt.cache_addr.eq(j_cbase + nt.node_addr)
+        m.d.sync += self.token.eq(nt)
+        return m
+
+    def _advance(self, m, j_op, c_cnt, i_cnt, i_bank, i_addr, w_addr, bubble, j_Cm1, j_Nm1,
+                 job_end):
+        """Counter updates of one issued token, and whether it is the job's last."""
+        P = self.schedule.geometry.lanes
+        delayed = self.schedule.spec.schedule == "delayed_feedback"
+
+        def advance_bank(P):
+            with m.If(i_bank == P - 1):
+                m.d.sync += [i_bank.eq(0), i_addr.eq(i_addr + 1)]
+            with m.Else():
+                m.d.sync += i_bank.eq(i_bank + 1)
+
+        with m.Switch(j_op):
+            with m.Case(Op.PRED, Op.LEARN):
+                m.d.sync += w_addr.eq(w_addr + 1)
+                with m.If(c_cnt == j_Cm1):
+                    m.d.sync += [c_cnt.eq(0), i_cnt.eq(i_cnt + 1)]
+                    advance_bank(P)
+                    m.d.comb += job_end.eq(i_cnt == j_Nm1)
+                with m.Else():
+                    m.d.sync += c_cnt.eq(c_cnt + 1)
+            with m.Case(Op.FB):
+                with m.If(i_cnt == j_Nm1):
+                    m.d.sync += [i_cnt.eq(0), i_bank.eq(0), i_addr.eq(0),
+                                 c_cnt.eq(c_cnt + 1), w_addr.eq(c_cnt + 1)]
+                    m.d.comb += job_end.eq(c_cnt == j_Cm1)
+                with m.Else():
+                    m.d.sync += [i_cnt.eq(i_cnt + 1), w_addr.eq(w_addr + j_Cm1 + 1)]
+                    advance_bank(P)
+            with m.Case(Op.NODE):
+                m.d.sync += c_cnt.eq(c_cnt + 1)
+                m.d.comb += job_end.eq(c_cnt == j_Cm1)
+            if delayed:
+                with m.Case(Op.FUSED):
+                    with m.If(bubble):
+                        m.d.comb += job_end.eq(1)
+                    with m.Else():
+                        m.d.sync += w_addr.eq(w_addr + 1)
+                        with m.If(c_cnt == j_Cm1):
+                            with m.If(i_cnt == j_Nm1):
+                                m.d.sync += bubble.eq(1)    # row n−1 retires next cycle
+                            with m.Else():
+                                m.d.sync += [c_cnt.eq(0), i_cnt.eq(i_cnt + 1)]
+                                advance_bank(P)
+                        with m.Else():
+                            m.d.sync += c_cnt.eq(c_cnt + 1)

@@ -1,0 +1,622 @@
+"""The core's run schedule: one place for what the controller of :class:`pcforge.hdl.PCCore`
+does, in which order, and how long it waits — read by the generator and by the cycle model.
+
+Slots
+-----
+A run is a fixed list of *slots* (:attr:`Schedule.slots`) walked under the run-time clamp mask
+m, the iteration counter ``it`` and the ``learn`` flag. Each slot has a run condition, a
+:class:`Cond` over ``m[k]``, ``FIRST`` (it = 0), ``FINAL`` (it = T, the final error pass) and
+``LEARN``; the controller looks ahead to the first slot whose condition holds, so a slot with
+nothing to do costs nothing. A slot that runs issues one *job*, a sweep of tokens, one per
+cycle (:class:`Job`; which job can depend on the mask: a slot lists alternatives). Two markers
+close the list: ``end`` (FINAL: the final drain, then done) and ``next`` (always: it ← it + 1,
+back to the first iteration slot; the core pauses here when asked to).
+
+``synchronous``::
+
+    prologue   zero(0); for l = 1..L: ppred(l) [, pzero(l) with zero init]
+    each pass  a(1..L); b(L..1) [not FINAL]; linc(1..L) [incremental learning, not FINAL];
+               learn(1..L) [FINAL and LEARN, the after-relaxation rule]; end [FINAL]; next
+
+``delayed_feedback``::
+
+    prologue   as above
+    each pass  f(1..L) [not FINAL]; a(1..L) [FINAL]; learn(1..L) [FINAL and LEARN]; end; next
+
+a(l) is the error pass of connection l (a prediction sweep, or a lane-parallel pass from the
+cached prediction when layer l−1 is clamped); b(l) the feedback sweep W_lᵀ e_l that updates
+x_{l−1}; f(l) the one-sweep pass of ``delayed_feedback``; ``docs/hardware.md`` has the rest.
+
+Hazards instead of drains
+-------------------------
+A token reads its operands when it leaves the issue register (stage 0; biases and cached
+predictions at :data:`READ_STAGE`) and writes its results
+:data:`W_WRITE_STAGE` (weights, biases), :data:`E_WRITE_STAGE` (errors, cached predictions) or
+:data:`X_WRITE_STAGE` (value nodes) cycles later. A job may start while earlier ones are still in
+the pipeline as long as every location it reads is read after the last write to it: for a
+writer job whose first token issues at cycle w0 and a reader at r0,
+``r0 ≥ w0 + need(writer, reader)`` with need = max over the locations both touch of
+(last write token + write stage + 1 − first read token − read stage). :class:`Schedule` computes, once per
+spec and lane count, the idle cycles each slot alternative waits after its set-up cycle so that
+this holds in every run the core can be asked for (every mask, iteration and learn flag): the
+largest wait any run needs. The hardware loads these constants and the cycle model adds them;
+nothing is decided at run time but which slots run.
+
+Cycle accounting: a job costs 1 (set-up) + wait + tokens cycles, a ``next`` marker 1, the
+``end`` marker 1 + :data:`FINAL_DRAIN_CYCLES` (until the last write has landed).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from .geometry import CoreGeometry
+from .spec import PCSpec
+
+__all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "M", "Job", "Slot", "Schedule",
+           "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
+           "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
+           "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE"]
+
+#: Stage (cycles after issue) at which learning writes W and b.
+W_WRITE_STAGE = 8
+#: Stage at which errors e and the prediction cache are written.
+E_WRITE_STAGE = 11
+#: Stage at which value nodes x are written: the last write of a token.
+X_WRITE_STAGE = 14
+#: Stages from the issue register to the last memory write.
+PIPELINE_DEPTH = X_WRITE_STAGE
+#: Cycles the ``end`` marker waits after its own cycle: every write of the run has landed.
+FINAL_DRAIN_CYCLES = X_WRITE_STAGE
+#: Write stage per memory kind (x: value nodes, e: errors, c: cached predictions, w, b).
+WRITE_STAGE = {"x": X_WRITE_STAGE, "e": E_WRITE_STAGE, "c": E_WRITE_STAGE,
+               "w": W_WRITE_STAGE, "b": W_WRITE_STAGE}
+#: Read stage per memory kind: the stage whose token presents the read address. Biases and
+#: cached predictions are only needed by the node units, so their (unshared) ports are read
+#: late instead of carrying the words down the pipeline.
+READ_STAGE = {"x": 0, "e": 0, "w": 0, "b": 5, "c": 6}
+
+
+# ---- learning capabilities ---------------------------------------------------------------
+def learns_after(spec: PCSpec) -> bool:
+    """The core has the after-relaxation learning sweeps."""
+    return spec.learning == "after_relaxation"
+
+
+def learns_incrementally(spec: PCSpec) -> bool:
+    """The core learns at every iteration (incremental rule, synchronous schedule only: with
+    ``delayed_feedback`` e(t) is computed inside the very sweep that would have to use it)."""
+    return spec.learning == "incremental" and spec.schedule == "synchronous"
+
+
+def can_learn(spec: PCSpec) -> bool:
+    return learns_after(spec) or learns_incrementally(spec)
+
+
+# ---- run-time conditions ------------------------------------------------------------------
+class Cond:
+    """A run-time condition of the controller (mask bits, iteration, learn flag), folded to a
+    constant wherever generation already knows it. ``&``, ``|`` and ``~`` combine conditions
+    and Python bools; :meth:`eval` evaluates it for one run (the model), :meth:`value` builds it
+    from Amaranth values (the hardware) — a constant condition stays a Python bool there."""
+
+    __slots__ = ("op", "args")
+
+    def __init__(self, op: str, *args):
+        self.op, self.args = op, args
+
+    @staticmethod
+    def of(v) -> "Cond":
+        if isinstance(v, Cond):
+            return v
+        return TRUE if v else FALSE
+
+    @property
+    def known(self):
+        """True or False when the condition is a constant, else None."""
+        return {"true": True, "false": False}.get(self.op)
+
+    def __and__(self, other):
+        other = Cond.of(other)
+        if self.op == "false" or other.op == "false":
+            return FALSE
+        if self.op == "true":
+            return other
+        if other.op == "true":
+            return self
+        return Cond("and", self, other)
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        other = Cond.of(other)
+        if self.op == "true" or other.op == "true":
+            return TRUE
+        if self.op == "false":
+            return other
+        if other.op == "false":
+            return self
+        return Cond("or", self, other)
+
+    __ror__ = __or__
+
+    def __invert__(self):
+        if self.op == "true":
+            return FALSE
+        if self.op == "false":
+            return TRUE
+        if self.op == "not":
+            return self.args[0]
+        return Cond("not", self)
+
+    def eval(self, env: "Env") -> bool:
+        op, a = self.op, self.args
+        if op == "true":
+            return True
+        if op == "false":
+            return False
+        if op == "m":
+            return bool(env.mask[a[0]])
+        if op == "first":
+            return env.it == 0
+        if op == "final":
+            return env.it == env.T
+        if op == "learn":
+            return bool(env.learn)
+        if op == "not":
+            return not a[0].eval(env)
+        if op == "and":
+            return a[0].eval(env) and a[1].eval(env)
+        return a[0].eval(env) or a[1].eval(env)
+
+    def value(self, atoms: dict):
+        """As an Amaranth value from ``atoms`` = {"m": mask signal, "first", "final", "learn":
+        1-bit values}; a constant condition is returned as a Python bool."""
+        op, a = self.op, self.args
+        if op in ("true", "false"):
+            return op == "true"
+        if op == "m":
+            return atoms["m"][a[0]]
+        if op in ("first", "final", "learn"):
+            return atoms[op]
+        if op == "not":
+            return ~a[0].value(atoms)
+        x, y = a[0].value(atoms), a[1].value(atoms)
+        return x & y if op == "and" else x | y
+
+    def __repr__(self):
+        op, a = self.op, self.args
+        if op in ("true", "false", "first", "final", "learn"):
+            return op.upper()
+        if op == "m":
+            return f"m{a[0]}"
+        if op == "not":
+            return f"~{a[0]!r}"
+        return f"({a[0]!r} {'&' if op == 'and' else '|'} {a[1]!r})"
+
+
+TRUE, FALSE = Cond("true"), Cond("false")
+FIRST, FINAL, LEARN = Cond("first"), Cond("final"), Cond("learn")
+
+
+def M(k: int) -> Cond:
+    """Mask bit k: layer k is clamped."""
+    return Cond("m", k)
+
+
+class Env(NamedTuple):
+    """One point of a run: the mask, the iteration counter, T and the learn flag."""
+    mask: tuple
+    it: int
+    T: int
+    learn: bool
+
+
+# ---- jobs and slots -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One sweep of tokens (see the module docstring and ``docs/hardware.md``).
+
+    ``op``: ``pred`` (row sweep of W_l: W_l f(x_{l−1}) + b_l), ``fb`` (column sweep: W_lᵀ e_l,
+    lane-local), ``node`` (lane-parallel pass over the nodes of ``layer``), ``fused``
+    (``delayed_feedback``: one row sweep feeding both, + a bubble token), ``learn`` (row sweep,
+    read-modify-write of W_l and b_l). ``nop``: what the node units do — ``err`` (e = E(x·2^s −
+    acc), plus the top layer's update when ``we_x``), ``ff`` (x = X(acc)), ``zero`` (x = 0),
+    ``upd`` (x ← X(x + round(γ(f′ε − e)))). ``layer``: the connection of a sweep (the layer of a
+    node pass); ``lane_layer``: the layer whose nodes the lanes read; ``node_layer``: the layer
+    the node units write. The ``we_*`` write enables, ``fuse`` (a feedback sweep also computes
+    e_{l−1} from the cache at its column ends) and ``learns`` (a feedback sweep updates W_l and
+    b_l in passing: incremental learning) are bools or :class:`Cond`\\ s."""
+
+    op: str
+    nop: str
+    layer: int
+    lane_layer: int
+    node_layer: int
+    we_e: object = False
+    we_x: object = False
+    we_c: object = False
+    fuse: object = False
+    learns: object = False
+
+    def resolve(self, env: Env) -> "Job":
+        """The job with every condition evaluated for one run point."""
+        return replace(self, **{k: Cond.of(getattr(self, k)).eval(env)
+                                for k in ("we_e", "we_x", "we_c", "fuse", "learns")})
+
+    def tokens(self, g: CoreGeometry) -> int:
+        if self.op == "node":
+            return g.node_tokens(self.layer)
+        return g.pred_tokens(self.layer) + (1 if self.op == "fused" else 0)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A slot of the schedule: ``kind`` and ``layer`` name it, ``cond`` says when it runs,
+    ``alts`` = ((Cond, Job), ...) which job it issues (the first alternative whose condition
+    holds; the last one's is TRUE). Markers (``end``, ``next``) issue nothing."""
+
+    kind: str
+    layer: int | None
+    cond: Cond
+    alts: tuple = ()
+
+    @property
+    def is_marker(self) -> bool:
+        return self.kind in ("end", "next")
+
+
+def _slots(spec: PCSpec) -> tuple[tuple, int]:
+    """The slot list of ``spec`` and the index of the first slot of a pass."""
+    L = spec.L
+    ff = spec.init == "feedforward"
+    inc = LEARN if learns_incrementally(spec) else FALSE
+    one = lambda job: ((TRUE, job),)                                    # noqa: E731
+    S = [Slot("zero", 0, ~M(0), one(Job("node", "zero", 0, 0, 0, we_x=True)))]
+    for l in range(1, L + 1):
+        S.append(Slot("ppred", l, (M(l - 1) | ~M(l)) if ff else M(l - 1),
+                      one(Job("pred", "ff", l, l - 1, l, we_x=~M(l) if ff else False,
+                              we_c=M(l - 1)))))
+        if not ff:
+            S.append(Slot("pzero", l, ~M(l), one(Job("node", "zero", l, l, l, we_x=True))))
+    first = len(S)
+    # a layer clamped with its source clamped too has nothing new to say after t = 0
+    stale = lambda l: M(l - 1) & M(l) & ~FIRST                          # noqa: E731
+    if spec.schedule == "synchronous":
+        for l in range(1, L + 1):
+            # e_l from the cache is computed by b(l+1) when layer l is free (its only consumer)
+            fused = (~M(l) & ~FINAL & ~inc) if l < L else FALSE
+            run = ~M(l - 1) | inc | (~stale(l) & ~fused)
+            top = (~M(L) & ~FINAL) if l == L else FALSE
+            S.append(Slot("a", l, run, (
+                (M(l - 1) & ~inc, Job("node", "err", l, l, l, we_e=True, we_x=top)),
+                (TRUE, Job("pred", "err", l, l - 1, l, we_e=True, we_x=top)))))
+        for l in range(L, 0, -1):
+            fuse = (M(l - 2) & ~inc) if l >= 2 else FALSE
+            S.append(Slot("b", l, ~M(l - 1) & ~FINAL, one(Job(
+                "fb", "upd", l, l - 1, l - 1, we_x=True, we_e=fuse, fuse=fuse, learns=inc))))
+        if learns_incrementally(spec):        # connections from clamped layers learn here
+            for l in range(1, L + 1):
+                S.append(Slot("linc", l, inc & M(l - 1) & ~FINAL,
+                              one(Job("learn", "err", l, l - 1, l))))
+    else:
+        for l in range(1, L + 1):
+            top = ~M(L) if l == L else FALSE
+            S.append(Slot("f", l, (~M(l - 1) | ~stale(l)) & ~FINAL, (
+                (M(l - 1), Job("node", "err", l, l, l, we_e=True, we_x=top)),
+                (TRUE, Job("fused", "err", l, l - 1, l, we_e=True, we_x=top)))))
+        for l in range(1, L + 1):
+            S.append(Slot("a", l, FINAL & (~M(l - 1) | ~stale(l)), (
+                (M(l - 1), Job("node", "err", l, l, l, we_e=True)),
+                (TRUE, Job("pred", "err", l, l - 1, l, we_e=True)))))
+    if learns_after(spec):
+        for l in range(1, L + 1):
+            S.append(Slot("learn", l, FINAL & LEARN, one(Job("learn", "err", l, l - 1, l))))
+    S.append(Slot("end", None, FINAL))
+    S.append(Slot("next", None, TRUE))
+    return tuple(S), first
+
+
+class Visit(NamedTuple):
+    """One step of a run: slot index, alternative (None for markers), the resolved job (None
+    for markers) and the iteration counter."""
+    slot: int
+    alt: int | None
+    job: Job | None
+    it: int
+
+
+def visits(slots: tuple, first: int, mask: tuple, T: int, learn: bool, its=None):
+    """The steps of one run in order, as the controller takes them. ``its``: the iterations to
+    walk before the final pass (default 0..T−1; the hazard analysis walks a few)."""
+    its = list(range(T)) if its is None else list(its)
+    k = 0
+    it = its[0] if its else T
+    idx = 0
+    while True:
+        env = Env(mask, it, T, learn)
+        while not slots[idx].cond.eval(env):
+            idx += 1
+        s = slots[idx]
+        if s.kind == "next":
+            yield Visit(idx, None, None, it)
+            k += 1
+            it = its[k] if k < len(its) else T
+            idx = first
+            continue
+        if s.kind == "end":
+            yield Visit(idx, None, None, it)
+            return
+        alt = next(a for a, (c, _) in enumerate(s.alts) if c.eval(env))
+        yield Visit(idx, alt, s.alts[alt][1].resolve(env), it)
+        idx += 1
+
+
+# ---- memory access profiles -----------------------------------------------------------------
+_NONE_R = np.iinfo(np.int64).max // 4          # "never read"
+_NONE_W = -1                                    # "never written"
+
+
+class _Profile:
+    """First (used) read and last write token of every location a job touches, per memory
+    (``("x", k)``, ``("e", k)``, ``("c", k)``, ``("w", l)``, ``("b", l)``; a weight's location
+    is i·n_{l−1} + j)."""
+
+    def __init__(self, job: Job, g: CoreGeometry):
+        self.reads, self.writes = {}, {}
+        self.span = 0                                # last write cycle relative to w0 + 1
+        spec, P = g.spec, g.lanes
+        n = spec.sizes
+        op, l = job.op, job.layer
+        if op == "node":
+            k = l
+            j = np.arange(n[k])
+            tok = j // P
+            if job.nop == "err":
+                self._r(("x", k), j, tok)
+                self._r(("c", k), j, tok)
+                if job.we_e:
+                    self._w(("e", k), j, tok)
+            if job.we_x:
+                self._w(("x", k), j, tok)
+            return
+        N, ns, C = n[l], n[l - 1], g.depth(l - 1)
+        i = np.arange(N)
+        j = np.arange(ns)
+        cj = j // P
+        wl = (i[:, None] * ns + j[None, :]).ravel()
+        if op in ("pred", "learn", "fused"):
+            wtok = (i[:, None] * C + cj[None, :]).ravel()
+            self._r(("w", l), wl, wtok)
+            self._r(("x", l - 1), j, cj)                     # row 0 reads every source node
+        if op == "pred":
+            end = i * C + C - 1
+            self._r(("b", l), i, end)
+            if job.nop == "err":
+                self._r(("x", l), i, end)
+                if job.we_e:
+                    self._w(("e", l), i, end)
+            if job.we_x:
+                self._w(("x", l), i, end)
+            if job.we_c:
+                self._w(("c", l), i, end)
+        elif op == "learn":
+            self._r(("e", l), i, i * C)
+            self._r(("b", l), i, i * C)
+            self._w(("w", l), wl, wtok)
+            self._w(("b", l), i, i * C)
+        elif op == "fused":
+            end = np.where(i < N - 1, i * C + C - 1, N * C)       # the last row: the bubble
+            col = (N - 1) * C + cj                                # column ends, last row
+            self._r(("e", l), i, i * C)                           # e_l(t−1), broadcast
+            self._r(("b", l), i, end)
+            self._r(("x", l), i, end)
+            if l - 1 >= 1:
+                self._r(("e", l - 1), j, col)
+            if job.we_e:
+                self._w(("e", l), i, end)
+            if job.we_x:
+                self._w(("x", l), i, end)
+            self._w(("x", l - 1), j, col)
+        elif op == "fb":
+            wtok = (cj[None, :] * N + i[:, None]).ravel()
+            col = cj * N + N - 1
+            self._r(("w", l), wl, wtok)
+            self._r(("e", l), i, i)                               # column 0 reads e_l first
+            self._r(("x", l - 1), j, cj * N if job.learns else col)
+            if job.fuse:
+                self._r(("c", l - 1), j, col)
+            elif l - 1 >= 1:
+                self._r(("e", l - 1), j, col)
+            if job.we_x:
+                self._w(("x", l - 1), j, col)
+            if job.we_e:
+                self._w(("e", l - 1), j, col)
+            if job.learns:
+                self._r(("b", l), i, i)
+                self._w(("w", l), wl, wtok)
+                self._w(("b", l), i, i)
+        else:                                                     # pragma: no cover
+            raise ValueError(f"unknown job op {op!r}")
+
+    def _r(self, key, locs, toks):
+        first = self.reads.get(key)
+        if first is None:
+            first = self.reads[key] = np.full(self._size(key, locs), _NONE_R, dtype=np.int64)
+        np.minimum.at(first, locs, toks)
+
+    def _w(self, key, locs, toks):
+        last = self.writes.get(key)
+        if last is None:
+            last = self.writes[key] = np.full(self._size(key, locs), _NONE_W, dtype=np.int64)
+        np.maximum.at(last, locs, toks)
+        self.span = max(self.span, int(np.max(toks)) + WRITE_STAGE[key[0]] + 1)
+
+    @staticmethod
+    def _size(key, locs):
+        return int(np.max(locs)) + 1 if len(locs) else 0
+
+    def need(self, reader: "_Profile") -> int:
+        """The smallest r0 − w0 with which ``reader`` sees every write of this job."""
+        d = -(1 << 40)
+        for key, last in self.writes.items():
+            first = reader.reads.get(key)
+            if first is None:
+                continue
+            k = min(len(first), len(last))
+            lw, fr = last[:k], first[:k]
+            both = (lw != _NONE_W) & (fr != _NONE_R)
+            if both.any():
+                d = max(d, int(np.max(lw[both] + WRITE_STAGE[key[0]] + 1
+                                      - READ_STAGE[key[0]] - fr[both])))
+        return d
+
+
+# ---- the schedule ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Schedule:
+    """The slot list of a spec and lane count with the wait of every slot alternative."""
+
+    geometry: CoreGeometry
+    slots: tuple
+    first: int
+    waits: tuple            # waits[slot][alt]: idle cycles after the set-up cycle
+
+    @property
+    def spec(self) -> PCSpec:
+        return self.geometry.spec
+
+    def visits(self, mask, learn: bool = False, its=None):
+        return visits(self.slots, self.first, tuple(mask), self.spec.iterations, learn, its)
+
+    def scenarios(self):
+        """Every run the core can be asked for: each mask and learn flag."""
+        return _scenarios(self.spec)
+
+    def for_run(self, mask, learn: bool = False) -> "Schedule":
+        """The same slots with the smallest waits that this one run (mask, learn flag) needs —
+        smaller than or equal to :attr:`waits`; what the tests use to show that the hazard
+        analysis is exact: with these waits the core is still bit-exact, with one of them a
+        cycle shorter it is not."""
+        return replace(self, waits=_compute_waits(self.slots, self.first, self.geometry,
+                                                  [(tuple(mask), bool(learn))]))
+
+    def overlaps(self, mask, learn: bool = False) -> int:
+        """How many jobs of a run issue their first token while the previous job still has
+        writes in flight (what the hazard waits buy over draining the pipeline each time)."""
+        return self._walk(mask, learn, drain=False)[1]
+
+    def drained_cycles(self, mask, learn: bool = False) -> int:
+        """The cycles of the same run if every job instead waited for the pipeline to drain
+        (all earlier writes landed) before its first token: the schedule without hazard
+        analysis, for comparison."""
+        return self._walk(mask, learn, drain=True)[0]
+
+    def _walk(self, mask, learn, drain):
+        g = self.geometry
+        t, busy_until, count = 0, 0, 0
+        spans = {}
+        for v in self.visits(mask, learn):
+            if v.job is None:
+                t += 1 + (FINAL_DRAIN_CYCLES if self.slots[v.slot].kind == "end" else 0)
+                continue
+            r0 = t + 1 + (max(0, busy_until - t - 1) if drain else self.waits[v.slot][v.alt])
+            count += r0 < busy_until
+            if v.job not in spans:
+                spans[v.job] = _Profile(v.job, g).span
+            busy_until = max(busy_until, r0 + spans[v.job])
+            t = r0 + v.job.tokens(g)
+        return t, count
+
+
+def _scenarios(spec: PCSpec) -> list:
+    learns = (False, True) if can_learn(spec) else (False,)
+    return [(mask, learn) for mask in itertools.product((False, True), repeat=spec.n_layers)
+            for learn in learns]
+
+
+def _hazard_its(T: int) -> list:
+    """Iterations the hazard walk visits: the first, then two more (the first of them follows
+    the first iteration, the second a steady one; every later iteration repeats the timing of
+    the second), then the final pass."""
+    return list(range(min(T, 3)))
+
+
+def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
+    """The smallest waits with which no job of any of ``scenarios`` ((mask, learn) pairs;
+    default: every run the core can be asked for) reads a location before its last write."""
+    spec = g.spec
+    waits = [[0] * max(1, len(s.alts)) for s in slots]
+    profiles = {}
+    needs = {}
+
+    def profile(job):
+        p = profiles.get(job)
+        if p is None:
+            p = profiles[job] = _Profile(job, g)
+        return p
+
+    def need(wj, rj):
+        key = (wj, rj)
+        d = needs.get(key)
+        if d is None:
+            d = needs[key] = profile(wj).need(profile(rj))
+        return d
+
+    if scenarios is None:
+        scenarios = _scenarios(spec)
+    its = _hazard_its(spec.iterations)
+    for _ in range(100):
+        changed = False
+        for mask, learn in scenarios:
+            t = 0                                         # the current decision cycle
+            recent = []                                   # (w0, job, horizon)
+            for v in visits(slots, first, mask, spec.iterations, learn, its):
+                if v.job is None:
+                    t += 1
+                    continue
+                r0 = t + 1 + waits[v.slot][v.alt]
+                recent = [w for w in recent if w[2] > r0]
+                req = max([w0 + need(wj, v.job) for w0, wj, _ in recent], default=r0)
+                if req > r0:
+                    waits[v.slot][v.alt] += req - r0
+                    r0 = req
+                    changed = True
+                recent.append((r0, v.job, r0 + profile(v.job).span))
+                t = r0 + v.job.tokens(g)
+        if not changed:
+            return tuple(tuple(w) for w in waits)
+    raise RuntimeError("the schedule's waits did not converge")       # pragma: no cover
+
+
+@lru_cache(maxsize=256)
+def _schedule(digest: str, lanes: int, keyed: "_Keyed") -> Schedule:
+    g = CoreGeometry(keyed.spec, lanes)
+    slots, first = _slots(g.spec)
+    return Schedule(g, slots, first, _compute_waits(slots, first, g))
+
+
+def schedule(spec: PCSpec, lanes: int) -> Schedule:
+    """The schedule (slots and waits) of the core for ``spec`` with ``lanes`` MAC lanes."""
+    CoreGeometry(spec, lanes)                             # validates lanes
+    return _schedule(spec.digest, lanes, _Keyed(spec))
+
+
+class _Keyed:
+    """Wraps a spec for lru_cache (a spec holds a dict and is not hashable; the digest above is
+    the key, this wrapper only carries the object)."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __hash__(self):
+        return 0
+
+    def __eq__(self, other):
+        return True

@@ -1,0 +1,98 @@
+"""The schedule (pcforge.model.schedule): conditions, the two ways of counting a run, and the
+hazard waits — exact in both directions: with the smallest waits one run needs the simulated
+core is still bit-exact, with one of them a cycle shorter it reads a stale value."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pcforge.hdl.core import PCCore
+from pcforge.model import FixedConst, FixedPCN, Formats, PCSpec, QFormat
+from pcforge.model.cycles import cycle_report
+from pcforge.model.randspec import random_clamped, random_spec
+from pcforge.model.schedule import (FALSE, FINAL, FIRST, LEARN, TRUE, Env, M, can_learn,
+                                    schedule)
+from pcforge.sim.amaranth_sim import run_core
+
+
+def test_conditions_fold_constants_and_evaluate():
+    assert (M(0) & FALSE) is FALSE and (M(0) | TRUE) is TRUE
+    assert (TRUE & M(1)) is not TRUE and (~~M(1)).op == "m"
+    c = (M(0) & ~FIRST) | (FINAL & LEARN)
+    env = Env(mask=(True, False), it=1, T=3, learn=False)
+    assert c.eval(env) is True
+    assert c.eval(env._replace(it=0)) is False
+    assert c.eval(env._replace(it=3, learn=True, mask=(False, False))) is True
+    assert (M(0) & FALSE).value({}) is False            # a constant stays a Python bool
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cycle_model_and_schedule_walk_agree(seed):
+    """cycle_report and the schedule's own walk count the same cycles for every mask and learn
+    flag."""
+    rng = np.random.default_rng(900 + seed)
+    spec = random_spec(rng, iterations=(1, 5))
+    lanes = int(rng.integers(1, 9))
+    sch = schedule(spec, lanes)
+    for mask, learn in sch.scenarios():
+        total = cycle_report(spec, lanes, mask, learn=learn).total
+        assert total == sch._walk(mask, learn, drain=False)[0]
+
+
+def _exactness_case(sizes, acts, lanes):
+    """A network whose state keeps moving (training mask: the target is clamped, so the errors
+    are not zero as they are from a feed-forward start in inference) with formats wide enough
+    that a stale operand shows in the result instead of rounding away."""
+    spec = PCSpec(sizes=sizes, activations=acts, iterations=4,
+                  formats=Formats(x=QFormat(18, 8), e=QFormat(18, 8), w=QFormat(12, 8),
+                                  b=QFormat(12, 8)), gamma=FixedConst(1, 2))
+    rng = np.random.default_rng(1)
+    W = [rng.integers(-200, 201, size=spec.weight_shape(l)) for l in range(1, spec.n_layers)]
+    b = [rng.integers(-300, 301, size=spec.sizes[l]) for l in range(1, spec.n_layers)]
+    mask = spec.mask("training")
+    return spec, lanes, W, b, mask, [random_clamped(spec, mask, rng) for _ in range(2)]
+
+
+def _bit_exact(spec, lanes, W, b, mask, samples, sch):
+    """Run the samples without pausing (a pause drains the pipeline and would hide a hazard
+    across iterations) and compare the final x and e with FixedPCN."""
+    core = PCCore(spec, lanes)
+    core.schedule = sch
+    runs = run_core(core, W, b, [{k: v[0] for k, v in s.items()} for s in samples], mask,
+                    trace=False)
+    net = FixedPCN(spec, W, b)
+    refs = [net.relax(s, mask) for s in samples]
+    return all(np.array_equal(r.x[k], f.x[k][0]) and np.array_equal(r.e[k], f.e[k][0])
+               for f, r in zip(refs, runs) for k in range(spec.n_layers))
+
+
+@pytest.mark.parametrize("sizes,acts,lanes", [
+    ((7, 9, 5), ("identity", "identity"), 3),
+    ((10, 12, 8, 6), ("identity", "relu", "identity"), 4),
+    ((6, 13, 7), ("relu", "identity"), 2)])
+def test_waits_are_exact(sizes, acts, lanes):
+    """With the smallest waits this run needs the core is bit-exact; with any one of them a
+    cycle shorter some job reads a location in the very cycle its last write lands (the
+    memories are not transparent), gets the old word, and the result differs."""
+    spec, lanes, W, b, mask, samples = _exactness_case(sizes, acts, lanes)
+    sch = schedule(spec, lanes).for_run(mask)
+    assert _bit_exact(spec, lanes, W, b, mask, samples, sch), "the smallest waits broke it"
+    used = sorted({(v.slot, v.alt) for v in sch.visits(mask)
+                   if v.job is not None and sch.waits[v.slot][v.alt] > 0})
+    assert len(used) >= 3, "this run has too few hazard waits to shorten"
+    missed = []
+    for slot, alt in used:
+        waits = [list(w) for w in sch.waits]
+        waits[slot][alt] -= 1
+        short = replace(sch, waits=tuple(tuple(w) for w in waits))
+        if _bit_exact(spec, lanes, W, b, mask, samples, short):
+            missed.append(sch.slots[slot].kind + str(sch.slots[slot].layer))
+    assert not missed, f"shortened waits of {missed} went unnoticed"
+
+
+def test_every_spec_gets_waits_for_every_mask():
+    spec = random_spec(np.random.default_rng(7), n_layers=(4, 4))
+    sch = schedule(spec, 3)
+    assert len(list(sch.scenarios())) == 2 ** spec.n_layers * (2 if can_learn(spec) else 1)
+    assert len(sch.waits) == len(sch.slots)
+    assert all(len(w) == max(1, len(s.alts)) for w, s in zip(sch.waits, sch.slots))
