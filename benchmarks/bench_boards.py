@@ -127,7 +127,7 @@ def main():
                   f"{r['lane_limit_fraction']:.1%}", f"{r['speedup_vs_numpy_batch1']:.2f}",
                   f"{r['speedup_vs_numpy_batch256']:.2f}",
                   f"{r['speedup_vs_lean_numpy_batch1']:.2f}")
-    Console().print(t)
+    Console(width=200).print(t)   # a wide table: not squeezed to a terminal
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "boards", "spec_digest": spec.digest,

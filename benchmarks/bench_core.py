@@ -48,7 +48,7 @@ def main():
                     help="clock for the latency column (iCE40UP5K target: 30 MHz)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_core.json"))
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=200)
     spec = digits_spec()
     data = load_digits_split()
     net, _ = train_float(spec, data, epochs=1)

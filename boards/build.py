@@ -28,9 +28,10 @@ __all__ = ["build_board", "toolchain_env", "toolchain_versions", "parse_nextpnr"
 
 NAME = "pcforge"
 
-#: nextpnr options: a fixed seed (reproducible builds); a design that misses its clock is still
-#: routed so that the report can say by how much. (router2 routed the 8-lane ECP5 digits core in
-#: 304 s instead of 477 s but to 59.3 MHz instead of 71.8: it missed the 60 MHz clock.)
+#: nextpnr options: a fixed seed (reproducible builds with the exact toolchain pins of
+#: pyproject.toml); a design that misses its clock is still routed so that the report can say
+#: by how much. nextpnr's default router (router2 in 0.11) is used: router1 reached a few MHz
+#: more on the 8-lane ECP5 digits core but took ~2200 s against ~220 s (docs/boards.md).
 NEXTPNR_OPTS = {"ice40": "--timing-allow-fail --seed 1",
                 "ecp5": "--timing-allow-fail --seed 1"}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth import ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
 __all__ = ["PLLSetting", "ice40_pll", "ecp5_pll", "PLLClock"]
@@ -73,8 +73,9 @@ def ecp5_pll(f_in_mhz: float, f_out_mhz: float) -> PLLSetting:
 
 
 class PLLClock(Elaboratable):
-    """The ``sync`` domain from the board oscillator through the family's PLL, held in reset
-    until the PLL locks (reset released synchronously). nextpnr derives the PLL output's
+    """Drives the ``sync`` domain (which the parent defines: Amaranth 0.6 wants a domain
+    defined in the design's top or above its users) from the board oscillator through the
+    family's PLL, held in reset until the PLL locks (reset released synchronously). nextpnr derives the PLL output's
     timing constraint from the oscillator's (the board resource's ``Clock``) and the PLL
     parameters, so the design is timed at exactly the frequency the PLL makes."""
 
@@ -85,7 +86,6 @@ class PLLClock(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.domains.sync = ClockDomain("sync")
         lock = Signal()
         clk_out = Signal()                      # the PLL output (a constraint needs a Signal)
         m.d.comb += ClockSignal("sync").eq(clk_out)

@@ -85,6 +85,7 @@ class HostLink(wiring.Component):
         cur_addr = Signal(16)                   # addr + widx, kept as a register (timing)
         w_last = Signal()                       # the word being pushed is the last one
         len_ok, arg_ok = Signal(), Signal()     # CHECK's verdicts on the frame
+        crc_ok, seq_ok = Signal(), Signal()     # RX_CRC's verdicts on the frame
         busy_now, paused_now = Signal(), Signal()
         ctl_valid, ctl_resume, ctl_pause, ctl_learn = (Signal() for _ in range(4))
         ctl_mask = Signal(8)
@@ -124,6 +125,11 @@ class HostLink(wiring.Component):
             with m.Else():
                 m.d.sync += timer.eq(timer - 1)
 
+        c = core.control                        # ctl_valid is set only on entering CONTROL
+        m.d.comb += [c.valid.eq(ctl_valid), c.payload.resume.eq(ctl_resume),
+                     c.payload.pause.eq(ctl_pause), c.payload.learn.eq(ctl_learn),
+                     c.payload.mask.eq(ctl_mask)]
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(got & (rx.payload == REQUEST_SYNC)):
@@ -148,17 +154,22 @@ class HostLink(wiring.Component):
                     m.next = "RX_CRC"
             with m.State("RX_CRC"):
                 with m.If(got):
-                    with m.If(crc != rx.payload):
-                        respond(Status.BAD_CHECKSUM)
-                    with m.Elif(seq != expected):
-                        respond(Status.BAD_SEQUENCE, 1)
-                    with m.Else():
-                        m.d.sync += expected.eq(expected + 1)
-                        m.next = "CHECK"
+                    m.d.sync += [crc_ok.eq(crc == rx.payload), seq_ok.eq(seq == expected)]
+                    m.next = "VERIFY"
                 with m.Elif(timer == 0):
                     respond(Status.TRUNCATED)
                 with m.Else():
                     m.d.sync += timer.eq(timer - 1)
+            # VERIFY acts on RX_CRC's registered verdicts (timing: the CRC's XOR tree and the
+            # compare stay out of the response registers' enables)
+            with m.State("VERIFY"):
+                with m.If(~crc_ok):
+                    respond(Status.BAD_CHECKSUM)
+                with m.Elif(~seq_ok):
+                    respond(Status.BAD_SEQUENCE, 1)
+                with m.Else():
+                    m.d.sync += expected.eq(expected + 1)
+                    m.next = "CHECK"
 
             # CHECK registers what EXECUTE decides on (timing: the decision is a few LUTs
             # deep instead of the whole validation)
@@ -227,14 +238,14 @@ class HostLink(wiring.Component):
                             respond(Status.BAD_COMMAND)
 
             # RUN / RESUME: one control beat from registers
+            # (the beat is driven outside the FSM: registers straight into the controller)
             with m.State("CONTROL"):
                 c = core.control
-                m.d.comb += [c.valid.eq(ctl_valid), c.payload.resume.eq(ctl_resume),
-                             c.payload.pause.eq(ctl_pause), c.payload.learn.eq(ctl_learn),
-                             c.payload.mask.eq(ctl_mask)]
                 with m.If(c.ready):
                     m.d.sync += ctl_valid.eq(0)
-                    respond(Status.OK)
+                    m.next = "C_DONE"
+            with m.State("C_DONE"):
+                respond(Status.OK)
 
             # WRITE: assemble each 4-byte word from the frame buffer, then one host_write beat
             with m.State("W_ADDR"):
@@ -254,9 +265,12 @@ class HostLink(wiring.Component):
                 with m.If(hw.ready):
                     m.d.sync += [widx.eq(widx + 1), cur_addr.eq(cur_addr + 1)]
                     with m.If(w_last):
-                        respond(Status.OK)
+                        m.next = "W_DONE"
                     with m.Else():
                         m.next = "W_ADDR"
+            # (a state of its own: the core's ready stays off the response registers' enables)
+            with m.State("W_DONE"):
+                respond(Status.OK)
 
             # the response: header, payload (registers or core reads), CRC
             tx = self.tx

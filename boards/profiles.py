@@ -46,7 +46,7 @@ BOARDS = {
         serial_hint="the FT2232H's second interface, e.g. /dev/ttyUSB1"),
     "ulx3s": BoardProfile(
         name="ulx3s", family="ecp5", device="LFE5U-85F", package="CABGA381",
-        osc_mhz=25.0, clock_mhz=60.0, lanes=8, baud=1_000_000, logic_ram_bits=0,
+        osc_mhz=25.0, clock_mhz=100.0, lanes=8, baud=1_000_000, logic_ram_bits=0,
         available={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM": 208},
         bram_bits=18432,
         bram_widths=((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),

@@ -5,7 +5,7 @@ ULX3S: LED 0 and LED 1 likewise, LED 7 = alive, blinking at ~1.5 Hz).
 """
 from __future__ import annotations
 
-from amaranth import Elaboratable, Module, Signal
+from amaranth import ClockDomain, Elaboratable, Module, Signal
 
 from ..model.spec import SpecError
 from .clocking import PLLClock, ecp5_pll, ice40_pll
@@ -40,6 +40,7 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
+        m.domains.sync = ClockDomain("sync")
         m.submodules.clocking = PLLClock(self.board.family, self.pll)
         m.submodules.system = sysm = self.system
         uart = platform.request("uart", 0)

@@ -57,8 +57,8 @@ class ActivationUnit(wiring.Component):
                                Mux((x > -one) & (x < one), one, 0))
             elif kind != "tanh":                            # pragma: no cover - spec validates
                 raise ValueError(f"no hardware for activation {kind!r}")
-        f_reg = Signal(signed(X.width))
-        d_reg = Signal(signed(X.width))
+        f_reg = Signal(signed(X.width), reset_less=True)
+        d_reg = Signal(signed(X.width), reset_less=True)
         if logic:
             with m.Switch(self.layer):
                 for l, kind in enumerate(acts):

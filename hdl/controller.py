@@ -145,7 +145,10 @@ class SlotController(wiring.Component):
         i_addr = Signal(range(max(max_c, 2)))
         w_addr = Signal(range(max(max_wd + max_c + 1, 2)))
 
-        atoms = {"m": mask, "first": it == 0, "final": it == T, "learn": learn}
+        # the iteration's conditions as registers kept beside `it` (timing: no compare of
+        # `it` on the slot decision's path)
+        it_first, it_final = Signal(), Signal()
+        atoms = {"m": mask, "first": it_first, "final": it_final, "learn": learn}
 
         def val(v):
             """A job field (bool or Cond) as a value for the set-up registers."""
@@ -168,7 +171,8 @@ class SlotController(wiring.Component):
             """Act on slot ``idx`` (its condition holds): a job's set-up, or a marker."""
             s = slots[idx]
             if s.kind == "next":
-                m.d.sync += [it.eq(it + 1), slot.eq(sch.first)]
+                m.d.sync += [it.eq(it + 1), slot.eq(sch.first), it_first.eq(0),
+                             it_final.eq(it + 1 == T)]
                 with m.If(pause):
                     m.next = "PAUSED"
                 with m.Else():
@@ -199,15 +203,16 @@ class SlotController(wiring.Component):
 
         job_end = Signal()
         issue = Signal()
+        idle_ok = Signal()                # see host_ok below: idle, pipeline empty (registered)
         with m.FSM(name="controller") as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.control.ready.eq(~self.control.payload.resume
-                                                  & ~self.pipe_busy)
+                m.d.comb += self.control.ready.eq(~self.control.payload.resume & idle_ok)
                 with m.If(self.control.valid & self.control.ready):
                     m.d.sync += [mask.eq(self.control.payload.mask),
                                  pause.eq(self.control.payload.pause),
                                  learn.eq(self.control.payload.learn & int(self.learns)),
-                                 it.eq(0), cycles.eq(0), done.eq(0), slot.eq(0)]
+                                 it.eq(0), it_first.eq(1), it_final.eq(int(T == 0)),
+                                 cycles.eq(0), done.eq(0), slot.eq(0)]
                     m.next = "SLOT"
             with m.State("SLOT"):
                 # the first slot at or after `slot` whose condition holds acts now (conditions
@@ -252,11 +257,20 @@ class SlotController(wiring.Component):
         running = fsm.ongoing("SLOT") | fsm.ongoing("ISSUE") | fsm.ongoing("DRAIN")
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")),
                      self.paused.eq(fsm.ongoing("PAUSED") & ~self.pipe_busy),
-                     self.host_ok.eq((fsm.ongoing("IDLE") | fsm.ongoing("PAUSED"))
-                                     & ~self.pipe_busy),
                      self.done.eq(done), self.iteration.eq(it), self.cycles.eq(cycles)]
         with m.If(running):
             m.d.sync += cycles.eq(cycles + 1)
+        # host_ok as a register (timing: the host's ready is a flip-flop, not the FSM's
+        # decode): last cycle's "idle or paused with the pipeline empty", unless a control
+        # beat started a run then. Safe: from such a cycle only a control beat leaves the
+        # state, and nothing was in the pipeline to keep it busy; it turns on a cycle late.
+        # idle_ok likewise gates a start (the control beat's ready stays a few LUTs deep)
+        host_ok = Signal()
+        fired = self.control.valid & self.control.ready
+        m.d.sync += [host_ok.eq((fsm.ongoing("IDLE") | fsm.ongoing("PAUSED")) & ~self.pipe_busy
+                                & ~fired),
+                     idle_ok.eq(fsm.ongoing("IDLE") & ~self.pipe_busy & ~fired)]
+        m.d.comb += self.host_ok.eq(host_ok)
 
         # ---- the next token, registered into S0 -------------------------------------------
         nt = Signal(self.layout)

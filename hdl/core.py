@@ -27,19 +27,21 @@ Pipeline (a token per cycle; every stage is a register; the stage numbers of the
 the late reads are the schedule's constants ``W_WRITE_STAGE``, ``E_WRITE_STAGE``,
 ``X_WRITE_STAGE``, ``READ_STAGE``, asserted where they are built)::
 
-  S0  issue register: read addresses (x, e, W)    S8  row accumulator; learning: W, b written
-  S1  memory data                                 S9  node operands (acc + bias, cache, Σ W e)
-  S2  memory data registered (raw)                S10 x·2^s − acc
-  S3  lanes' operands selected; f, f' (act. unit) S11 requantize e, ε, x; e and cache written
-  S4  multiplier operands registered              S12 δ = f'·ε − e·2^fx
-  S5  products                                    S13 γ·δ rounded
-  S6  adder tree (1st half) / lane accumulators   S14 x + inc fitted; x written
-  S7  adder tree (2nd half); learning: rounding
+  S0  issue register (the controller's token)    S9  adder tree (2nd half); learning: rounding
+  S1  read addresses registered beside each port  S10 row accumulator; learning: W, b written
+  S2  memory data                                 S11 node operands (acc + bias, cache, Σ W e)
+  S3  memory data registered (raw)                S12 x·2^s − acc
+  S4  lanes' operands selected; f, f' (act. unit) S13 requantize e, ε, x; e and cache written
+  S5  multiplier operands registered              S14 δ = f'·ε − e·2^fx
+  S6  ... again, beside each multiplier           S15 γ·δ rounded
+  S7  products                                    S16 x + inc fitted; x written
+  S8  adder tree (1st half) / lane accumulators; learning: α·e·a
 
 Every memory output is registered before any logic (an ECP5 block RAM's clock-to-output is
-~6 ns), and so is every multiplier's input, next to its multiplier; biases are read by the
-token in S5 and cached predictions by the token in S6, so their words do not ride down the
-pipeline.
+~6 ns), and every multiplier's input twice, the second time beside its multiplier (an ECP5
+MULT18X18D takes ~4 ns); biases are read by the token in S7 and cached predictions by the
+token in S8, so their words do not ride down the pipeline. Datapath registers are reset-less
+(only the tokens' valid bits and the controller are reset).
 
 Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when valid & ready)
 ------------------------------------------------------------------------------------------------
@@ -68,7 +70,7 @@ Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done``
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, ResetSignal, Shape, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -104,12 +106,13 @@ def _depth(words: int) -> int:
     return max(2, words)
 
 
-#: The pipeline's stages after S3 (the schedule's write and late-read stages are asserted
-#: against these where they are built): multiplier operands, products, the adder tree's two
-#: halves, the row accumulator (and learning's writes), node operands, x·2^s − acc, requantize
-#: (errors written), δ, γ·δ, x written.
-_STAGES = {"opd": 4, "mul": 5, "t1": 6, "t2": 7, "row": 8, "node": 9, "diff": 10, "rq": 11,
-           "delta": 12, "inc": 13, "x": 14}
+#: The pipeline's stages after the read addresses (the schedule's write and late-read stages are
+#: asserted against these where they are built): memory words registered ("raw"), the lanes'
+#: operands selected and f, f' ("sel"), multiplier operands, the same beside the multiplier,
+#: products, the adder tree's two halves, the row accumulator (and learning's writes), node
+#: operands, x·2^s − acc, requantize (errors written), δ, γ·δ, x written.
+_STAGES = {"raw": 3, "sel": 4, "opd": 5, "dsp": 6, "mul": 7, "t1": 8, "t2": 9, "row": 10,
+           "node": 11, "diff": 12, "rq": 13, "delta": 14, "inc": 15, "x": 16}
 
 #: Activation ROM bits (all lanes) the generator accepts: beyond this no supported FPGA holds it.
 MAX_ROM_BITS = 1 << 22
@@ -288,9 +291,14 @@ class PCCore(wiring.Component):
         # ---- controller and the token pipeline -----------------------------------------
         m.submodules.controller = ctl = SlotController(self.schedule, self.learns)
         wiring.connect(m, wiring.flipped(self.control), ctl.control)
-        t = [ctl.token] + [Signal(ctl.layout, name=f"tok{k}") for k in range(1, PIPELINE_DEPTH + 1)]
+        # datapath registers are reset-less (a reset fanned out to thousands of flip-flops
+        # was the ECP5's critical net); only the tokens' valid bits are cleared by reset
+        t = [ctl.token] + [Signal(ctl.layout, name=f"tok{k}", reset_less=True)
+                           for k in range(1, PIPELINE_DEPTH + 1)]
         for k in range(1, PIPELINE_DEPTH + 1):
             m.d.sync += t[k].eq(t[k - 1])
+            with m.If(ResetSignal("sync")):
+                m.d.sync += t[k].valid.eq(0)
         self._tokens = t                  # the pipeline's tokens, for testbenches to watch
         # some token in flight next cycle (registered: an OR of PIPELINE_DEPTH valid bits stays
         # off the control path; exact whenever the controller is idle or paused, because then
@@ -302,7 +310,7 @@ class PCCore(wiring.Component):
                      self.iteration.eq(ctl.iteration), self.cycles.eq(ctl.cycles)]
 
         def stage(sig, name, k):
-            reg = Signal(Shape.cast(sig.shape()), name=f"{name}{k}")
+            reg = Signal(Shape.cast(sig.shape()), name=f"{name}{k}", reset_less=True)
             m.d.sync += reg.eq(sig)
             return reg
 
@@ -326,10 +334,10 @@ class PCCore(wiring.Component):
         m.d.comb += [hw.ready.eq(host_ok), hr.ready.eq(host_ok & ~rd_pending)]
         hw_fire = hw.valid & hw.ready
         hr_fire = hr.valid & hr.ready
-        hwr = Signal(self.host_layout)   # the host write of last cycle
+        hwr = Signal(self.host_layout, reset_less=True)   # the host write of last cycle
         hwr_v = Signal()
         m.d.sync += [hwr_v.eq(hw_fire), hwr.eq(hw.payload)]
-        rd_sel = Signal(self.read_layout)
+        rd_sel = Signal(self.read_layout, reset_less=True)
         rd_step = Signal(HOST_READ_LATENCY - 1)   # one bit per cycle of the read in flight
         m.d.sync += rd_step.eq(Cat(hr_fire, rd_step[:-1]))
         with m.If(hr_fire):
@@ -351,29 +359,35 @@ class PCCore(wiring.Component):
                          port.addr.eq(Mux(hwr_v, hwr.addr, pipe_addr)),
                          port.data.eq(Mux(hwr_v, hwr.data, pipe_data))]
 
-        # ---- S0: read addresses (from the issue register, or the host's request) -------
-        t0 = t[0]
+        # ---- read addresses: one register per port, loaded from the token in the stage
+        # before its read stage (or from the host's request), so that every memory sees a
+        # register right next to it instead of a mux tree fed by one wide fan-out
+        def address(port, k_read, pipe_addr, host_addr):
+            reg = Signal.like(port.addr, name=f"{port.addr.name}_r", reset_less=True)
+            tk = t[k_read - 1]
+            m.d.sync += reg.eq(Mux(tk.valid, pipe_addr(tk), host_addr))
+            m.d.comb += port.addr.eq(reg)
+
+        R = READ_STAGE
         for p in range(P):
             for k in range(L + 1):
-                m.d.comb += x_rd[k, p].addr.eq(Mux(t0.valid, Mux(t0.lane_layer == k, t0.c,
-                                                                 t0.i_addr), rd_sel.addr))
+                address(x_rd[k, p], R["x"], lambda tk, k=k: Mux(tk.lane_layer == k, tk.c,
+                                                                 tk.i_addr), hr.payload.addr)
             for k in range(1, L + 1):
-                m.d.comb += [
-                    e_rd[k, p].addr.eq(Mux(t0.valid, Mux(t0.lane_layer == k, t0.c, t0.i_addr),
-                                           rd_sel.addr)),
-                    w_rd[k, p].addr.eq(Mux(t0.valid, t0.w_addr, rd_sel.addr))]
-        tb, tc = t[READ_STAGE["b"]], t[READ_STAGE["c"]]
-        host_caddr = Signal.like(tc.cache_addr)
-        m.d.sync += host_caddr.eq(c_base[hr.payload.layer] + hr.payload.addr)
-        for p in range(P):
-            m.d.comb += c_rd[p].addr.eq(Mux(tc.valid, tc.cache_addr, host_caddr))
+                address(e_rd[k, p], R["e"], lambda tk, k=k: Mux(tk.lane_layer == k, tk.c,
+                                                                 tk.i_addr), hr.payload.addr)
+                address(w_rd[k, p], R["w"], lambda tk: tk.w_addr, hr.payload.addr)
+            address(c_rd[p], R["c"], lambda tk: tk.cache_addr,
+                    c_base[hr.payload.layer] + hr.payload.addr)
         for l in range(1, L + 1):
-            m.d.comb += b_rd[l].addr.eq(Mux(tb.valid, tb.row, rd_sel.addr))
+            address(b_rd[l], R["b"], lambda tk: tk.row, hr.payload.addr)
 
-        # ---- S2: every memory output registered ----------------------------------------
-        raw_x = {kp: stage(port.data, f"rx{kp[0]}_{kp[1]}_", 2) for kp, port in x_rd.items()}
-        raw_e = {kp: stage(port.data, f"re{kp[0]}_{kp[1]}_", 2) for kp, port in e_rd.items()}
-        raw_w = {kp: stage(port.data, f"rw{kp[0]}_{kp[1]}_", 2) for kp, port in w_rd.items()}
+        # ---- every memory output registered ----------------------------------------------
+        S = _STAGES
+        assert R["x"] == R["e"] == R["w"] and R["x"] + 2 == S["raw"]
+        raw_x = {kp: stage(port.data, f"rx{kp[0]}_{kp[1]}_", S["raw"]) for kp, port in x_rd.items()}
+        raw_e = {kp: stage(port.data, f"re{kp[0]}_{kp[1]}_", S["raw"]) for kp, port in e_rd.items()}
+        raw_w = {kp: stage(port.data, f"rw{kp[0]}_{kp[1]}_", S["raw"]) for kp, port in w_rd.items()}
         # the late reads: biases (address in S4, word registered in S6), cache (S5 → S7)
         raw_b = {l: stage(port.data, f"rb{l}_", READ_STAGE["b"] + 2) for l, port in b_rd.items()}
         raw_c = {p: stage(port.data, f"rc{p}_", READ_STAGE["c"] + 2) for p, port in c_rd.items()}
@@ -387,7 +401,7 @@ class PCCore(wiring.Component):
         picked = []
         for n, (tgt, k, regs) in enumerate(groups):
             sel = rd_sel.layer if tgt == Target.B else rd_sel.bank
-            v = Signal(signed(HOST_DATA_WIDTH), name=f"resp_g{n}")
+            v = Signal(signed(HOST_DATA_WIDTH), name=f"resp_g{n}", reset_less=True)
             with m.Switch(sel):
                 for key, reg in regs.items():
                     with m.Case(key):
@@ -409,12 +423,15 @@ class PCCore(wiring.Component):
             m.d.sync += [self.read_data.payload.eq(resp), self.read_data.valid.eq(1)]
 
         # ---- S2 → S3: lanes' operands selected from the raw words -----------------------
-        t2, t3 = t[2], t[3]
-        xl2 = [Signal(signed(X.width), name=f"xl2_{p}") for p in range(P)]
-        el2 = [Signal(signed(E.width), name=f"el2_{p}") for p in range(P)]
-        w2 = [Signal(signed(Ws.width), name=f"w2_{p}") for p in range(P)]
-        xs2 = Signal(signed(X.width))
-        eb2 = Signal(signed(E.width))
+        t2, t3 = t[S["raw"]], t[S["sel"]]
+        xl2 = [Signal(signed(X.width), name=f"xl2_{p}", reset_less=True) for p in range(P)]
+        el2 = [Signal(signed(E.width), name=f"el2_{p}", reset_less=True) for p in range(P)]
+        w2 = [Signal(signed(Ws.width), name=f"w2_{p}", reset_less=True) for p in range(P)]
+        # the broadcast operands in two steps (timing: a (L+1)·P-way mux over words spread
+        # over every lane's memory is too deep for one ECP5 cycle): the bank within each
+        # layer into a register of S3 → S4, then the layer, in front of the operand registers
+        xs_k2 = [Signal(signed(X.width), name=f"xs_k2_{k}") for k in range(L + 1)]
+        eb_k2 = [Signal(signed(E.width), name=f"eb_k2_{k}") for k in range(L + 1)]
         for p in range(P):
             with m.Switch(t2.lane_layer):
                 for k in range(L + 1):
@@ -426,13 +443,13 @@ class PCCore(wiring.Component):
                 for k in range(1, L + 1):
                     with m.Case(k):
                         m.d.comb += w2[p].eq(raw_w[k, p])
-        with m.Switch(Cat(t2.i_bank, t2.layer)):
-            for k in range(L + 1):
-                for p in range(P):
-                    with m.Case(p | (k << len(t2.i_bank))):
-                        m.d.comb += xs2.eq(raw_x[k, p])
+        with m.Switch(t2.i_bank):
+            for p in range(P):
+                with m.Case(p):
+                    for k in range(L + 1):
+                        m.d.comb += xs_k2[k].eq(raw_x[k, p])
                         if k >= 1:
-                            m.d.comb += eb2.eq(raw_e[k, p])
+                            m.d.comb += eb_k2[k].eq(raw_e[k, p])
         # activation units (latency 1: f, f' belong to the token in S3)
         f3, d3 = [], []
         for p in range(P):
@@ -443,70 +460,80 @@ class PCCore(wiring.Component):
             f3.append(au.f)
             # f' for the node update (S11): all of it for tanh, else 0 or 1.0 (one bit)
             d3.append(au.d if tanh else au.d != 0)
-        w3 = carry(w2, "w", 3)
-        xl3, el3 = carry(xl2, "xl", 3), carry(el2, "el", 3)
-        xs3, eb3 = stage(xs2, "xs", 3), stage(eb2, "eb", 3)
+        w3 = carry(w2, "w", S["sel"])
+        xl3, el3 = carry(xl2, "xl", S["sel"]), carry(el2, "el", S["sel"])
+        xs_k3 = [stage(v, f"xs_k{k}_", S["sel"]) for k, v in enumerate(xs_k2)]
+        eb_k3 = [stage(v, f"eb_k{k}_", S["sel"]) for k, v in enumerate(eb_k2) if k >= 1]
+        xs3 = Signal(signed(X.width))
+        eb3 = Signal(signed(E.width))
+        with m.Switch(t3.layer):
+            for k in range(L + 1):
+                with m.Case(k):
+                    m.d.comb += xs3.eq(xs_k3[k])
+                    if k >= 1:
+                        m.d.comb += eb3.eq(eb_k3[k - 1])
 
-        # ---- S3 → S4: multiplier operands registered (beside each lane's multiplier) ------
-        S = _STAGES
+        # ---- multiplier operands (registered twice: the second beside the multiplier) --
         wm3 = [w >> G for w in w3] if G else w3     # the multipliers' W: guard bits dropped
         WA = max(X.width, E.width)
         WB = max(Wf.width, X.width)
 
         def multiply(a, b, width, name):
-            """a × b: operands registered in S4, product in S5."""
-            ra = stage(a, f"{name}a", S["opd"])
-            rb = stage(b, f"{name}b", S["opd"])
-            pr = Signal(signed(width), name=f"{name}{S['mul']}")
+            """a × b: operands registered in S4 and again in S5 (the second register has only
+            the multiplier to drive, so placement puts it beside the hard multiplier: an ECP5
+            MULT18X18D takes ~4 ns of a 10 ns cycle), product in S6."""
+            ra = stage(stage(a, f"{name}a", S["opd"]), f"{name}a", S["dsp"])
+            rb = stage(stage(b, f"{name}b", S["opd"]), f"{name}b", S["dsp"])
+            pr = Signal(signed(width), name=f"{name}{S['mul']}", reset_less=True)
             m.d.sync += pr.eq(ra * rb)
             return pr
 
-        prod5 = []
+        prod = []
         for p in range(P):
             opa = Mux(t3.lane_mask[p], Mux(t3.mul_e, eb3, f3[p]), 0)
             opb = Mux(t3.mul_f, f3[p], wm3[p])               # W, or f(x) when learning
-            prod5.append(multiply(opa.as_signed(), opb.as_signed(), WA + WB, f"prod_{p}_"))
+            prod.append(multiply(opa.as_signed(), opb.as_signed(), WA + WB, f"prod_{p}_"))
         if delayed:                   # the second multiplier: W · e_l(t−1) from the same read
-            prodfb5 = [multiply(Mux(t3.lane_mask[p] & t3.fb_on, eb3, 0).as_signed(), wm3[p],
+            prodfb = [multiply(Mux(t3.lane_mask[p] & t3.fb_on, eb3, 0).as_signed(), wm3[p],
                                 E.width + Wf.width, f"prodfb_{p}_") for p in range(P)]
 
         # values the node units need later ride down the pipeline
-        xl = chains(xl3, "xl", 3, S["row"])
-        el = chains(el3, "el", 3, S["diff"])
-        dd = chains(d3, "d", 3, S["rq"])
-        xs = chain(xs3, "xs", 3, S["row"])
+        xl = chains(xl3, "xl", S["sel"], S["row"])
+        el = chains(el3, "el", S["sel"], S["diff"])
+        dd = chains(d3, "d", S["sel"], S["rq"])
+        xs = chain(xs3, "xs", S["sel"], S["row"])
 
-        # ---- learning: α·product (S6), rounded (S7), W and b written (S8) ----------------
+        # ---- learning: α·product, rounded, W and b written (W_WRITE_STAGE) ------------
         assert S["row"] == W_WRITE_STAGE
         tw = t[W_WRITE_STAGE]
         if self.learns:
             al = spec.alpha
-            ws = chains(w3, "w", 3, S["t2"])
-            ebc = chain(eb3, "eb", 3, S["mul"])
-            learn_prod5 = prod5
+            ws = chains(w3, "w", S["sel"], S["t2"])
+            ebc = chain(eb3, "eb", S["sel"], S["mul"])
+            learn_prod = prod
             if self.learns_incremental:
                 # a second multiplier per lane: e_l[i] · f(x_{l−1}[j]) beside the feedback
                 # product W[i, j] · e_l[i] of the same token (column sweeps learn in passing)
-                learn_prod5 = [multiply(Mux(t3.lane_mask[p], eb3, 0).as_signed(), f3[p],
+                learn_prod = [multiply(Mux(t3.lane_mask[p], eb3, 0).as_signed(), f3[p],
                                         E.width + X.width, f"prodl_{p}_") for p in range(P)]
-            dwm = [stage(learn_prod5[p] * al.mantissa, f"dwm_{p}_s", S["t1"]) for p in range(P)]
+            dwm = [stage(learn_prod[p] * al.mantissa, f"dwm_{p}_s", S["t1"]) for p in range(P)]
             dw = [stage(round_shift(dwm[p], E.frac + X.frac + al.frac - Ws.frac, Ws.rounding),
                         f"dw_{p}_s", S["t2"]) for p in range(P)]
             wn = [stage(fit(ws[p][S["t2"]] + dw[p], Ws)[0], f"wn_{p}_s", S["row"])
                   for p in range(P)]
             dbm = stage(ebc[S["mul"]] * al.mantissa, "dbm", S["t1"])
             db = stage(round_shift(dbm, E.frac + al.frac - Bf.frac, Bf.rounding), "db", S["t2"])
-        # the bias of the token in S7 (read by it in S5)
+        # the bias of the token in the tree's second half (read by it at READ_STAGE["b"])
         assert READ_STAGE["b"] + 2 == S["t2"]
-        tb7 = t[S["t2"]]
-        b7 = Signal(signed(Bf.width))
-        with m.Switch(tb7.layer):
+        t_b = t[S["t2"]]
+        b_t2 = Signal(signed(Bf.width), reset_less=True)
+        with m.Switch(t_b.layer):
             for l in range(1, L + 1):
                 with m.Case(l):
-                    m.d.comb += b7.eq(raw_b[l])
-        b8 = stage(b7, "b", S["row"])
+                    m.d.comb += b_t2.eq(raw_b[l])
+        b_row = stage(b_t2, "b", S["row"])
         if self.learns:
-            bn = stage(fit(b7 + db, Bf)[0], "bn", S["row"])
+            bn = stage(fit(b_t2 + db, Bf)[0], "bn", S["row"])
         for l in range(1, L + 1):
             for p in range(P):
                 if self.learns:
@@ -521,118 +548,118 @@ class PCCore(wiring.Component):
                 en = Const(0, 1)
             write_port(b_wr[l], en, tw.row, bn if self.learns else 0, Target.B, l)
 
-        # ---- S6, S7: adder tree (two halves) / lane accumulators ------------------------
-        t5, t6, t7 = t[S["mul"]], t[S["t1"]], t[S["t2"]]
+        # ---- adder tree (two halves) / lane accumulators --------------------------------
+        t_mul, t_t1, t_t2 = t[S["mul"]], t[S["t1"]], t[S["t2"]]
         levels = max(0, (P - 1).bit_length())
         group = 1 << ((levels + 1) // 2)              # products summed in the first half
-        part6 = [stage(sum(prod5[i:i + group]), f"part{i // group}_", S["t1"])
+        part = [stage(sum(prod[i:i + group]), f"part{i // group}_", S["t1"])
                  for i in range(0, P, group)]
-        tree7 = Signal(signed(A), name="tree7")
-        m.d.sync += tree7.eq(sum(part6))
-        lacc6 = [Signal(signed(A), name=f"lacc6_{p}") for p in range(P)]
-        with m.If(t5.valid & (t5.op == Op.FB)):
+        tree = Signal(signed(A), name="tree", reset_less=True)
+        m.d.sync += tree.eq(sum(part))
+        lacc = [Signal(signed(A), name=f"lacc_{p}", reset_less=True) for p in range(P)]
+        with m.If(t_mul.valid & (t_mul.op == Op.FB)):
             for p in range(P):
-                m.d.sync += lacc6[p].eq(Mux(t5.first, 0, lacc6[p]) + prod5[p])
+                m.d.sync += lacc[p].eq(Mux(t_mul.first, 0, lacc[p]) + prod[p])
         if delayed:                   # per lane one accumulator per column it owns
             n_cols = max(depths[:L])
-            colacc = [Array(Signal(signed(A), name=f"colacc_{p}_{c}") for c in range(n_cols))
+            colacc = [Array(Signal(signed(A), name=f"colacc_{p}_{c}", reset_less=True) for c in range(n_cols))
                       for p in range(P)]
-            with m.If(t5.valid & (t5.op == Op.FUSED) & ~t5.bubble):
+            with m.If(t_mul.valid & (t_mul.op == Op.FUSED) & ~t_mul.bubble):
                 for p in range(P):
-                    cell = colacc[p][t5.c]
-                    m.d.sync += cell.eq(Mux(t5.row == 0, 0, cell) + prodfb5[p])
-            fb7 = carry([Mux(t6.op == Op.FUSED, colacc[p][t6.c], lacc6[p]) for p in range(P)],
+                    cell = colacc[p][t_mul.c]
+                    m.d.sync += cell.eq(Mux(t_mul.row == 0, 0, cell) + prodfb[p])
+            fb_t2 = carry([Mux(t_t1.op == Op.FUSED, colacc[p][t_t1.c], lacc[p]) for p in range(P)],
                         "fb", S["t2"])
         else:
-            fb7 = carry(lacc6, "fb", S["t2"])
-        fb8 = carry(fb7, "fb", S["row"])
+            fb_t2 = carry(lacc, "fb", S["t2"])
+        fb_row = carry(fb_t2, "fb", S["row"])
 
-        # ---- S8: row accumulator ----------------------------------------------------------
-        acc8 = Signal(signed(A), name="acc8")
-        with m.If(t7.valid & ((t7.op == Op.PRED) | (t7.op == Op.FUSED))):
-            m.d.sync += acc8.eq(Mux(t7.first, 0, acc8) + tree7)
+        # ---- row accumulator ----------------------------------------------------------
+        acc_row = Signal(signed(A), name="acc_row", reset_less=True)
+        with m.If(t_t2.valid & ((t_t2.op == Op.PRED) | (t_t2.op == Op.FUSED))):
+            m.d.sync += acc_row.eq(Mux(t_t2.first, 0, acc_row) + tree)
 
-        # ---- S9: node-unit operands -----------------------------------------------------
-        t8 = t[S["row"]]
+        # ---- node-unit operands -----------------------------------------------------
+        t_row = t[S["row"]]
         assert READ_STAGE["c"] + 2 == S["row"]
-        pred8 = Signal(signed(A + 1), name="pred8")
-        m.d.comb += pred8.eq((acc8 << (Facc - X.frac - Wf.frac)) + (b8 << (Facc - Bf.frac)))
-        accn = [Signal(signed(A + 1), name=f"acc9_{p}") for p in range(P)]   # acc_l (frac F)
-        xn = [Signal(signed(X.width), name=f"x9_{p}") for p in range(P)]
-        fbs9 = carry(fb8, "fbs", S["node"])                                  # Σ W e (fe + fw)
+        pred = Signal(signed(A + 1), name="pred")
+        m.d.comb += pred.eq((acc_row << (Facc - X.frac - Wf.frac)) + (b_row << (Facc - Bf.frac)))
+        acc_n = [Signal(signed(A + 1), name=f"acc_n_{p}", reset_less=True) for p in range(P)]   # acc_l (frac F)
+        x_n = [Signal(signed(X.width), name=f"x_n_{p}", reset_less=True) for p in range(P)]
+        fbs_n = carry(fb_row, "fbs", S["node"])                                  # Σ W e (fe + fw)
         for p in range(P):
-            with m.Switch(t8.op):
+            with m.Switch(t_row.op):
                 with m.Case(Op.PRED):
-                    m.d.sync += [accn[p].eq(pred8), xn[p].eq(xs[S["row"]])]
+                    m.d.sync += [acc_n[p].eq(pred), x_n[p].eq(xs[S["row"]])]
                 with m.Case(Op.FB, Op.NODE):
-                    m.d.sync += [accn[p].eq(raw_c[p]), xn[p].eq(xl[p][S["row"]])]
+                    m.d.sync += [acc_n[p].eq(raw_c[p]), x_n[p].eq(xl[p][S["row"]])]
                 if delayed:
                     with m.Case(Op.FUSED):
-                        m.d.sync += [accn[p].eq(pred8),
-                                     xn[p].eq(Mux(t8.row_end, xs[S["row"]], xl[p][S["row"]]))]
+                        m.d.sync += [acc_n[p].eq(pred),
+                                     x_n[p].eq(Mux(t_row.row_end, xs[S["row"]], xl[p][S["row"]]))]
 
-        # ---- S10: x·2^s − acc ---------------------------------------------------------------
-        t10 = t[S["diff"]]
-        diff10 = [stage((xn[p] << (Facc - X.frac)) - accn[p], f"diff_{p}_s", S["diff"])
+        # ---- x·2^s − acc ---------------------------------------------------------------
+        t_diff = t[S["diff"]]
+        diff = [stage((x_n[p] << (Facc - X.frac)) - acc_n[p], f"diff_{p}_s", S["diff"])
                   for p in range(P)]
-        acc10, fbs10 = carry(accn, "acc", S["diff"]), carry(fbs9, "fbs", S["diff"])
-        x10 = carry(xn, "x", S["diff"])
+        acc_d, fbs_d = carry(acc_n, "acc", S["diff"]), carry(fbs_n, "fbs", S["diff"])
+        x_d = carry(x_n, "x", S["diff"])
 
-        # ---- S11: requantize; write e and the cache --------------------------------------
+        # ---- requantize; write e and the cache --------------------------------------
         assert S["rq"] == E_WRITE_STAGE
-        t11 = t[E_WRITE_STAGE]
-        e11 = [Signal(signed(E.width), name=f"e11_{p}") for p in range(P)]
-        eps11 = [Signal(signed(E.width), name=f"eps11_{p}") for p in range(P)]
-        xq11 = [Signal(signed(X.width), name=f"xq11_{p}") for p in range(P)]
-        cache11 = carry(acc10, "cache", S["rq"])
+        t_rq = t[E_WRITE_STAGE]
+        e_q = [Signal(signed(E.width), name=f"e_q_{p}", reset_less=True) for p in range(P)]
+        eps_q = [Signal(signed(E.width), name=f"eps_q_{p}", reset_less=True) for p in range(P)]
+        xq_q = [Signal(signed(X.width), name=f"xq_q_{p}", reset_less=True) for p in range(P)]
+        cache_q = carry(acc_d, "cache", S["rq"])
         for p in range(P):
-            err, _ = requantize(diff10[p], Facc, E)
-            eps, _ = requantize(fbs10[p], E.frac + Wf.frac, E)
-            xq, _ = requantize(acc10[p], Facc, X)
-            m.d.sync += [e11[p].eq(Mux((t10.nop == NodeOp.ERR) | t10.fuse, err,
+            err, _ = requantize(diff[p], Facc, E)
+            eps, _ = requantize(fbs_d[p], E.frac + Wf.frac, E)
+            xq, _ = requantize(acc_d[p], Facc, X)
+            m.d.sync += [e_q[p].eq(Mux((t_diff.nop == NodeOp.ERR) | t_diff.fuse, err,
                                        el[p][S["diff"]])),
-                         eps11[p].eq(eps), xq11[p].eq(xq)]
-        x11 = carry(x10, "x", S["rq"])
+                         eps_q[p].eq(eps), xq_q[p].eq(xq)]
+        x_q = carry(x_d, "x", S["rq"])
         for p in range(P):
             for k in range(1, L + 1):
-                en = t11.valid & (t11.node_layer == k) & t11.node_mask[p] & t11.we_e
-                write_port(e_wr[k, p], en, t11.node_addr, e11[p], Target.E, k, p)
-            m.d.comb += [c_wr[p].en.eq(t11.valid & (t11.node_layer != 0) & t11.node_mask[p]
-                                       & t11.we_c),
-                         c_wr[p].addr.eq(t11.cache_addr), c_wr[p].data.eq(cache11[p])]
+                en = t_rq.valid & (t_rq.node_layer == k) & t_rq.node_mask[p] & t_rq.we_e
+                write_port(e_wr[k, p], en, t_rq.node_addr, e_q[p], Target.E, k, p)
+            m.d.comb += [c_wr[p].en.eq(t_rq.valid & (t_rq.node_layer != 0) & t_rq.node_mask[p]
+                                       & t_rq.we_c),
+                         c_wr[p].addr.eq(t_rq.cache_addr), c_wr[p].data.eq(cache_q[p])]
 
-        # ---- S12: δ = f′·ε − e·2^fx ------------------------------------------------------
-        dw_ = X.width + E.width + 2
-        delta12 = [Signal(signed(dw_), name=f"delta12_{p}") for p in range(P)]
+        # ---- δ = f′·ε − e·2^fx ------------------------------------------------------
+        dwidth = X.width + E.width + 2
+        delta = [Signal(signed(dwidth), name=f"delta_{p}", reset_less=True) for p in range(P)]
         for p in range(P):
             if tanh:
-                fe_term = dd[p][S["rq"]] * eps11[p]
+                fe_term = dd[p][S["rq"]] * eps_q[p]
             else:                                    # f' ∈ {0, 1.0}: a mux, no multiplier
-                fe_term = Mux(dd[p][S["rq"]], eps11[p] << X.frac, 0)
-            m.d.sync += delta12[p].eq(Mux(t11.nop == NodeOp.UPD, fe_term, 0)
-                                      - (e11[p] << X.frac))
-        x12, xq12 = carry(x11, "x", S["delta"]), carry(xq11, "xq", S["delta"])
+                fe_term = Mux(dd[p][S["rq"]], eps_q[p] << X.frac, 0)
+            m.d.sync += delta[p].eq(Mux(t_rq.nop == NodeOp.UPD, fe_term, 0)
+                                      - (e_q[p] << X.frac))
+        x_dl, xq_dl = carry(x_q, "x", S["delta"]), carry(xq_q, "xq", S["delta"])
 
-        # ---- S13: γ·δ rounded ----------------------------------------------------------------
+        # ---- γ·δ rounded ----------------------------------------------------------------
         gm = spec.gamma
-        inc13 = [stage(round_shift(delta12[p] * gm.mantissa, E.frac + gm.frac, X.rounding),
+        inc = [stage(round_shift(delta[p] * gm.mantissa, E.frac + gm.frac, X.rounding),
                        f"inc_{p}_s", S["inc"]) for p in range(P)]
-        x13, xq13 = carry(x12, "x", S["inc"]), carry(xq12, "xq", S["inc"])
+        x_i, xq_i = carry(x_dl, "x", S["inc"]), carry(xq_dl, "xq", S["inc"])
 
-        # ---- S14: x + inc fitted; write x -----------------------------------------------
+        # ---- x + inc fitted; write x -----------------------------------------------
         assert S["x"] == X_WRITE_STAGE == PIPELINE_DEPTH
-        t13, t14 = t[S["inc"]], t[X_WRITE_STAGE]
-        x14 = [Signal(signed(X.width), name=f"x14_{p}") for p in range(P)]
+        t_inc, t_x = t[S["inc"]], t[X_WRITE_STAGE]
+        x_new = [Signal(signed(X.width), name=f"x_new_{p}", reset_less=True) for p in range(P)]
         for p in range(P):
-            upd, _ = fit(x13[p] + inc13[p], X)
-            with m.Switch(t13.nop):
+            upd, _ = fit(x_i[p] + inc[p], X)
+            with m.Switch(t_inc.nop):
                 with m.Case(NodeOp.FF):
-                    m.d.sync += x14[p].eq(xq13[p])
+                    m.d.sync += x_new[p].eq(xq_i[p])
                 with m.Case(NodeOp.ZERO):
-                    m.d.sync += x14[p].eq(0)
+                    m.d.sync += x_new[p].eq(0)
                 with m.Default():
-                    m.d.sync += x14[p].eq(upd)
+                    m.d.sync += x_new[p].eq(upd)
             for k in range(L + 1):
-                en = t14.valid & t14.we_x & (t14.node_layer == k) & t14.node_mask[p]
-                write_port(x_wr[k, p], en, t14.node_addr, x14[p], Target.X, k, p)
+                en = t_x.valid & t_x.we_x & (t_x.node_layer == k) & t_x.node_mask[p]
+                write_port(x_wr[k, p], en, t_x.node_addr, x_new[p], Target.X, k, p)
         return m

@@ -29,8 +29,8 @@ x_{l−1}; f(l) the one-sweep pass of ``delayed_feedback``; ``docs/hardware.md``
 
 Hazards instead of drains
 -------------------------
-A token reads its operands when it leaves the issue register (stage 0; biases and cached
-predictions at :data:`READ_STAGE`) and writes its results
+A token reads its operands at :data:`READ_STAGE` (its memory addresses are registered from the
+issue register: stage 1; biases and cached predictions later) and writes its results
 :data:`W_WRITE_STAGE` (weights, biases), :data:`E_WRITE_STAGE` (errors, cached predictions) or
 :data:`X_WRITE_STAGE` (value nodes) cycles later. A job may start while earlier ones are still in
 the pipeline as long as every location it reads is read after the last write to it: for a
@@ -63,11 +63,11 @@ __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "M", "Job", "Slot
            "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE"]
 
 #: Stage (cycles after issue) at which learning writes W and b.
-W_WRITE_STAGE = 8
+W_WRITE_STAGE = 10
 #: Stage at which errors e and the prediction cache are written.
-E_WRITE_STAGE = 11
+E_WRITE_STAGE = 13
 #: Stage at which value nodes x are written: the last write of a token.
-X_WRITE_STAGE = 14
+X_WRITE_STAGE = 16
 #: Stages from the issue register to the last memory write.
 PIPELINE_DEPTH = X_WRITE_STAGE
 #: Cycles the ``end`` marker waits after its own cycle: every write of the run has landed.
@@ -75,10 +75,11 @@ FINAL_DRAIN_CYCLES = X_WRITE_STAGE
 #: Write stage per memory kind (x: value nodes, e: errors, c: cached predictions, w, b).
 WRITE_STAGE = {"x": X_WRITE_STAGE, "e": E_WRITE_STAGE, "c": E_WRITE_STAGE,
                "w": W_WRITE_STAGE, "b": W_WRITE_STAGE}
-#: Read stage per memory kind: the stage whose token presents the read address. Biases and
-#: cached predictions are only needed by the node units, so their (unshared) ports are read
-#: late instead of carrying the words down the pipeline.
-READ_STAGE = {"x": 0, "e": 0, "w": 0, "b": 5, "c": 6}
+#: Read stage per memory kind: the stage of the token whose address the memory samples (each
+#: port's address is a register loaded from the token one stage earlier). Biases and cached
+#: predictions are only needed by the node units, so their (unshared) ports are read late
+#: instead of carrying the words down the pipeline.
+READ_STAGE = {"x": 1, "e": 1, "w": 1, "b": 7, "c": 8}
 
 
 # ---- learning capabilities ---------------------------------------------------------------
