@@ -54,7 +54,7 @@ class SimBoard:
                            timeout_cycles=self.timeout_cycles, weights=self.weights)
             text = verilog.convert(top, name=BOARD_TOP, emit_src=False)
             vfile.parent.mkdir(parents=True, exist_ok=True)
-            tmp = vfile.with_suffix(".tmp")
+            tmp = vfile.with_suffix(f".{os.getpid()}.tmp")     # parallel emitters: no clash
             tmp.write_text(text)
             os.replace(tmp, vfile)
         self.runner = build_model(vfile, BOARD_TOP, self.dir, fast_build=True)

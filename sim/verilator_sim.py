@@ -53,6 +53,7 @@ def build_model(vfile: Path, toplevel: str, build_dir: Path, *, waves=False,
     linked objects that a parallel compile had left corrupt ("invalid string offset ...
     .strtab") and the identical rebuild passed. A second failure is reported with the build
     log's tail."""
+    import fcntl
     import shutil
     import warnings
 
@@ -65,6 +66,13 @@ def build_model(vfile: Path, toplevel: str, build_dir: Path, *, waves=False,
     flags = [MAKE_PCH_FIX] + (["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
                               if fast_build else [])
     os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *flags]).strip()
+    # one builder per build directory at a time: parallel test workers asking for the same
+    # model would otherwise compile and link into one obj/ together (CI saw a corrupt link,
+    # and a model binary executed while another process was rewriting it); a second builder
+    # waits, then finds the model up to date
+    build_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(build_dir / ".build.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         if simulator == "icarus":
             runner = get_runner("icarus")
@@ -94,6 +102,7 @@ def build_model(vfile: Path, toplevel: str, build_dir: Path, *, waves=False,
     finally:
         os.environ.clear()
         os.environ.update(old)
+        lock.close()                    # releases the lock
 
 
 def run_cocotb(runner, test_module: str, toplevel: str, build_dir: Path, job: dict, *,
@@ -254,7 +263,7 @@ class VerilatorCore:
 
         text = verilog.convert(Cores(), name=TOP_NAME, emit_src=False)
         vfile.parent.mkdir(parents=True, exist_ok=True)
-        tmp = vfile.with_suffix(".tmp")
+        tmp = vfile.with_suffix(f".{os.getpid()}.tmp")     # parallel emitters: no clash
         tmp.write_text(text)
         os.replace(tmp, vfile)
 
