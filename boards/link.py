@@ -240,7 +240,6 @@ class HostLink(wiring.Component):
             # RUN / RESUME: one control beat from registers
             # (the beat is driven outside the FSM: registers straight into the controller)
             with m.State("CONTROL"):
-                c = core.control
                 with m.If(c.ready):
                     m.d.sync += ctl_valid.eq(0)
                     m.next = "C_DONE"
