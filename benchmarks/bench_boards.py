@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from pcforge.boards.build import build_board
 from pcforge.model import FloatPCN, Weights
 from pcforge.model.data import load_digits_split
-from pcforge.model.train import digits_spec
+from pcforge.model.presets import digits_spec
 
 GOALS = {"icebreaker": 30.0, "ulx3s": 100.0}
 

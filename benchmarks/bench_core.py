@@ -2,7 +2,7 @@
 and MAC-lane utilisation for lane budgets 1..64, the numpy models in the same run, and the
 Amaranth simulator's speed.
 
-* Cycles come from the exact cycle model (``pcforge.model.cycles``), which the test suite checks
+* Cycles come from the exact cycle model (``pcforge.model.arch.cycles``), which the test suite checks
   equal to the simulated ``cycles`` counter on every spec it runs; ``--verify N`` additionally
   simulates budgets ≤ N here and asserts the equality on a real digit.
 * MAC-lane utilisation = useful MACs / (lanes × cycles) over a whole inference (inference clamp
@@ -31,10 +31,11 @@ from threadpoolctl import threadpool_limits
 
 from pcforge.hdl.core import PCCore
 from pcforge.model import FixedPCN, FloatPCN, Weights
-from pcforge.model.cycles import cycle_report
+from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.data import load_digits_split
-from pcforge.model.schedule import schedule
-from pcforge.model.train import digits_spec, train_float
+from pcforge.model.arch.schedule import schedule
+from pcforge.model.presets import digits_spec
+from pcforge.model.train import train_float
 from pcforge.sim.amaranth_sim import run_core
 
 BUDGETS = (1, 2, 4, 8, 16, 32, 64)

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from pcforge.model import FixedPCN, FloatPCN, Weights
 from pcforge.model.data import load_digits_split
-from pcforge.model.train import digits_spec
+from pcforge.model.presets import digits_spec
 
 
 def per_sample_us(fn, x, batch, repeats):

@@ -17,7 +17,8 @@ from rich.table import Table
 from pcforge.hdl.core import PCCore
 from pcforge.model import FixedPCN, FloatPCN, Weights
 from pcforge.model.data import load_digits_split
-from pcforge.model.train import digits_spec, train_float
+from pcforge.model.presets import digits_spec
+from pcforge.model.train import train_float
 from pcforge.sim.amaranth_sim import run_core
 from pcforge.sim.verilator_sim import VerilatorCore
 

@@ -24,7 +24,8 @@ from rich.table import Table
 from pcforge.model.data import load_digits_split
 from pcforge.model.qformat import QFormat
 from pcforge.model.spec import Formats
-from pcforge.model.train import digits_spec, train_fixed
+from pcforge.model.presets import digits_spec
+from pcforge.model.train import train_fixed
 
 CONFIGS = {            # name: (W width, W frac, guard bits)
     "16-bit W (default)": (16, 12, 0),

@@ -20,9 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from pcforge.model import FixedPCN
-from pcforge.model.cycles import cycle_report
+from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.data import load_digits_split
-from pcforge.model.train import accuracy_fixed, accuracy_float, digits_spec, train_float
+from pcforge.model.presets import digits_spec
+from pcforge.model.train import accuracy_fixed, accuracy_float, train_float
 
 
 def main():

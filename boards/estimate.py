@@ -1,6 +1,6 @@
 """Resource estimates before synthesis, and the refusal of a design that cannot fit a board.
 
-* **DSP** — exact by construction: each lane has :func:`~pcforge.model.cycles.multipliers_per_lane`
+* **DSP** — exact by construction: each lane has :func:`~pcforge.model.arch.cycles.multipliers_per_lane`
   multipliers of W (the W format) by f(x) (the X format), each as many hard multipliers as its
   operand widths need (iCE40 SB_MAC16: 16×16; ECP5 MULT18X18D: 18×18).
 * **BRAM** — exact by construction: every memory of the core (from
@@ -25,7 +25,7 @@ from math import ceil
 from amaranth import Shape
 
 from ..hdl.core import PCCore
-from ..model.cycles import multipliers_per_lane
+from ..model.arch.cycles import multipliers_per_lane
 from ..model.spec import PCSpec, SpecError
 from .profiles import BoardProfile
 

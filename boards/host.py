@@ -1,7 +1,7 @@
 """``PCLink``: the host driver of a pcforge board. One class for both ends, as Glasgow pairs a
 hardware and a simulation assembly: it speaks the framing of :mod:`pcforge.boards.frame` over a
 *transport* — :class:`SerialTransport` (a real board on a serial port, via pyserial) or the
-simulated board top's UART model (:mod:`pcforge.sim.board_bench`, cocotb + Verilator).
+simulated board top's UART model (:mod:`pcforge.boards.simulated_bench`, cocotb + Verilator).
 
 A transport has ``write(data: bytes)`` and ``read(n: int) -> bytes`` (which raises
 :class:`~pcforge.boards.frame.LinkError` when the bytes do not come in time) and
@@ -15,7 +15,7 @@ from itertools import groupby
 import numpy as np
 
 from ..hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
-from ..model.cycles import CoreGeometry
+from ..model.arch.geometry import CoreGeometry
 from ..model.spec import PCSpec
 from .frame import (MAX_WORDS, RESPONSE_SYNC, Command, LinkError, Status, address_header,
                     crc8, encode_request, parse_words, words_payload)

@@ -10,15 +10,23 @@ from amaranth.lib.wiring import In, Out
 
 from ..hdl.core import PCCore
 from ..model.spec import PCSpec
+from ..sim.toolchain import source_hash
 from .link import HostLink
 from .uart import UARTReceiver, UARTTransmitter
 
-__all__ = ["PCSystem", "design_id"]
+__all__ = ["PCSystem", "design_id", "boards_hash"]
 
 
 def design_id(spec: PCSpec) -> int:
     """The 32-bit id a board reports in STATUS: the first 8 hex digits of the spec digest."""
     return int(spec.digest[:8], 16)
+
+
+def boards_hash() -> str:
+    """:func:`~pcforge.sim.toolchain.source_hash` of pcforge.boards (the link, UART and top
+    logic): a key part of every board build and board simulation."""
+    import pcforge.boards
+    return source_hash(pcforge.boards)
 
 
 class PCSystem(wiring.Component):

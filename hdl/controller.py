@@ -1,9 +1,9 @@
-"""``SlotController``: walks the schedule of :mod:`pcforge.model.schedule` and issues one token per
+"""``SlotController``: walks the schedule of :mod:`pcforge.model.arch.schedule` and issues one token per
 cycle into the issue register (pipeline stage S0) of :class:`~pcforge.hdl.core.PCCore`.
 
 What runs, in which order and how long each job waits comes from the
-:class:`~pcforge.model.schedule.Schedule` — the same object the cycle model walks — so the
-hardware's ``cycles`` counter equals :func:`pcforge.model.cycles.cycle_report` by construction
+:class:`~pcforge.model.arch.schedule.Schedule` — the same object the cycle model walks — so the
+hardware's ``cycles`` counter equals :func:`pcforge.model.arch.cycles.cycle_report` by construction
 of one list, and the tests check it.
 
 Timing: one cycle per slot that runs (its set-up: the job registers below), then its constant
@@ -18,7 +18,7 @@ from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..model.schedule import (FINAL_DRAIN_CYCLES, Cond, Schedule, can_learn,
+from ..model.arch.schedule import (FINAL_DRAIN_CYCLES, Cond, Schedule, can_learn,
                               learns_incrementally)
 
 __all__ = ["Op", "NodeOp", "SlotController", "token_layout", "control_layout"]

@@ -1,9 +1,9 @@
 """``PCCore``: the predictive coding core generated from a :class:`~pcforge.model.PCSpec`.
 
 It computes exactly what :class:`~pcforge.model.FixedPCN` computes (``docs/datapath.md``), bit
-for bit, every iteration. Where each value lives is :class:`~pcforge.model.geometry.CoreGeometry`;
+for bit, every iteration. Where each value lives is :class:`~pcforge.model.arch.geometry.CoreGeometry`;
 what runs when, and how long each job waits for the results of the previous ones, is the
-:class:`~pcforge.model.schedule.Schedule` that :class:`~pcforge.hdl.controller.SlotController`
+:class:`~pcforge.model.arch.schedule.Schedule` that :class:`~pcforge.hdl.controller.SlotController`
 walks; ``docs/hardware.md`` draws it.
 
 Structure
@@ -65,7 +65,7 @@ Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when va
 Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done`` (the last run
   finished; cleared by the next start), ``iteration`` (iterations completed), ``cycles`` (clock
   cycles the run has been working, pauses excluded — equal to
-  :func:`pcforge.model.cycles.cycle_report` ``.total`` at the end).
+  :func:`pcforge.model.arch.cycles.cycle_report` ``.total`` at the end).
 """
 from __future__ import annotations
 
@@ -74,8 +74,8 @@ from amaranth import Array, Cat, Const, Module, Mux, ResetSignal, Shape, Signal,
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..model.geometry import MAX_LANES, CoreGeometry
-from ..model.schedule import (E_WRITE_STAGE, PIPELINE_DEPTH, READ_STAGE, W_WRITE_STAGE,
+from ..model.arch.geometry import MAX_LANES, CoreGeometry
+from ..model.arch.schedule import (E_WRITE_STAGE, PIPELINE_DEPTH, READ_STAGE, W_WRITE_STAGE,
                               X_WRITE_STAGE, can_learn, learns_after, learns_incrementally,
                               schedule)
 from ..model.spec import PCSpec, SpecError

@@ -13,17 +13,18 @@ needed) and writes, only once everything has been generated and each file atomic
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model.cycles import PIPELINE_DEPTH, cycle_report
+from ..model.arch.cycles import cycle_report
+from ..model.arch.schedule import PIPELINE_DEPTH
+from ..model.files import atomic_write, atomic_write_json
 from ..model.spec import PCSpec
-from .core import MAX_ROM_BITS, check_buildable
+from .core import PCCore
 
-__all__ = ["emit", "verilog_text", "manifest", "check_buildable", "EmitResult", "TOP_NAME",
-           "MAX_ROM_BITS"]
+__all__ = ["emit", "verilog_text", "convert_verilog", "write_verilog", "manifest", "EmitResult",
+           "TOP_NAME"]
 
 TOP_NAME = "pcforge_core"
 
@@ -36,15 +37,25 @@ class EmitResult:
     info: dict
 
 
-def verilog_text(spec: PCSpec, lanes: int) -> tuple[str, object]:
-    """(Verilog source, the elaborated-from PCCore)."""
+def convert_verilog(component, name: str) -> str:
+    """The Verilog of an Amaranth component, converted by Amaranth's bundled Yosys (no system
+    Yosys needed; ``AMARANTH_USE_YOSYS=builtin`` is set here), without source locations (the
+    same design gives a byte-identical file)."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
+    return verilog.convert(component, name=name, emit_src=False)
 
-    from .core import PCCore
+
+def write_verilog(component, name: str, path) -> Path:
+    """:func:`convert_verilog` written to ``path`` atomically (parallel emitters of the same
+    file never see each other's half-written text)."""
+    return atomic_write(path, convert_verilog(component, name))
+
+
+def verilog_text(spec: PCSpec, lanes: int) -> tuple[str, PCCore]:
+    """(Verilog source, the elaborated-from PCCore)."""
     core = PCCore(spec, lanes)
-    text = verilog.convert(core, name=TOP_NAME, emit_src=False)
-    return text, core
+    return convert_verilog(core, TOP_NAME), core
 
 
 def _ports(core) -> list:
@@ -99,12 +110,6 @@ def manifest(spec: PCSpec, lanes: int, core, verilog: str) -> dict:
     }
 
 
-def _atomic_write(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def emit(spec: PCSpec, lanes: int, out_dir) -> EmitResult:
     """Generate everything in memory, then write the three files (see the module docstring)."""
     text, core = verilog_text(spec, lanes)
@@ -114,7 +119,7 @@ def emit(spec: PCSpec, lanes: int, out_dir) -> EmitResult:
         raise FileExistsError(f"--out {out} exists and is not a directory; choose another path")
     out.mkdir(parents=True, exist_ok=True)
     vpath, mpath, spath = out / f"{TOP_NAME}.v", out / "manifest.json", out / "spec.toml"
-    _atomic_write(vpath, text)
-    _atomic_write(spath, spec.to_toml())
-    _atomic_write(mpath, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    atomic_write(vpath, text)
+    atomic_write(spath, spec.to_toml())
+    atomic_write_json(mpath, info, sort_keys=True)
     return EmitResult(vpath, mpath, spath, info)

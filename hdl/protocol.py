@@ -2,7 +2,7 @@
 network and its clamped values, and how read-back words map to node and weight indices.
 
 Every driver (the Amaranth testbench, the cocotb testbench, the UART host link) sends these same
-words; the addressing comes from :class:`pcforge.model.cycles.CoreGeometry`.
+words; the addressing comes from :class:`pcforge.model.arch.cycles.CoreGeometry`.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..model.cycles import CoreGeometry
+from ..model.arch.geometry import CoreGeometry
 
 __all__ = ["HostWord", "TARGET", "weight_words", "node_words", "node_addresses",
            "weight_addresses"]

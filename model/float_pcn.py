@@ -51,7 +51,7 @@ class FloatPCN:
 
     The weights are held (and updated by the learning methods) in ``self.W`` and ``self.b``.
     Subclasses that compute the two matrix-vector products elsewhere (an analog crossbar,
-    :class:`pcforge.model.analog_pcn.AnalogPCN`) override :meth:`predict` and :meth:`feedback`.
+    :class:`pcforge.model.analog.pcn.AnalogPCN`) override :meth:`predict` and :meth:`feedback`.
     """
 
     #: reuse the prediction from a clamped layer for the whole relaxation (it cannot change

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import tomli_w
 
 from .activations import ACTIVATIONS, MAX_TABLE_BITS, activation_bound
+from .files import atomic_write
 from .qformat import MAX_DATAPATH_BITS, FixedConst, QFormat
 
 __all__ = ["SpecError", "Formats", "PCSpec", "DatapathBits", "INITS", "LEARNING_RULES",
@@ -351,7 +351,7 @@ class PCSpec:
     def save(self, path) -> Path:
         """Write the spec as TOML (atomically: a temporary file renamed into place)."""
         path = Path(path)
-        _atomic_write_text(path, self.to_toml())
+        atomic_write(path, self.to_toml())
         return path
 
     @classmethod
@@ -433,9 +433,3 @@ def _check_keys(where: str, d, allowed: set):
         raise SpecError(f"{where} has unknown key(s) {', '.join(sorted(extra))}; "
                         f"allowed: {', '.join(sorted(allowed))}")
 
-
-def _atomic_write_text(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -1,4 +1,5 @@
-"""Training and evaluation on the built-in digits default.
+"""Training and evaluation on the digits data set (the built-in default network is
+:func:`pcforge.model.presets.digits_spec`).
 
 * :func:`train_float` — FloatPCN, batched, Adam or SGD on the Hebbian directions, learning after
   relaxation or incremental (T = 20, feed-forward init, batch 32, Adam 3e-3 with cosine decay
@@ -20,27 +21,15 @@ import numpy as np
 from .data import Dataset, one_hot
 from .fixed_pcn import FixedPCN
 from .float_pcn import FloatPCN
-from .qformat import FixedConst, QFormat
-from .spec import Formats, PCSpec
+from .spec import PCSpec
 from .weights import Weights
 
-__all__ = ["digits_spec", "Adam", "SGD", "train_float", "train_fixed", "accuracy_float",
+__all__ = ["LR_SCHEDULES", "Adam", "SGD", "train_float", "train_fixed", "accuracy_float",
            "accuracy_fixed", "mlp_baseline", "TrainHistory"]
 
-
-def digits_spec(hidden=(64,), activation: str = "relu", w_guard: int = 0,
-                **changes) -> PCSpec:
-    """The built-in default: 64-64-10 ReLU, T = 20, 16-bit formats, γ = 1/8, α = 2^-5
-    (``w_guard``: weight guard bits kept in the weight memories, default none)."""
-    sizes = (64, *hidden, 10)
-    acts = ("identity",) + (activation,) * len(hidden)
-    kw = dict(
-        sizes=sizes, activations=acts, iterations=20, name="digits",
-        formats=Formats(x=QFormat(16, 10), e=QFormat(16, 12), w=QFormat(16, 12),
-                        b=QFormat(16, 12), w_guard=w_guard),
-        gamma=FixedConst(1, 3), alpha=FixedConst(1, 5))
-    kw.update(changes)
-    return PCSpec(**kw)
+#: Learning-rate schedules of the float trainer (over the epochs; not the spec's relaxation
+#: ``schedule``).
+LR_SCHEDULES = ("cosine", "constant")
 
 
 class SGD:
@@ -96,16 +85,17 @@ def accuracy_fixed(net: FixedPCN, x: np.ndarray, y: np.ndarray, batch: int = 512
 
 
 def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 32,
-                optimizer: str = "adam", lr: float = 3e-3, schedule: str = "cosine",
+                optimizer: str = "adam", lr: float = 3e-3, lr_schedule: str = "cosine",
                 learning: str | None = None, seed: int = 0, weights: Weights | None = None,
                 progress=None):
     """Train a FloatPCN on ``data``; returns (net, history).
 
-    ``schedule``: ``constant`` learning rate, or ``cosine`` decay from ``lr`` to 0 over the run
+    ``lr_schedule``: ``constant`` learning rate, or ``cosine`` decay from ``lr`` to 0 over the run
     (evaluated per epoch).
     """
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule {schedule!r} is unknown; use constant or cosine")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule {lr_schedule!r} is unknown; use "
+                         f"{' or '.join(LR_SCHEDULES)}")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer {optimizer!r} is unknown; use adam or sgd")
     rng = np.random.default_rng(seed)
@@ -116,7 +106,7 @@ def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 3
     target = one_hot(data.y_train, data.n_classes)
     n = len(data.x_train)
     for ep in range(epochs):
-        if schedule == "cosine":
+        if lr_schedule == "cosine":
             step.lr = lr * 0.5 * (1 + np.cos(np.pi * ep / epochs))
         order = rng.permutation(n)
         en = 0.0

@@ -6,13 +6,13 @@ consistency check on load. Shapes: ``W_l`` is ``(n_l, n_{l-1})``, ``b_l`` is ``(
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .spec import PCSpec
 
 __all__ = ["Weights", "WeightsError"]
@@ -67,18 +67,13 @@ class Weights:
     def save(self, path, spec: PCSpec) -> Path:
         """Write ``.npz`` atomically (a temporary file renamed into place)."""
         self.check(spec)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"W{l}": np.asarray(self.W[l - 1], np.float64) for l in range(1, spec.L + 1)}
         arrays |= {f"b{l}": np.asarray(self.b[l - 1], np.float64) for l in range(1, spec.L + 1)}
         arrays["sizes"] = np.array(spec.sizes)
         arrays["spec_digest"] = np.array(spec.digest)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, buf.getvalue())
 
     @classmethod
     def load(cls, path, spec: PCSpec) -> "Weights":

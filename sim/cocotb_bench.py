@@ -21,7 +21,8 @@ from cocotb.utils import get_sim_time
 
 from pcforge.hdl.core import PCCore
 from pcforge.hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
-from pcforge.model import FixedPCN, PCSpec
+from pcforge.model.fixed_pcn import FixedPCN
+from pcforge.model.spec import PCSpec
 
 
 def pack(layout, fields: dict) -> int:

@@ -14,25 +14,21 @@ FloatPCN on the digits test set: ``pcforge compare``.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..model import FixedPCN, FloatPCN, PCSpec, Weights
-from ..model.cycles import cycle_report
+from ..model.arch.cycles import cycle_report
 from ..model.data import load_digits_split
+from ..model.files import atomic_write, atomic_write_json
+from ..model.fixed_pcn import FixedPCN
+from ..model.float_pcn import FloatPCN
+from ..model.spec import PCSpec
+from ..model.weights import Weights
 from .verilator_sim import VerilatorCore
 
 __all__ = ["compare"]
-
-
-def _atomic(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: int | None = None,
@@ -203,6 +199,6 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     md += ["", f"Saturations in FixedPCN: {fx.sat.as_dict()}", "",
            "![energy](energy.png) ![errors](error_hist.png) ![scatter](scatter.png) "
            "![profile](profile.png)", ""]
-    _atomic(out / "report.md", "\n".join(md))
-    _atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write(out / "report.md", "\n".join(md))
+    atomic_write_json(out / "report.json", report)
     return report

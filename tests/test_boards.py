@@ -15,7 +15,8 @@ from pcforge.boards.profiles import BOARDS
 from pcforge.boards.uart import UARTReceiver, UARTTransmitter
 from pcforge.model import FixedPCN, Weights
 from pcforge.model.data import load_digits_split
-from pcforge.model.train import digits_spec, train_float
+from pcforge.model.presets import digits_spec
+from pcforge.model.train import train_float
 
 
 def test_crc8_is_crc8_smbus_and_frames_carry_it():
@@ -127,8 +128,8 @@ def test_digits_through_the_simulated_uart_board_equal_fixed_pcn(digits_fixed):
     reads them back, sends every kind of bad frame (each answered with its status, nothing
     executed, the board usable after), then runs digits: every x and e = FixedPCN, cycles = the
     cycle model."""
-    from pcforge.model.cycles import cycle_report
-    from pcforge.sim.board_sim import SimBoard
+    from pcforge.model.arch.cycles import cycle_report
+    from pcforge.boards.simulated import SimBoard
     spec, fx, xq = digits_fixed
     board = SimBoard(spec, 1)
     res = board.run({"W": [w.tolist() for w in fx.W], "b": [v.tolist() for v in fx.b],
@@ -171,7 +172,7 @@ def test_bitstream_for_the_digits_default_fits_and_meets_its_clock(tmp_path, boa
     from click.testing import CliRunner
 
     from pcforge.cli import main
-    from pcforge.model.cycles import cycle_report
+    from pcforge.model.arch.cycles import cycle_report
     out = tmp_path / board
     args = ["build", "--board", board, "--out", str(out)]
     spec = digits_spec()

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from pcforge.cli import main
 from pcforge.model import Weights
-from pcforge.model.train import digits_spec
+from pcforge.model.presets import digits_spec
 
 
 def _files(tmp_path, hidden=64):

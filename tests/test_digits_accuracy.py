@@ -4,8 +4,8 @@ import pytest
 
 from pcforge.model import FixedPCN
 from pcforge.model.data import load_digits_split
-from pcforge.model.train import (accuracy_fixed, digits_spec, mlp_baseline, train_fixed,
-                                 train_float)
+from pcforge.model.presets import digits_spec
+from pcforge.model.train import accuracy_fixed, mlp_baseline, train_fixed, train_float
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_fixed_point_training_within_one_point_of_float_trained_the_same_way(dat
     spec = digits_spec()
     fx, hfx = train_fixed(spec, data, epochs=4, seed=0)
     fl, hfl = train_float(spec, data, epochs=4, batch=1, optimizer="sgd", lr=spec.alpha.value,
-                          schedule="constant", seed=0)
+                          lr_schedule="constant", seed=0)
     print(f"\nfixed-point SGD per epoch {hfx.test_accuracy}; float SGD {hfl.test_accuracy}")
     assert hfx.test_accuracy[-1] >= hfl.test_accuracy[-1] - 0.01
     assert hfx.test_accuracy[-1] > 0.93

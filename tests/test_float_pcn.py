@@ -142,9 +142,10 @@ def test_incremental_learning_updates_every_iteration():
 
 def test_incremental_and_after_relaxation_both_learn_digits():
     from pcforge.model.data import load_digits_split
-    from pcforge.model.train import digits_spec, train_float
+    from pcforge.model.presets import digits_spec
+    from pcforge.model.train import train_float
     d = load_digits_split()
     for learning in ("incremental", "after_relaxation"):
         net, hist = train_float(digits_spec(learning=learning), d, epochs=3, seed=0,
-                                schedule="constant", lr=1e-3)
+                                lr_schedule="constant", lr=1e-3)
         assert hist.test_accuracy[-1] > 0.9, (learning, hist.test_accuracy)

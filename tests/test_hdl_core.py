@@ -6,9 +6,9 @@ import pytest
 from pcforge.hdl.core import PCCore
 from pcforge.hdl.protocol import node_addresses, weight_addresses
 from pcforge.model import FixedPCN, PCSpec, Weights
-from pcforge.model.cycles import cycle_report
+from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.randspec import random_clamped, random_int_weights, random_mask, random_spec
-from pcforge.model.schedule import schedule
+from pcforge.model.arch.schedule import schedule
 from pcforge.sim.amaranth_sim import run_core
 
 N_RANDOM = 200
@@ -108,7 +108,8 @@ def test_digits_default_with_trained_weights(schedule):
     """The shipped digits network (64-64-10, T = 20), float-trained weights quantised, on real
     test digits: every x and e of every iteration equals FixedPCN."""
     from pcforge.model.data import load_digits_split
-    from pcforge.model.train import digits_spec, train_float
+    from pcforge.model.presets import digits_spec
+    from pcforge.model.train import train_float
     spec = digits_spec(schedule=schedule)
     data = load_digits_split()
     net, _ = train_float(spec, data, epochs=2)

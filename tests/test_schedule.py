@@ -1,4 +1,4 @@
-"""The schedule (pcforge.model.schedule): conditions, the two ways of counting a run, and the
+"""The schedule (pcforge.model.arch.schedule): conditions, the two ways of counting a run, and the
 hazard waits — exact in both directions: with the smallest waits one run needs the simulated
 core is still bit-exact, with one of them a cycle shorter it reads a stale value."""
 from dataclasses import replace
@@ -8,9 +8,9 @@ import pytest
 
 from pcforge.hdl.core import PCCore
 from pcforge.model import FixedConst, FixedPCN, Formats, PCSpec, QFormat
-from pcforge.model.cycles import cycle_report
+from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.randspec import random_clamped, random_spec
-from pcforge.model.schedule import (FALSE, FINAL, FIRST, LEARN, TRUE, Env, M, can_learn,
+from pcforge.model.arch.schedule import (FALSE, FINAL, FIRST, LEARN, TRUE, Env, M, can_learn,
                                     schedule)
 from pcforge.sim.amaranth_sim import run_core
 

@@ -5,7 +5,7 @@ import pytest
 from pcforge.model import Formats, PCSpec, QFormat, SpecError, Weights, WeightsError
 from pcforge.model.qformat import FixedConst
 from pcforge.model.randspec import random_spec
-from pcforge.model.train import digits_spec
+from pcforge.model.presets import digits_spec
 
 
 def test_digits_default_round_trips_through_toml(tmp_path):
@@ -145,7 +145,7 @@ def test_rates_are_exact_constants():
 
 
 def test_weight_guard_bits_roundtrip_and_validation(tmp_path):
-    from pcforge.model.train import digits_spec
+    from pcforge.model.presets import digits_spec
     plain = digits_spec()
     assert "w_guard" not in plain.to_dict()["formats"]       # digests of older specs unchanged
     spec = digits_spec(formats=Formats(w=QFormat(12, 8), w_guard=4))

@@ -10,10 +10,11 @@ import pytest
 
 from pcforge.hdl.core import PCCore
 from pcforge.model import FixedPCN, PCSpec, Weights
-from pcforge.model.cycles import cycle_report
+from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.data import load_digits_split
 from pcforge.model.randspec import random_clamped, random_int_weights, random_mask, random_spec
-from pcforge.model.train import digits_spec, train_float
+from pcforge.model.presets import digits_spec
+from pcforge.model.train import train_float
 from pcforge.sim.verilator_sim import VerilatorCore
 
 N_SPECS = int(os.environ.get("PCFORGE_VERILATOR_SPECS", "30"))

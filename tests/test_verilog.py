@@ -13,10 +13,10 @@ import pcforge.hdl
 from pcforge.cli import main
 from pcforge.hdl.emit import emit, verilog_text
 from pcforge.model import PCSpec, SpecError
-from pcforge.model.cycles import cycle_report
+from pcforge.model.arch.cycles import cycle_report
 from pcforge.model import Formats, QFormat
 from pcforge.model.randspec import random_spec
-from pcforge.model.train import digits_spec
+from pcforge.model.presets import digits_spec
 from pcforge.sim.tools import verilator_env
 
 WAIVERS = Path(pcforge.hdl.__file__).parent / "verilator_waivers.vlt"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from .spec import PCSpec, SpecError
+from ..spec import PCSpec, SpecError
 
 __all__ = ["CoreGeometry", "MAX_LANES"]
 

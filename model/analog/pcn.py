@@ -11,7 +11,7 @@ only the two matrix-vector products and the weight updates move onto the substra
   the two nodes each synapse connects, so learning stays local.
 
 Relaxation is the explicit Euler scheme of the continuous-time dynamics
-τ_x dx/dt = −e + f'(x) ⊙ Wᵀ e_next with dt/τ_x = γ (:mod:`pcforge.model.continuous` shows that
+τ_x dx/dt = −e + f'(x) ⊙ Wᵀ e_next with dt/τ_x = γ (:mod:`pcforge.model.analog.continuous` shows that
 FloatPCN converges to the ODE as γ shrinks, and with :class:`ContinuousPCN` an ideal crossbar
 network can be integrated by an adaptive solver instead). With ``AnalogConfig()`` (every
 non-ideality off) AnalogPCN equals FloatPCN up to float64 rounding (tests).
@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analog_config import AnalogConfig
+from ..float_pcn import FloatPCN
+from ..spec import PCSpec
+from ..weights import Weights
+from .config import AnalogConfig
 from .crossbar import Crossbar
-from .float_pcn import FloatPCN
-from .spec import PCSpec
-from .weights import Weights
 
 __all__ = ["AnalogPCN"]
 

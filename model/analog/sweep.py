@@ -24,12 +24,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .analog_config import NONIDEALITIES, AnalogConfig, preset
-from .analog_pcn import AnalogPCN
-from .data import load_digits_split, one_hot
-from .spec import PCSpec
-from .train import SGD, accuracy_float
-from .weights import Weights
+from ..data import load_digits_split, one_hot
+from ..float_pcn import FloatPCN
+from ..spec import PCSpec
+from ..train import SGD, accuracy_float
+from ..weights import Weights
+from .config import NONIDEALITIES, AnalogConfig, preset
+from .pcn import AnalogPCN
 
 __all__ = ["SweepSettings", "run_sweep", "DRIFT_TIMES"]
 
@@ -136,7 +137,6 @@ def run_sweep(spec: PCSpec, weights: Weights, settings: SweepSettings | None = N
         raise ValueError(f"the digits sweep needs 64 inputs and 10 outputs; the spec has "
                          f"sizes {list(spec.sizes)}")
     data = load_digits_split()
-    from .float_pcn import FloatPCN
     xt, yt = data.x_test, data.y_test
     if s.test_limit:
         xt, yt = xt[:s.test_limit], yt[:s.test_limit]

@@ -1,10 +1,10 @@
 """The core's exact cycle model: what the hardware's ``cycles`` counter says at the end of a run.
 
-It walks the very slot list the controller walks (:mod:`pcforge.model.schedule`) under the
+It walks the very slot list the controller walks (:mod:`pcforge.model.arch.schedule`) under the
 run's clamp mask, iteration counter and learn flag: a job costs 1 set-up cycle + its wait (the
 hazard-derived constant of its slot) + one cycle per token, a ``next`` marker 1, the ``end``
-marker 1 + :data:`~pcforge.model.schedule.FINAL_DRAIN_CYCLES`. Where values live is
-:class:`~pcforge.model.geometry.CoreGeometry` (re-exported here).
+marker 1 + :data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES`. Where values live is
+:class:`~pcforge.model.arch.geometry.CoreGeometry` (re-exported here).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .geometry import MAX_LANES, CoreGeometry
 from .schedule import (E_WRITE_STAGE, FINAL_DRAIN_CYCLES, PIPELINE_DEPTH, X_WRITE_STAGE,
                        learns_incrementally, schedule)
-from .spec import PCSpec
+from ..spec import PCSpec
 
 __all__ = ["CoreGeometry", "CycleReport", "cycle_report", "multipliers_per_lane",
            "PIPELINE_DEPTH", "E_WRITE_STAGE", "X_WRITE_STAGE", "FINAL_DRAIN_CYCLES",

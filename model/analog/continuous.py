@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .float_pcn import FloatPCN
+from ..float_pcn import FloatPCN
 
 __all__ = ["ContinuousPCN", "ContinuousResult", "euler_error"]
 

@@ -1,4 +1,4 @@
-"""cocotb 2 bench of the simulated board (run by :class:`pcforge.sim.board_sim.SimBoard`).
+"""cocotb 2 bench of the simulated board (run by :class:`pcforge.boards.simulated.SimBoard`).
 
 The host side is :class:`pcforge.boards.host.PCLink` — the driver of real boards — running in a
 ``cocotb.bridge`` thread; its transport here is :class:`SimUARTTransport`, a bit-level UART
@@ -23,7 +23,7 @@ from cocotb.utils import get_sim_time
 from pcforge.boards.frame import (Command, LinkError, address_header, encode_request,
                                   words_payload)
 from pcforge.boards.host import PCLink
-from pcforge.model import PCSpec
+from pcforge.model.spec import PCSpec
 
 PERIOD_NS = 10
 

@@ -55,7 +55,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .geometry import CoreGeometry
-from .spec import PCSpec
+from ..spec import PCSpec
 
 __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "M", "Job", "Slot", "Schedule",
            "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analog_config import AnalogConfig
+from .config import AnalogConfig
 from .pcm import PCMStatistics
 
 __all__ = ["Crossbar", "quantize_symmetric"]

@@ -1,7 +1,7 @@
 """``AnalogConfig``: every non-ideality of an analog crossbar substrate, in one documented place.
 
 A layer's weights [W_l | b_l] are mapped onto a crossbar of differential PCM-like conductance
-pairs (w ∝ g⁺ − g⁻, see :mod:`pcforge.model.crossbar`), read in both directions: W f(x) for the
+pairs (w ∝ g⁺ − g⁻, see :mod:`pcforge.model.analog.crossbar`), read in both directions: W f(x) for the
 prediction and Wᵀ e for the feedback, each through a DAC, the array and an ADC. Conventions
 follow IBM's aihwkit (``InferenceRPUConfig`` / ``IOParameters`` / ``PCMLikeNoiseModel`` /
 ``ConstantStepDevice``), so numbers are comparable with that literature:

@@ -1,5 +1,5 @@
 """``pcforge analog``: the analog co-design commands (Monte Carlo sweeps of the digits network
-on a crossbar substrate). Registered on the main group by :mod:`pcforge.cli`."""
+on a crossbar substrate)."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +9,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from .cli import _errors, _progress, _write_json, console
+from ..model.files import atomic_write
+from .common import console, errors, progress, write_json
+
+__all__ = ["analog"]
 
 
 @click.group()
@@ -64,14 +67,16 @@ def _markdown(res: dict) -> str:
 def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, quick):
     """Monte Carlo accuracy of the digits network against each non-ideality and against drift
     time: float-trained weights programmed (a) versus PC learning on the noisy substrate (b)."""
-    from .model import PCSpec, Weights
-    from .model.analog_config import NONIDEALITIES
-    from .model.analog_plots import plot_sweep
-    from .model.analog_sweep import DRIFT_TIMES, SweepSettings, run_sweep
-    from .model.data import load_digits_split
-    from .model.train import digits_spec, train_float
+    from ..model.analog.config import NONIDEALITIES
+    from ..model.analog.plots import plot_sweep
+    from ..model.analog.sweep import DRIFT_TIMES, SweepSettings, run_sweep
+    from ..model.data import load_digits_split
+    from ..model.presets import digits_spec
+    from ..model.spec import PCSpec
+    from ..model.train import train_float
+    from ..model.weights import Weights
 
-    with _errors():
+    with errors():
         if (spec_path is None) != (weights_path is None):
             raise click.UsageError("give --spec and --weights together, or neither (then the "
                                    "digits default is trained in float here)")
@@ -99,7 +104,7 @@ def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, 
             trained = False
         else:
             spec = digits_spec()
-            with _progress("float PC training (digits default)") as cb:
+            with progress("float PC training (digits default)") as cb:
                 net, _ = train_float(spec, load_digits_split(), progress=cb)
             weights, trained = net.weights, True
         n_points = (sum(len(v) for v in settings.levels.values())
@@ -108,7 +113,7 @@ def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, 
                       f"({len(settings.levels)} non-idealities, "
                       f"{len(settings.drift_times)} drift times × 2, {settings.seeds} chips each)")
         try:
-            with _progress("Monte Carlo points") as cb:
+            with progress("Monte Carlo points") as cb:
                 res = run_sweep(spec, weights, settings, progress=cb)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
@@ -121,11 +126,8 @@ def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, 
         if trained:
             spec.save(out / "spec.toml")
             weights.save(out / "weights.npz", spec)
-        md = out / "results.md"
-        tmp_md = out / ".results.md.tmp"
-        tmp_md.write_text(_markdown(res))
-        tmp_md.replace(md)
-        _write_json(out / "results.json", res)
+        md = atomic_write(out / "results.md", _markdown(res))
+        write_json(out / "results.json", res)
 
         t = Table(title=f"digits accuracy on the analog substrate (float "
                         f"{100 * res['float_test_accuracy']:.2f} %, mean of "

@@ -1,0 +1,33 @@
+"""The ``pcforge`` command line: one entry point over model, hardware, simulation and boards.
+
+The group is here; each command family is a module of its own (:mod:`.models`: train, infer,
+spec; :mod:`.hardware`: hdl, sim, compare; :mod:`.boards`: build; :mod:`.analog`: analog sweep;
+:mod:`.chain`: run), sharing :mod:`.common` (console, errors, progress, outputs, choices).
+Command modules never import this one, so each imports on its own.
+"""
+from __future__ import annotations
+
+import click
+
+from .analog import analog
+from .boards import build
+from .chain import run
+from .hardware import compare_cmd, hdl_cmd, sim_cmd
+from .models import infer, spec_cmd, train
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pcforge")
+def main():
+    """pcforge: predictive coding networks to verified FPGA hardware.
+
+    The golden models (float64 and bit-exact fixed point) and training on the built-in digits
+    data set, the core's Verilog, cycle-accurate simulation against the models, and bitstreams
+    for the iCEBreaker and the ULX3S.
+    """
+
+
+for command in (train, infer, spec_cmd, hdl_cmd, sim_cmd, compare_cmd, build, run, analog):
+    main.add_command(command)

@@ -1,0 +1,51 @@
+"""``pcforge build``: a bitstream and its report for a board."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..boards.profiles import BOARDS
+from .common import BOARD, build_and_report, errors
+
+__all__ = ["build"]
+
+_DEFAULTS = ", ".join(f"{b.name} {b.lanes}" for b in BOARDS.values())
+_CLOCKS = ", ".join(f"{b.name} {b.clock_mhz:g}" for b in BOARDS.values())
+
+
+@click.command("build")
+@click.option("--board", type=BOARD, required=True)
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,
+              help="Spec TOML (default: the built-in digits spec).")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False), default=None,
+              help="Trained weights (.npz) to hold in the bitstream (else loaded over UART).")
+@click.option("--lanes", type=int, default=None,
+              help=f"MAC lanes (default: the board's: {_DEFAULTS}).")
+@click.option("--clock", "clock_mhz", type=float, default=None,
+              help=f"Core clock in MHz (default: the board's: {_CLOCKS}).")
+@click.option("--ignore-estimate", is_flag=True,
+              help="Build even when the pre-synthesis estimate says the design does not fit "
+                   "(its LUT/FF counts are rough; nextpnr has the last word).")
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+def build(board, spec_path, weights_path, lanes, clock_mhz, ignore_estimate, out):
+    """Bitstream (Yosys + nextpnr from YoWASP wheels) + report.json/report.md: clock, post-route
+    fmax and timing, LUT/FF/DSP/BRAM used, available and estimated. Cached by spec, lanes,
+    clock, weights and toolchain version. A design that cannot fit is refused before
+    synthesis, saying what to change."""
+    from ..model.fixed_pcn import FixedPCN
+    from ..model.presets import digits_spec
+    from ..model.spec import PCSpec
+    from ..model.weights import Weights
+    with errors():
+        spec = PCSpec.load(spec_path) if spec_path else digits_spec()
+        weights = None
+        if weights_path:
+            fx = FixedPCN.from_float(spec, Weights.load(weights_path, spec))
+            weights = (fx.W, fx.b)
+        rep = build_and_report(board, spec, Path(out), weights=weights, lanes=lanes,
+                               clock_mhz=clock_mhz, ignore_estimate=ignore_estimate)
+        if not rep["timing_met"]:
+            raise click.ClickException(
+                f"timing not met: fmax {rep['fmax_mhz']:.2f} MHz < {rep['clock_mhz']:.3f} MHz; "
+                "build again with a lower --clock (the report is written)")

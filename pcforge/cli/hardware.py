@@ -1,0 +1,127 @@
+"""``pcforge hdl``, ``sim`` and ``compare``: the core's Verilog and its cycle-accurate runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.table import Table
+
+from .common import console, errors, load_input, progress
+
+__all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report"]
+
+
+@click.command("hdl")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,
+              help="Spec TOML (default: the built-in digits spec).")
+@click.option("--lanes", type=int, default=8, show_default=True,
+              help="MAC lanes P (the iCE40UP5K has 8 DSPs).")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Output folder: pcforge_core.v, manifest.json, spec.toml.")
+def hdl_cmd(spec_path, lanes, out):
+    """Generate the core's Verilog and manifest from a spec (Amaranth's bundled Yosys)."""
+    from ..hdl.emit import emit
+    from ..model.presets import digits_spec
+    from ..model.spec import PCSpec
+    with errors():
+        spec = PCSpec.load(spec_path) if spec_path else digits_spec()
+        with console.status(f"elaborating and converting the core ({lanes} lanes)"):
+            res = emit(spec, lanes, out)
+        cyc = res.info["estimated_cycles"]
+        table = Table(title=f"pcforge_core — spec {spec.digest}, {lanes} lanes")
+        for col in ("clamp mask", "cycles / inference", "per iteration", "MAC-lane utilisation"):
+            table.add_column(col)
+        for name, c in cyc.items():
+            table.add_row(name, str(c["total"]), str(c["per_iteration"]),
+                          f"{100 * c['utilisation']:.1f} %")
+        console.print(table)
+        console.print(f"wrote {res.verilog}, {res.manifest}, {res.spec}")
+
+
+@click.command("sim")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
+              help=".npy or .csv, one sample per row (default: the first digits test sample).")
+@click.option("--lanes", type=int, default=8, show_default=True)
+@click.option("--limit", type=int, default=4, show_default=True,
+              help="At most this many samples.")
+@click.option("--waves", type=click.Path(dir_okay=False), default=None,
+              help="Write a waveform of the run here (.vcd; .fst needs the lz4 headers).")
+def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves):
+    """Run the emitted Verilog cycle-accurately (cocotb + Verilator) on inputs; print outputs,
+    cycles and agreement with FixedPCN (every x and e of every iteration)."""
+    from ..model.data import load_digits_split
+    from ..model.fixed_pcn import FixedPCN
+    from ..model.spec import PCSpec
+    from ..model.weights import Weights
+    from ..sim.verilator_sim import VerilatorCore
+    with errors():
+        spec = PCSpec.load(spec_path)
+        weights = Weights.load(weights_path, spec)
+        x = (load_input(Path(input_path), spec.sizes[0]) if input_path
+             else load_digits_split().x_test[:1])[:limit]
+        fx = FixedPCN.from_float(spec, weights)
+        xq = fx.quantize(x, 0)
+        if waves and Path(waves).suffix not in (".vcd", ".fst"):
+            raise click.ClickException(f"--waves {waves}: name a .vcd or .fst file")
+        core = VerilatorCore(spec, lanes, waves=Path(waves).suffix[1:] if waves else False)
+        with console.status("building the Verilator model (cached after the first time)"):
+            core.build()
+        with console.status(f"simulating {len(x)} sample(s)"):
+            run = core.run(fx.W, fx.b, [{0: v} for v in xq], "inference", trace=True,
+                           check=False, waves=waves)
+        t = Table(title=f"cycle-accurate run (Verilator, {lanes} lanes)")
+        for col in ("sample", "output x_L (float)", "argmax", "cycles", "= FixedPCN"):
+            t.add_column(col)
+        for i in range(len(x)):
+            outv = spec.formats.x.to_float(np.array(run.x[i][-1]))
+            t.add_row(str(i), " ".join(f"{v:.3f}" for v in outv[:10]), str(int(outv.argmax())),
+                      str(run.cycles[i]),
+                      "bit-exact, every iteration" if not run.mismatches[i]
+                      else f"DIFFERS: {', '.join(run.mismatches[i][:4])}")
+        console.print(t)
+        console.print(f"build {run.build_s:.1f} s, simulation {run.wall_s:.1f} s"
+                      + (f"; waves in {waves}" if waves else ""))
+        if any(run.mismatches):
+            raise click.ClickException("the hardware differs from FixedPCN (see above)")
+
+
+@click.command("compare")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--lanes", type=int, default=8, show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the first N test samples.")
+def compare_cmd(spec_path, weights_path, out, lanes, limit):
+    """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set:
+    report.json, report.md and plots in OUT."""
+    from ..model.spec import PCSpec
+    from ..model.weights import Weights
+    with errors():
+        spec = PCSpec.load(spec_path)
+        weights = Weights.load(weights_path, spec)
+        compare_and_report(spec, weights, Path(out), lanes, limit)
+
+
+def compare_and_report(spec, weights, out: Path, lanes: int, limit) -> dict:
+    """Run :func:`pcforge.sim.compare.compare` with a progress bar, print the accuracy table,
+    and fail when any sample differs between hardware and FixedPCN."""
+    from ..sim.compare import compare
+    with progress("hardware vs models") as cb:
+        rep = compare(spec, weights, out, lanes=lanes, limit=limit, progress=cb)
+    t = Table(title=f"hardware vs FixedPCN vs FloatPCN ({rep['samples']} test digits)")
+    for col in ("", "hardware", "FixedPCN", "FloatPCN"):
+        t.add_column(col, justify="right")
+    t.add_row("accuracy", f"{100 * rep['hw_test_accuracy']:.2f} %",
+              f"{100 * rep['fixed_test_accuracy']:.2f} %",
+              f"{100 * rep['float_test_accuracy']:.2f} %")
+    console.print(t)
+    console.print(f"bit-exact samples: {rep['bit_exact_samples']} / {rep['samples']}; cycles per "
+                  f"inference {rep['cycles_per_inference']} (model {rep['cycle_model']}); "
+                  f"report in {out / 'report.md'}")
+    if rep["bit_exact_samples"] != rep["samples"]:
+        raise click.ClickException(f"{rep['samples'] - rep['bit_exact_samples']} samples differ "
+                                   f"between hardware and FixedPCN; see {out / 'report.json'}")
+    return rep

@@ -1,0 +1,260 @@
+"""``pcforge train``, ``infer`` and ``spec``: the golden models on the digits data set."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.table import Table
+
+from ..model.train import LR_SCHEDULES
+from .common import (ACTIVATION, LEARNING_RULE, console, errors, load_input, progress,
+                     spec_from_options, write_json)
+
+__all__ = ["train", "infer", "spec_cmd", "train_models"]
+
+
+def _train_options(f):
+    opts = [
+        click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
+                     help="A spec TOML (default: the built-in digits spec)."),
+        click.option("--hidden", type=int, multiple=True, default=(64,), show_default=True,
+                     help="Hidden layer size; repeat for more layers."),
+        click.option("--activation", type=ACTIVATION, default="relu", show_default=True,
+                     help="Activation of the hidden layers."),
+        click.option("--iterations", "-T", type=int, default=None,
+                     help="Relaxation iterations T (default: the spec's, 20)."),
+        click.option("--learning", type=LEARNING_RULE, default=None,
+                     help="Learning rule (default: the spec's)."),
+        click.option("--w-guard", type=int, default=0, show_default=True,
+                     help="Weight guard bits: extra fraction bits kept in the weight memories "
+                          "so that sub-LSB updates accumulate (formats.w_guard)."),
+        click.option("--trainer", type=click.Choice(["float", "fixed"]), default="float",
+                     show_default=True,
+                     help="float: FloatPCN, batched, Adam/SGD. fixed: FixedPCN, one sample at "
+                          "a time with the hardware's SGD rule (α from the spec)."),
+        click.option("--epochs", type=int, default=None,
+                     help="Epochs (default: 50 float, 10 fixed)."),
+        click.option("--batch", type=int, default=32, show_default=True,
+                     help="Batch size (float trainer)."),
+        click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+                     show_default=True, help="Float trainer's optimizer."),
+        click.option("--lr", type=float, default=3e-3, show_default=True,
+                     help="Float trainer's (initial) learning rate."),
+        click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES),
+                     default="cosine", show_default=True,
+                     help="Float trainer's learning-rate schedule over the epochs (not the "
+                          "spec's relaxation schedule)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--mlp/--no-mlp", default=True, show_default=True,
+                     help="Also train scikit-learn's MLPClassifier of the same shape."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def train_models(out, spec_path, hidden, activation, iterations, learning, trainer, epochs,
+                 batch, optimizer, lr, lr_schedule, seed, mlp, w_guard=0) -> dict:
+    """Train on digits in float or fixed point, evaluate both models (and the MLP bar), and
+    write spec.toml, weights.npz and metrics.json into ``out``; returns the metrics."""
+    from ..model.data import load_digits_split
+    from ..model.fixed_pcn import FixedPCN
+    from ..model.float_pcn import FloatPCN
+    from ..model.train import (accuracy_fixed, accuracy_float, mlp_baseline, train_fixed,
+                               train_float)
+
+    out = Path(out)
+    spec = spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard)
+    data = load_digits_split()
+    console.print(f"[bold]spec[/] {spec.name}: sizes {list(spec.sizes)}, activations "
+                  f"{list(spec.activations)}, T = {spec.iterations}, γ = {spec.gamma}, "
+                  f"α = {spec.alpha}, digest {spec.digest}")
+    console.print(f"[bold]data[/] digits: {len(data.x_train)} train / {len(data.x_test)} test")
+    metrics = {"spec_digest": spec.digest, "seed": seed, "trainer": trainer,
+               "train_samples": len(data.x_train), "test_samples": len(data.x_test)}
+    if trainer == "float":
+        epochs = epochs or 50
+        with progress(f"float PC ({optimizer})") as cb:
+            net, hist = train_float(spec, data, epochs=epochs, batch=batch, optimizer=optimizer,
+                                    lr=lr, lr_schedule=lr_schedule, seed=seed, progress=cb)
+        weights = net.weights
+        fixed = FixedPCN.from_float(spec, weights)
+        metrics.update(optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, batch=batch)
+    else:
+        epochs = epochs or 10
+        with progress("fixed-point PC (hardware SGD)") as cb:
+            fixed, hist = train_fixed(spec, data, epochs=epochs, seed=seed, progress=cb)
+        weights = fixed.to_float_weights()
+        net = FloatPCN(spec, weights)
+        metrics["fixed_trained_test_accuracy"] = hist.test_accuracy[-1]
+    metrics.update(epochs=epochs, train_wall_s=round(hist.wall_s, 3),
+                   learning=learning or spec.learning,
+                   test_accuracy_per_epoch=hist.test_accuracy,
+                   train_energy_per_epoch=hist.train_energy)
+    metrics["float_test_accuracy"] = accuracy_float(net, data.x_test, data.y_test)
+    metrics["fixed_test_accuracy"] = accuracy_fixed(fixed, data.x_test, data.y_test)
+    metrics["fixed_saturation"] = fixed.sat.as_dict()
+    if mlp:
+        with console.status("training the MLPClassifier bar"):
+            metrics["mlp_test_accuracy"] = mlp_baseline(data, hidden=spec.sizes[1:-1],
+                                                        activation=_mlp_act(spec), seed=seed)
+    # everything is computed: only now write the outputs (each atomically)
+    out.mkdir(parents=True, exist_ok=True)
+    spec.save(out / "spec.toml")
+    weights.save(out / "weights.npz", spec)
+    write_json(out / "metrics.json", metrics)
+    t = Table(title=f"digits test accuracy ({len(data.x_test)} samples)")
+    t.add_column("model")
+    t.add_column("accuracy", justify="right")
+    t.add_row("FloatPCN (float64)", f"{metrics['float_test_accuracy']:.2%}")
+    t.add_row(f"FixedPCN ({spec.formats.x.width}-bit x)", f"{metrics['fixed_test_accuracy']:.2%}")
+    if "mlp_test_accuracy" in metrics:
+        t.add_row("MLPClassifier (bar)", f"{metrics['mlp_test_accuracy']:.2%}")
+    console.print(t)
+    console.print(f"wrote {out / 'spec.toml'}, {out / 'weights.npz'}, {out / 'metrics.json'}")
+    return metrics
+
+
+def _mlp_act(spec):
+    a = spec.activations[-1]
+    return {"relu": "relu", "tanh": "tanh", "identity": "identity"}.get(a, "relu")
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Output folder for spec.toml, weights.npz, metrics.json.")
+@click.option("--on", "where", type=click.Choice(["model", "hardware"]), default="model",
+              show_default=True,
+              help="model: the numpy models (--trainer). hardware: the emitted core learns on "
+                   "chip, cycle-accurate under cocotb + Verilator, every weight checked against "
+                   "FixedPCN after every update.")
+@click.option("--lanes", type=int, default=8, show_default=True,
+              help="MAC lanes of the core (--on hardware).")
+@click.option("--limit", type=int, default=None,
+              help="--on hardware: training samples per epoch (default: all 1437).")
+@click.option("--test-limit", type=int, default=None,
+              help="--on hardware: evaluate on the first N test digits (default: all 360).")
+@_train_options
+def train(out, where, lanes, limit, test_limit, **kw):
+    """Train a PC network on the built-in digits data set: in float or fixed point, or on the
+    hardware itself."""
+    with errors():
+        if where == "hardware":
+            _train_on_hardware(out, lanes, limit, test_limit, **kw)
+        else:
+            train_models(out, **kw)
+
+
+def _train_on_hardware(out, lanes, limit, test_limit, spec_path, hidden, activation,
+                       iterations, learning, epochs, seed, w_guard=0, **_ignored):
+    from ..hdl.core import PCCore
+    from ..model.data import load_digits_split
+    from ..sim.hw_train import HardwareMismatch, train_on_hardware
+
+    out = Path(out)
+    spec = spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard)
+    try:
+        PCCore.check_learns(spec)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    epochs = epochs or 6
+    console.print(f"[bold]training on the hardware[/]: spec {spec.digest} (sizes "
+                  f"{list(spec.sizes)}, learning {spec.learning}), {lanes} lanes, {epochs} "
+                  f"epochs, building the Verilator model (cached)")
+    try:
+        with progress("on-chip learning (Verilator)") as cb:
+            weights, metrics = train_on_hardware(spec, load_digits_split(), epochs=epochs,
+                                                 limit=limit, lanes=lanes, seed=seed,
+                                                 test_limit=test_limit, progress=cb)
+    except HardwareMismatch as exc:
+        raise click.ClickException(f"the hardware stopped agreeing with FixedPCN: {exc}")
+    out.mkdir(parents=True, exist_ok=True)
+    spec.save(out / "spec.toml")
+    weights.save(out / "weights.npz", spec)
+    write_json(out / "metrics.json", metrics)
+    t = Table(title=f"digits test accuracy after {metrics['samples']} training samples on "
+                    f"chip ({metrics['learning']}; {metrics['test_samples']} test digits)")
+    t.add_column("trained and evaluated")
+    t.add_column("accuracy", justify="right")
+    t.add_row("on the hardware (Verilator)", f"{metrics['hw_test_accuracy']:.2%}")
+    t.add_row("FixedPCN, same samples", f"{metrics['fixed_test_accuracy']:.2%}")
+    t.add_row("FloatPCN, same samples (SGD, α)", f"{metrics['float_test_accuracy']:.2%}")
+    console.print(t)
+    console.print(f"every weight and bias equal to FixedPCN after all "
+                  f"{metrics['updates_checked']} samples' updates; "
+                  f"{metrics['cycles_per_training_sample']}"
+                  f" cycles per training sample (model {metrics['cycle_model_per_training_sample']}"
+                  f"); wrote {out / 'metrics.json'}, {out / 'weights.npz'}, {out / 'spec.toml'}")
+
+
+@click.command()
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
+              help=".npy or .csv with one sample per row (default: the digits test set).")
+@click.option("--model", type=click.Choice(["float", "fixed", "both"]), default="both",
+              show_default=True)
+@click.option("--mode", default="inference", show_default=True,
+              help="Clamp mode from the spec's [clamp] table.")
+@click.option("--limit", type=int, default=None, help="Only the first N samples.")
+def infer(spec_path, weights_path, input_path, model, mode, limit):
+    """Run inference (relaxation with the input clamped) in float and/or fixed point."""
+    from ..model.data import load_digits_split
+    from ..model.fixed_pcn import FixedPCN
+    from ..model.float_pcn import FloatPCN
+    from ..model.spec import PCSpec
+    from ..model.weights import Weights
+    with errors():
+        spec = PCSpec.load(spec_path)
+        weights = Weights.load(weights_path, spec)
+        labels = None
+        if input_path:
+            x = load_input(Path(input_path), spec.sizes[0])
+        else:
+            d = load_digits_split()
+            x, labels = d.x_test, d.y_test
+        if limit:
+            x = x[:limit]
+            labels = labels[:limit] if labels is not None else None
+        t = Table(title=f"inference ({len(x)} samples, mode {mode})")
+        t.add_column("model")
+        t.add_column("predicted classes (first 20)")
+        if labels is not None:
+            t.add_column("accuracy", justify="right")
+        rows = []
+        if model in ("float", "both"):
+            out = FloatPCN(spec, weights).infer(x, mode=mode)
+            rows.append(("float", out))
+        if model in ("fixed", "both"):
+            net = FixedPCN.from_float(spec, weights)
+            res = net.infer(net.quantize(x), mode=mode)
+            rows.append(("fixed", spec.formats.x.to_float(res.output)))
+        for name, out in rows:
+            pred = np.argmax(out, axis=1)
+            cells = [name, " ".join(map(str, pred[:20]))]
+            if labels is not None:
+                cells.append(f"{np.mean(pred == labels):.2%}")
+            t.add_row(*cells)
+        console.print(t)
+        if len(rows) == 2:
+            diff = np.abs(rows[0][1] - rows[1][1])
+            agree = np.mean(rows[0][1].argmax(1) == rows[1][1].argmax(1))
+            console.print(f"output |float − fixed|: max {diff.max():.3g}, mean {diff.mean():.3g};"
+                          f" argmax agreement {agree:.2%}")
+
+
+@click.command("spec")
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--hidden", type=int, multiple=True, default=(64,), show_default=True)
+@click.option("--activation", type=ACTIVATION, default="relu", show_default=True)
+@click.option("--iterations", "-T", type=int, default=None)
+@click.option("--learning", type=LEARNING_RULE, default=None)
+@click.option("--w-guard", type=int, default=0, show_default=True,
+              help="Weight guard bits kept in the weight memories (formats.w_guard).")
+def spec_cmd(out, hidden, activation, iterations, learning, w_guard):
+    """Write the built-in digits spec (with changes) as TOML, to edit by hand."""
+    with errors():
+        spec = spec_from_options(None, hidden, activation, iterations, learning, w_guard)
+        spec.save(out)
+        console.print(f"wrote {out} (digest {spec.digest})")
