@@ -59,17 +59,305 @@ class HostLink(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        core, spec = self.core, self.core.spec
-        L, P = spec.L, core.lanes
         m.submodules.frame = buf = memory.Memory(shape=8, depth=256, init=[])
         wr = buf.write_port()
         rd = buf.read_port()
+        r = _LinkRegisters(self.timeout_cycles)
+        r.wr, r.rd = wr, rd                     # the frame buffer's ports
+        m.d.comb += self.rx.ready.eq(1)              # bytes outside a frame are dropped
+        status_word = self._status_word(m, r)
+        self._drive_control(m, r)
+        with m.FSM():
+            self._receive(m, r)
+            self._verify(m, r)
+            self._execute(m, r)
+            self._write(m, r)
+            self._respond(m, r, status_word)
+        return m
 
+    # ---- helpers shared by the states -------------------------------------------------
+    def _status_word(self, m, r: "_LinkRegisters"):
+        """STATUS's payload word ``widx``: flags, iteration, expected sequence number, lanes;
+        the cycle counter; the design id."""
+        core = self.core
+        iteration = Signal(8)
+        m.d.comb += iteration.eq(core.iteration)
+        status_words = [
+            Cat(core.busy, core.paused, core.done, Const(0, 5), iteration, r.expected,
+                Const(core.lanes, 8)),
+            core.cycles, Const(self.design_id, 32)]
+        status_word = Signal(32)
+        with m.Switch(r.widx):
+            for i, w in enumerate(status_words):
+                with m.Case(i):
+                    m.d.comb += status_word.eq(w)
+        return status_word
+
+    def _drive_control(self, m, r: "_LinkRegisters"):
+        """The core's control beat, from registers (ctl_valid is set only on entering
+        CONTROL)."""
+        c = self.core.control
+        m.d.comb += [c.valid.eq(r.ctl_valid), c.payload.resume.eq(r.ctl_resume),
+                     c.payload.pause.eq(r.ctl_pause), c.payload.learn.eq(r.ctl_learn),
+                     c.payload.mask.eq(r.ctl_mask)]
+
+    def _respond_with(self, m, r, code, length=0, src=0):
+        """Answer the frame with status ``code`` and ``length`` payload bytes from ``src`` (0:
+        registers, 1: core reads)."""
+        m.d.sync += [r.status.eq(code), r.resp_len.eq(length), r.source.eq(src), r.sent.eq(0),
+                     r.widx.eq(0), r.bidx.eq(0)]
+        m.next = "TX_SYNC"
+
+    def _receive_byte(self, m, r, next_state, store):
+        """A byte of the frame: add it to the CRC, store it, restart the gap timer; a gap
+        longer than ``timeout_cycles`` ends the frame as TRUNCATED."""
+        rx = self.rx
+        with m.If(rx.valid):
+            m.d.sync += [r.crc.eq(crc8_step(r.crc, rx.payload)),
+                         r.timer.eq(self.timeout_cycles)]
+            m.d.sync += store
+            m.next = next_state
+        with m.Elif(r.timer == 0):
+            self._respond_with(m, r, Status.TRUNCATED)
+        with m.Else():
+            m.d.sync += r.timer.eq(r.timer - 1)
+
+    def _send(self, m, r, byte, next_state, add_crc=True):
+        """Offer ``byte`` on ``tx``; when taken, add it to the CRC and go to ``next_state``."""
+        tx = self.tx
+        m.d.comb += [tx.valid.eq(1), tx.payload.eq(byte)]
+        with m.If(tx.ready):
+            if add_crc:
+                m.d.sync += r.crc.eq(crc8_step(r.crc, byte))
+            m.next = next_state
+
+    # ---- the states -----------------------------------------------------------------------
+    def _receive(self, m, r: "_LinkRegisters"):
+        """IDLE → RX_LEN → RX_SEQ → RX_CMD → RX_PAYLOAD: a request frame into the buffer (and
+        its first bytes, the address header, into ``hdr``)."""
+        rx = self.rx
+        got = rx.valid
+        with m.State("IDLE"):
+            with m.If(got & (rx.payload == REQUEST_SYNC)):
+                m.d.sync += [r.crc.eq(0), r.timer.eq(self.timeout_cycles), r.count.eq(0),
+                             r.seq.eq(0)]
+                m.next = "RX_LEN"
+        with m.State("RX_LEN"):
+            self._receive_byte(m, r, "RX_SEQ", [r.n_len.eq(rx.payload)])
+        with m.State("RX_SEQ"):
+            self._receive_byte(m, r, "RX_CMD", [r.seq.eq(rx.payload)])
+        with m.State("RX_CMD"):
+            self._receive_byte(m, r, "RX_PAYLOAD", [r.cmd.eq(rx.payload)])
+            with m.If(got & (r.n_len == 0)):
+                m.next = "RX_CRC"
+        with m.State("RX_PAYLOAD"):
+            m.d.comb += [r.wr.addr.eq(r.count), r.wr.data.eq(rx.payload), r.wr.en.eq(got)]
+            self._receive_byte(m, r, "RX_PAYLOAD", [r.count.eq(r.count + 1)])
+            for i, h in enumerate(r.hdr):
+                with m.If(got & (r.count == i)):
+                    m.d.sync += h.eq(rx.payload)
+            with m.If(got & (r.count + 1 == r.n_len)):
+                m.next = "RX_CRC"
+
+    def _verify(self, m, r: "_LinkRegisters"):
+        """RX_CRC → VERIFY → CHECK: the CRC and sequence verdicts registered in RX_CRC and acted
+        on in VERIFY (timing: the CRC's XOR tree and the compare stay out of the response
+        registers' enables); CHECK registers what EXECUTE decides on (the length and the
+        arguments of the command), so that decision is a few LUTs deep."""
+        core, spec = self.core, self.core.spec
+        L, P = spec.L, core.lanes
+        rx = self.rx
+        hdr = r.hdr
+        target, layer, bank = hdr[0], hdr[1], hdr[2]
+        n_len = r.n_len
+        layer_ok = Mux(target == 0, layer <= L, (layer >= 1) & (layer <= L))
+        bank_ok = (bank < P) | (target == 3)
+        with m.State("RX_CRC"):
+            with m.If(rx.valid):
+                m.d.sync += [r.crc_ok.eq(r.crc == rx.payload), r.seq_ok.eq(r.seq == r.expected)]
+                m.next = "VERIFY"
+            with m.Elif(r.timer == 0):
+                self._respond_with(m, r, Status.TRUNCATED)
+            with m.Else():
+                m.d.sync += r.timer.eq(r.timer - 1)
+        with m.State("VERIFY"):
+            with m.If(~r.crc_ok):
+                self._respond_with(m, r, Status.BAD_CHECKSUM)
+            with m.Elif(~r.seq_ok):
+                self._respond_with(m, r, Status.BAD_SEQUENCE, 1)
+            with m.Else():
+                m.d.sync += r.expected.eq(r.expected + 1)
+                m.next = "CHECK"
+        with m.State("CHECK"):
+            n = hdr[ADDRESS_BYTES]
+            mask, flags = hdr[0], hdr[1]
+            with m.Switch(r.cmd):
+                with m.Case(Command.STATUS, Command.RESUME):
+                    m.d.sync += [r.len_ok.eq(n_len == 0), r.arg_ok.eq(1)]
+                with m.Case(Command.WRITE):
+                    m.d.sync += [r.len_ok.eq((n_len >= ADDRESS_BYTES + 4)
+                                             & (n_len[:2] == ADDRESS_BYTES % 4)),
+                                 r.arg_ok.eq((target <= 3) & layer_ok & bank_ok)]
+                with m.Case(Command.READ):
+                    m.d.sync += [r.len_ok.eq(n_len == ADDRESS_BYTES + 1),
+                                 r.arg_ok.eq((target <= 4) & layer_ok & bank_ok & (n != 0)
+                                             & (n <= MAX_WORDS))]
+                with m.Case(Command.RUN):
+                    m.d.sync += [r.len_ok.eq(n_len == 2),
+                                 r.arg_ok.eq(~(mask[spec.n_layers:].any() | flags[2:].any()
+                                               | (flags[0] & (not core.learns))))]
+                with m.Default():
+                    m.d.sync += [r.len_ok.eq(1), r.arg_ok.eq(1)]
+            m.d.sync += [r.busy_now.eq(core.busy), r.paused_now.eq(core.paused),
+                         r.n_words.eq((n_len - ADDRESS_BYTES) >> 2), r.ptr.eq(ADDRESS_BYTES),
+                         r.cur_addr.eq(r.addr),
+                         r.ctl_resume.eq(r.cmd == Command.RESUME), r.ctl_pause.eq(flags[1]),
+                         r.ctl_learn.eq(flags[0]), r.ctl_mask.eq(mask)]
+            m.next = "EXECUTE"
+
+    def _execute(self, m, r: "_LinkRegisters"):
+        """EXECUTE, and RUN/RESUME's CONTROL → C_DONE: a valid frame's command, or its error
+        status (BAD_LENGTH, BAD_ARGUMENT, BUSY, BAD_COMMAND); the control beat is driven from
+        registers (:meth:`_drive_control`)."""
+        hdr = r.hdr
+        with m.State("EXECUTE"):
+            running_now = r.busy_now & ~r.paused_now
+            with m.If(~r.len_ok):
+                self._respond_with(m, r, Status.BAD_LENGTH)
+            with m.Elif(~r.arg_ok):
+                self._respond_with(m, r, Status.BAD_ARGUMENT)
+            with m.Else():
+                with m.Switch(r.cmd):
+                    with m.Case(Command.STATUS):
+                        self._respond_with(m, r, Status.OK, STATUS_PAYLOAD)
+                    with m.Case(Command.WRITE):
+                        with m.If(running_now):
+                            self._respond_with(m, r, Status.BUSY)
+                        with m.Else():
+                            m.d.sync += [r.widx.eq(0), r.bidx.eq(0)]
+                            m.next = "W_ADDR"
+                    with m.Case(Command.READ):
+                        with m.If(running_now):
+                            self._respond_with(m, r, Status.BUSY)
+                        with m.Else():
+                            m.d.sync += r.n_words.eq(hdr[ADDRESS_BYTES])
+                            self._respond_with(m, r, Status.OK,
+                                               (hdr[ADDRESS_BYTES] << 2)[:8], 1)
+                    with m.Case(Command.RUN):
+                        with m.If(r.busy_now):
+                            self._respond_with(m, r, Status.BUSY)
+                        with m.Else():
+                            m.d.sync += r.ctl_valid.eq(1)
+                            m.next = "CONTROL"
+                    with m.Case(Command.RESUME):
+                        with m.If(~r.paused_now):
+                            self._respond_with(m, r, Status.BUSY)
+                        with m.Else():
+                            m.d.sync += r.ctl_valid.eq(1)
+                            m.next = "CONTROL"
+                    with m.Default():
+                        self._respond_with(m, r, Status.BAD_COMMAND)
+        with m.State("CONTROL"):
+            with m.If(self.core.control.ready):
+                m.d.sync += r.ctl_valid.eq(0)
+                m.next = "C_DONE"
+        with m.State("C_DONE"):
+            self._respond_with(m, r, Status.OK)
+
+    def _write(self, m, r: "_LinkRegisters"):
+        """WRITE: W_ADDR → W_BYTE (×4) → W_PUSH per word — each 4-byte word assembled from the
+        frame buffer, then one ``host_write`` beat — and W_DONE (a state of its own: the core's
+        ready stays off the response registers' enables)."""
+        hdr = r.hdr
+        target, layer, bank = hdr[0], hdr[1], hdr[2]
+        with m.State("W_ADDR"):
+            m.d.comb += r.rd.addr.eq(r.ptr)
+            m.next = "W_BYTE"
+        with m.State("W_BYTE"):
+            m.d.sync += [r.word.eq(Cat(r.word[8:], r.rd.data)), r.ptr.eq(r.ptr + 1),
+                         r.bidx.eq(r.bidx + 1), r.w_last.eq(r.widx + 1 == r.n_words)]
+            m.next = "W_ADDR"
+            with m.If(r.bidx == 3):
+                m.next = "W_PUSH"
+        with m.State("W_PUSH"):
+            hw = self.core.host_write
+            m.d.comb += [hw.valid.eq(1), hw.payload.target.as_value().eq(target),
+                         hw.payload.layer.eq(layer), hw.payload.bank.eq(bank),
+                         hw.payload.addr.eq(r.cur_addr), hw.payload.data.eq(r.word)]
+            with m.If(hw.ready):
+                m.d.sync += [r.widx.eq(r.widx + 1), r.cur_addr.eq(r.cur_addr + 1)]
+                with m.If(r.w_last):
+                    m.next = "W_DONE"
+                with m.Else():
+                    m.next = "W_ADDR"
+        with m.State("W_DONE"):
+            self._respond_with(m, r, Status.OK)
+
+    def _respond(self, m, r: "_LinkRegisters", status_word):
+        """The response frame: TX_SYNC, TX_LEN, TX_SEQ, TX_STATUS, then the payload (TX_NEXT /
+        TX_BYTE from registers, R_REQ / R_WAIT reading the core word by word), then TX_CRC."""
+        hdr = r.hdr
+        target, layer, bank = hdr[0], hdr[1], hdr[2]
+        tx = self.tx
+        with m.State("TX_SYNC"):
+            m.d.sync += r.crc.eq(0)
+            self._send(m, r, RESPONSE_SYNC, "TX_LEN", add_crc=False)
+        with m.State("TX_LEN"):
+            self._send(m, r, r.resp_len, "TX_SEQ")
+        with m.State("TX_SEQ"):
+            self._send(m, r, r.seq, "TX_STATUS")
+        with m.State("TX_STATUS"):
+            self._send(m, r, r.status, "TX_NEXT")
+            with m.If(tx.ready & (r.status == Status.BAD_SEQUENCE)):
+                m.d.sync += r.word.eq(r.expected)
+        with m.State("TX_NEXT"):
+            with m.If(r.sent == r.resp_len):
+                m.next = "TX_CRC"
+            with m.Elif((r.bidx == 0) & (r.status != Status.BAD_SEQUENCE)):
+                with m.If(r.source == 1):
+                    m.next = "R_REQ"
+                with m.Else():
+                    m.d.sync += [r.word.eq(status_word), r.widx.eq(r.widx + 1)]
+                    m.next = "TX_BYTE"
+            with m.Else():
+                m.next = "TX_BYTE"
+        with m.State("TX_BYTE"):
+            self._send(m, r, r.word[:8], "TX_NEXT")
+            with m.If(tx.ready):
+                m.d.sync += [r.word.eq(r.word >> 8), r.sent.eq(r.sent + 1),
+                             r.bidx.eq(r.bidx + 1)]
+        with m.State("R_REQ"):
+            hr = self.core.host_read
+            m.d.comb += [hr.valid.eq(1), hr.payload.target.as_value().eq(target),
+                         hr.payload.layer.eq(layer), hr.payload.bank.eq(bank),
+                         hr.payload.addr.eq(r.cur_addr)]
+            with m.If(hr.ready):
+                m.next = "R_WAIT"
+        with m.State("R_WAIT"):
+            rdd = self.core.read_data
+            m.d.comb += rdd.ready.eq(1)
+            with m.If(rdd.valid):
+                m.d.sync += [r.word.eq(rdd.payload), r.widx.eq(r.widx + 1),
+                             r.cur_addr.eq(r.cur_addr + 1)]
+                m.next = "TX_BYTE"
+        with m.State("TX_CRC"):
+            self._send(m, r, r.crc, "IDLE", add_crc=False)
+            with m.If(tx.ready):
+                m.d.sync += self.error.eq(r.status != Status.OK)
+
+
+class _LinkRegisters:
+    """The link's registers: the frame being received (length, sequence number, command, CRC,
+    the address header ``hdr``, bytes received, the gap timer), the verdicts, the response
+    (status, length, bytes sent, the word being assembled or sent, its indices), the expected
+    sequence number, and the control beat."""
+
+    def __init__(self, timeout_cycles: int):
         n_len, seq, cmd, crc = Signal(8), Signal(8), Signal(8), Signal(8)
         expected = Signal(8)
         count = Signal(8)                       # payload bytes received
         hdr = [Signal(8, name=f"hdr{i}") for i in range(ADDRESS_BYTES + 1)]
-        timer = Signal(range(self.timeout_cycles + 1))
+        timer = Signal(range(timeout_cycles + 1))
         status = Signal(8)
         resp_len = Signal(8)
         sent = Signal(8)
@@ -78,8 +366,6 @@ class HostLink(wiring.Component):
         bidx = Signal(2)
         ptr = Signal(8)
         source = Signal(2)                      # payload source: 0 registers, 1 core READ
-
-        target, layer, bank = hdr[0], hdr[1], hdr[2]
         addr = Cat(hdr[3], hdr[4])
         n_words = Signal(8)
         cur_addr = Signal(16)                   # addr + widx, kept as a register (timing)
@@ -89,239 +375,5 @@ class HostLink(wiring.Component):
         busy_now, paused_now = Signal(), Signal()
         ctl_valid, ctl_resume, ctl_pause, ctl_learn = (Signal() for _ in range(4))
         ctl_mask = Signal(8)
-
-        rx = self.rx
-        m.d.comb += rx.ready.eq(1)              # bytes outside a frame are dropped
-        got = rx.valid
-
-        layer_ok = Mux(target == 0, layer <= L, (layer >= 1) & (layer <= L))
-        bank_ok = (bank < P) | (target == 3)
-
-        iteration = Signal(8)
-        m.d.comb += iteration.eq(core.iteration)
-        status_words = [
-            Cat(core.busy, core.paused, core.done, Const(0, 5), iteration, expected,
-                Const(P, 8)),
-            core.cycles, Const(self.design_id, 32)]
-        status_word = Signal(32)
-        with m.Switch(widx):
-            for i, w in enumerate(status_words):
-                with m.Case(i):
-                    m.d.comb += status_word.eq(w)
-
-        def respond(code, length=0, src=0):
-            m.d.sync += [status.eq(code), resp_len.eq(length), source.eq(src), sent.eq(0),
-                         widx.eq(0), bidx.eq(0)]
-            m.next = "TX_SYNC"
-
-        def receive(next_state, store):
-            """A byte of the frame: add it to the CRC, store it, restart the gap timer."""
-            with m.If(got):
-                m.d.sync += [crc.eq(crc8_step(crc, rx.payload)), timer.eq(self.timeout_cycles)]
-                m.d.sync += store
-                m.next = next_state
-            with m.Elif(timer == 0):
-                respond(Status.TRUNCATED)
-            with m.Else():
-                m.d.sync += timer.eq(timer - 1)
-
-        c = core.control                        # ctl_valid is set only on entering CONTROL
-        m.d.comb += [c.valid.eq(ctl_valid), c.payload.resume.eq(ctl_resume),
-                     c.payload.pause.eq(ctl_pause), c.payload.learn.eq(ctl_learn),
-                     c.payload.mask.eq(ctl_mask)]
-
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(got & (rx.payload == REQUEST_SYNC)):
-                    m.d.sync += [crc.eq(0), timer.eq(self.timeout_cycles), count.eq(0),
-                                 seq.eq(0)]
-                    m.next = "RX_LEN"
-            with m.State("RX_LEN"):
-                receive("RX_SEQ", [n_len.eq(rx.payload)])
-            with m.State("RX_SEQ"):
-                receive("RX_CMD", [seq.eq(rx.payload)])
-            with m.State("RX_CMD"):
-                receive("RX_PAYLOAD", [cmd.eq(rx.payload)])
-                with m.If(got & (n_len == 0)):
-                    m.next = "RX_CRC"
-            with m.State("RX_PAYLOAD"):
-                m.d.comb += [wr.addr.eq(count), wr.data.eq(rx.payload), wr.en.eq(got)]
-                receive("RX_PAYLOAD", [count.eq(count + 1)])
-                for i, h in enumerate(hdr):
-                    with m.If(got & (count == i)):
-                        m.d.sync += h.eq(rx.payload)
-                with m.If(got & (count + 1 == n_len)):
-                    m.next = "RX_CRC"
-            with m.State("RX_CRC"):
-                with m.If(got):
-                    m.d.sync += [crc_ok.eq(crc == rx.payload), seq_ok.eq(seq == expected)]
-                    m.next = "VERIFY"
-                with m.Elif(timer == 0):
-                    respond(Status.TRUNCATED)
-                with m.Else():
-                    m.d.sync += timer.eq(timer - 1)
-            # VERIFY acts on RX_CRC's registered verdicts (timing: the CRC's XOR tree and the
-            # compare stay out of the response registers' enables)
-            with m.State("VERIFY"):
-                with m.If(~crc_ok):
-                    respond(Status.BAD_CHECKSUM)
-                with m.Elif(~seq_ok):
-                    respond(Status.BAD_SEQUENCE, 1)
-                with m.Else():
-                    m.d.sync += expected.eq(expected + 1)
-                    m.next = "CHECK"
-
-            # CHECK registers what EXECUTE decides on (timing: the decision is a few LUTs
-            # deep instead of the whole validation)
-            with m.State("CHECK"):
-                n = hdr[ADDRESS_BYTES]
-                mask, flags = hdr[0], hdr[1]
-                with m.Switch(cmd):
-                    with m.Case(Command.STATUS, Command.RESUME):
-                        m.d.sync += [len_ok.eq(n_len == 0), arg_ok.eq(1)]
-                    with m.Case(Command.WRITE):
-                        m.d.sync += [len_ok.eq((n_len >= ADDRESS_BYTES + 4)
-                                               & (n_len[:2] == ADDRESS_BYTES % 4)),
-                                     arg_ok.eq((target <= 3) & layer_ok & bank_ok)]
-                    with m.Case(Command.READ):
-                        m.d.sync += [len_ok.eq(n_len == ADDRESS_BYTES + 1),
-                                     arg_ok.eq((target <= 4) & layer_ok & bank_ok & (n != 0)
-                                               & (n <= MAX_WORDS))]
-                    with m.Case(Command.RUN):
-                        m.d.sync += [len_ok.eq(n_len == 2),
-                                     arg_ok.eq(~(mask[spec.n_layers:].any() | flags[2:].any()
-                                                 | (flags[0] & (not core.learns))))]
-                    with m.Default():
-                        m.d.sync += [len_ok.eq(1), arg_ok.eq(1)]
-                m.d.sync += [busy_now.eq(core.busy), paused_now.eq(core.paused),
-                             n_words.eq((n_len - ADDRESS_BYTES) >> 2), ptr.eq(ADDRESS_BYTES),
-                             cur_addr.eq(addr),
-                             ctl_resume.eq(cmd == Command.RESUME), ctl_pause.eq(flags[1]),
-                             ctl_learn.eq(flags[0]), ctl_mask.eq(mask)]
-                m.next = "EXECUTE"
-
-            with m.State("EXECUTE"):
-                running_now = busy_now & ~paused_now
-                with m.If(~len_ok):
-                    respond(Status.BAD_LENGTH)
-                with m.Elif(~arg_ok):
-                    respond(Status.BAD_ARGUMENT)
-                with m.Else():
-                    with m.Switch(cmd):
-                        with m.Case(Command.STATUS):
-                            respond(Status.OK, STATUS_PAYLOAD)
-                        with m.Case(Command.WRITE):
-                            with m.If(running_now):
-                                respond(Status.BUSY)
-                            with m.Else():
-                                m.d.sync += [widx.eq(0), bidx.eq(0)]
-                                m.next = "W_ADDR"
-                        with m.Case(Command.READ):
-                            with m.If(running_now):
-                                respond(Status.BUSY)
-                            with m.Else():
-                                m.d.sync += n_words.eq(hdr[ADDRESS_BYTES])
-                                respond(Status.OK, (hdr[ADDRESS_BYTES] << 2)[:8], 1)
-                        with m.Case(Command.RUN):
-                            with m.If(busy_now):
-                                respond(Status.BUSY)
-                            with m.Else():
-                                m.d.sync += ctl_valid.eq(1)
-                                m.next = "CONTROL"
-                        with m.Case(Command.RESUME):
-                            with m.If(~paused_now):
-                                respond(Status.BUSY)
-                            with m.Else():
-                                m.d.sync += ctl_valid.eq(1)
-                                m.next = "CONTROL"
-                        with m.Default():
-                            respond(Status.BAD_COMMAND)
-
-            # RUN / RESUME: one control beat from registers
-            # (the beat is driven outside the FSM: registers straight into the controller)
-            with m.State("CONTROL"):
-                with m.If(c.ready):
-                    m.d.sync += ctl_valid.eq(0)
-                    m.next = "C_DONE"
-            with m.State("C_DONE"):
-                respond(Status.OK)
-
-            # WRITE: assemble each 4-byte word from the frame buffer, then one host_write beat
-            with m.State("W_ADDR"):
-                m.d.comb += rd.addr.eq(ptr)
-                m.next = "W_BYTE"
-            with m.State("W_BYTE"):
-                m.d.sync += [word.eq(Cat(word[8:], rd.data)), ptr.eq(ptr + 1),
-                             bidx.eq(bidx + 1), w_last.eq(widx + 1 == n_words)]
-                m.next = "W_ADDR"
-                with m.If(bidx == 3):
-                    m.next = "W_PUSH"
-            with m.State("W_PUSH"):
-                hw = core.host_write
-                m.d.comb += [hw.valid.eq(1), hw.payload.target.as_value().eq(target),
-                             hw.payload.layer.eq(layer), hw.payload.bank.eq(bank),
-                             hw.payload.addr.eq(cur_addr), hw.payload.data.eq(word)]
-                with m.If(hw.ready):
-                    m.d.sync += [widx.eq(widx + 1), cur_addr.eq(cur_addr + 1)]
-                    with m.If(w_last):
-                        m.next = "W_DONE"
-                    with m.Else():
-                        m.next = "W_ADDR"
-            # (a state of its own: the core's ready stays off the response registers' enables)
-            with m.State("W_DONE"):
-                respond(Status.OK)
-
-            # the response: header, payload (registers or core reads), CRC
-            tx = self.tx
-            def send(byte, next_state, add_crc=True):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(byte)]
-                with m.If(tx.ready):
-                    if add_crc:
-                        m.d.sync += crc.eq(crc8_step(crc, byte))
-                    m.next = next_state
-
-            with m.State("TX_SYNC"):
-                m.d.sync += crc.eq(0)
-                send(RESPONSE_SYNC, "TX_LEN", add_crc=False)
-            with m.State("TX_LEN"):
-                send(resp_len, "TX_SEQ")
-            with m.State("TX_SEQ"):
-                send(seq, "TX_STATUS")
-            with m.State("TX_STATUS"):
-                send(status, "TX_NEXT")
-                with m.If(tx.ready & (status == Status.BAD_SEQUENCE)):
-                    m.d.sync += word.eq(expected)
-            with m.State("TX_NEXT"):
-                with m.If(sent == resp_len):
-                    m.next = "TX_CRC"
-                with m.Elif((bidx == 0) & (status != Status.BAD_SEQUENCE)):
-                    with m.If(source == 1):
-                        m.next = "R_REQ"
-                    with m.Else():
-                        m.d.sync += [word.eq(status_word), widx.eq(widx + 1)]
-                        m.next = "TX_BYTE"
-                with m.Else():
-                    m.next = "TX_BYTE"
-            with m.State("TX_BYTE"):
-                send(word[:8], "TX_NEXT")
-                with m.If(tx.ready):
-                    m.d.sync += [word.eq(word >> 8), sent.eq(sent + 1), bidx.eq(bidx + 1)]
-            with m.State("R_REQ"):
-                hr = core.host_read
-                m.d.comb += [hr.valid.eq(1), hr.payload.target.as_value().eq(target),
-                             hr.payload.layer.eq(layer), hr.payload.bank.eq(bank),
-                             hr.payload.addr.eq(cur_addr)]
-                with m.If(hr.ready):
-                    m.next = "R_WAIT"
-            with m.State("R_WAIT"):
-                rdd = core.read_data
-                m.d.comb += rdd.ready.eq(1)
-                with m.If(rdd.valid):
-                    m.d.sync += [word.eq(rdd.payload), widx.eq(widx + 1),
-                                 cur_addr.eq(cur_addr + 1)]
-                    m.next = "TX_BYTE"
-            with m.State("TX_CRC"):
-                send(crc, "IDLE", add_crc=False)
-                with m.If(tx.ready):
-                    m.d.sync += self.error.eq(status != Status.OK)
-        return m
+        self.__dict__.update({k: v for k, v in locals().items() if k not in ("self",
+                                                                             "timeout_cycles")})

@@ -15,6 +15,7 @@ addresses leave a register, never a chain of counter compares.
 from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal
+from amaranth.hdl import Value, ValueCastable
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -109,157 +110,119 @@ class SlotController(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        sch = self.schedule
-        g = sch.geometry
-        spec, P = g.spec, g.lanes
-        L, T = spec.L, spec.iterations
-        sizes = spec.sizes
+        r = _Registers(self.schedule)
+        fsm = self._sequencer(m, r)
+        self._status(m, r, fsm)
+        self._next_token(m, r)
+        return m
+
+    def _setup(self, r: "_Registers", job, wait_cycles: int) -> list:
+        """The job registers' set-up for ``job`` (its fields resolved under the run's atoms)."""
+        g = self.schedule.geometry
+        sizes, L = g.spec.sizes, g.spec.L
         depths = [g.depth(k) for k in range(L + 1)]
-        max_n, max_c = max(sizes), max(depths)
-        max_wd = max(g.weight_depth(l) for l in range(1, L + 1))
-        delayed = spec.schedule == "delayed_feedback"
-        inc = learns_incrementally(spec)
-        slots = sch.slots
         c_base = [0] + [sum(depths[1:k]) for k in range(1, L + 1)]
-        max_wait = max(max(w) for w in sch.waits)
-
-        mask = Signal(spec.n_layers)
-        pause = Signal()
-        learn = Signal()
-        it = Signal(range(T + 2))
-        cycles = Signal(32)
-        done = Signal()
-        slot = Signal(range(len(slots) + 1))
-        wait = Signal(range(max(2, max_wait + 1)))
-        drain = Signal(range(FINAL_DRAIN_CYCLES + 1))
-        bubble = Signal()                 # FUSED: the extra token that retires the last row
-        j_op, j_nop = Signal(Op), Signal(NodeOp)
-        j_layer, j_lane_layer, j_node_layer = (Signal(range(L + 1)) for _ in range(3))
-        j_we_e, j_we_x, j_we_c, j_fuse, j_learns = (Signal() for _ in range(5))
-        j_Cm1, j_Nm1 = Signal(range(max(max_c, 2))), Signal(range(max(max_n, 2)))
-        j_nsrc = Signal(range(max_n + 1))
-        j_cbase = Signal(range(max(2, sum(depths[1:]) + 1)))
-        c_cnt = Signal(range(max(max_c, 2)))
-        i_cnt = Signal(range(max(max_n, 2)))
-        i_bank = Signal(range(max(P, 2)))
-        i_addr = Signal(range(max(max_c, 2)))
-        w_addr = Signal(range(max(max_wd + max_c + 1, 2)))
-
-        # the iteration's conditions as registers kept beside `it` (timing: no compare of
-        # `it` on the slot decision's path)
-        it_first, it_final = Signal(), Signal()
-        atoms = {"m": mask, "first": it_first, "final": it_final, "learn": learn}
 
         def val(v):
             """A job field (bool or Cond) as a value for the set-up registers."""
-            v = Cond.of(v).value(atoms)
+            v = Cond.of(v).value(r.atoms)
             return int(v) if isinstance(v, bool) else v
 
-        def setup(job, wait_cycles):
-            lane = job.lane_layer
-            return [j_op.eq(_OPS[job.op]), j_nop.eq(_NOPS[job.nop]), j_layer.eq(job.layer),
-                    j_lane_layer.eq(lane), j_node_layer.eq(job.node_layer),
-                    j_we_e.eq(val(job.we_e)), j_we_x.eq(val(job.we_x)),
-                    j_we_c.eq(val(job.we_c)), j_fuse.eq(val(job.fuse)),
-                    j_learns.eq(val(job.learns)),
-                    j_Cm1.eq(depths[lane] - 1), j_Nm1.eq(sizes[job.layer] - 1),
-                    j_nsrc.eq(sizes[lane]), j_cbase.eq(c_base[job.node_layer]),
-                    c_cnt.eq(0), i_cnt.eq(0), i_bank.eq(0), i_addr.eq(0), w_addr.eq(0),
-                    bubble.eq(0), wait.eq(wait_cycles)]
+        lane = job.lane_layer
+        return [r.j_op.eq(_OPS[job.op]), r.j_nop.eq(_NOPS[job.nop]), r.j_layer.eq(job.layer),
+                r.j_lane_layer.eq(lane), r.j_node_layer.eq(job.node_layer),
+                r.j_we_e.eq(val(job.we_e)), r.j_we_x.eq(val(job.we_x)),
+                r.j_we_c.eq(val(job.we_c)), r.j_fuse.eq(val(job.fuse)),
+                r.j_learns.eq(val(job.learns)),
+                r.j_Cm1.eq(depths[lane] - 1), r.j_Nm1.eq(sizes[job.layer] - 1),
+                r.j_nsrc.eq(sizes[lane]), r.j_cbase.eq(c_base[job.node_layer]),
+                r.c_cnt.eq(0), r.i_cnt.eq(0), r.i_bank.eq(0), r.i_addr.eq(0), r.w_addr.eq(0),
+                r.bubble.eq(0), r.wait.eq(wait_cycles)]
 
-        def emit(idx):
-            """Act on slot ``idx`` (its condition holds): a job's set-up, or a marker."""
-            s = slots[idx]
-            if s.kind == "next":
-                m.d.sync += [it.eq(it + 1), slot.eq(sch.first), it_first.eq(0),
-                             it_final.eq(it + 1 == T)]
-                with m.If(pause):
-                    m.next = "PAUSED"
-                with m.Else():
-                    m.next = "SLOT"
-                return
-            if s.kind == "end":
-                m.d.sync += drain.eq(FINAL_DRAIN_CYCLES - 1)
-                m.next = "DRAIN"
-                return
-            m.d.sync += slot.eq(idx + 1)
-            m.next = "ISSUE"
-            first = True
-            for a, (cond, job) in enumerate(s.alts):
-                c = cond.value(atoms)
-                body = setup(job, sch.waits[idx][a])
-                if c is True:
-                    if first:
-                        m.d.sync += body
-                    else:
-                        with m.Else():
-                            m.d.sync += body
-                    break
-                if c is False:
-                    continue
-                with (m.If(c) if first else m.Elif(c)):
-                    m.d.sync += body
-                first = False
+    def _act_on_slot(self, m, r: "_Registers", idx: int):
+        """Act on slot ``idx`` (its condition holds): a job's set-up, or a marker (``next``:
+        one more iteration, pausing here when asked; ``end``: the final drain)."""
+        sch = self.schedule
+        T = sch.spec.iterations
+        s = sch.slots[idx]
+        if s.kind == "next":
+            m.d.sync += [r.it.eq(r.it + 1), r.slot.eq(sch.first), r.it_first.eq(0),
+                         r.it_final.eq(r.it + 1 == T)]
+            with m.If(r.pause):
+                m.next = "PAUSED"
+            with m.Else():
+                m.next = "SLOT"
+            return
+        if s.kind == "end":
+            m.d.sync += r.drain.eq(FINAL_DRAIN_CYCLES - 1)
+            m.next = "DRAIN"
+            return
+        m.d.sync += r.slot.eq(idx + 1)
+        m.next = "ISSUE"
 
-        job_end = Signal()
-        issue = Signal()
-        idle_ok = Signal()                # see host_ok below: idle, pipeline empty (registered)
+        def set_up(a, job):
+            def action():
+                m.d.sync += self._setup(r, job, sch.waits[idx][a])
+            return action
+
+        _first_that_holds(m, [(cond.value(r.atoms), set_up(a, job))
+                              for a, (cond, job) in enumerate(s.alts)])
+
+    def _sequencer(self, m, r: "_Registers"):
+        """The controller's state machine: IDLE (a start beat), SLOT (the first slot at or
+        after ``slot`` whose condition holds acts), ISSUE (a job's wait, then one token per
+        cycle), DRAIN (the final drain), PAUSED (a resume beat)."""
+        sch = self.schedule
+        T = sch.spec.iterations
+        slots = sch.slots
+        ctl = self.control
         with m.FSM(name="controller") as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.control.ready.eq(~self.control.payload.resume & idle_ok)
-                with m.If(self.control.valid & self.control.ready):
-                    m.d.sync += [mask.eq(self.control.payload.mask),
-                                 pause.eq(self.control.payload.pause),
-                                 learn.eq(self.control.payload.learn & int(self.learns)),
-                                 it.eq(0), it_first.eq(1), it_final.eq(int(T == 0)),
-                                 cycles.eq(0), done.eq(0), slot.eq(0)]
+                m.d.comb += ctl.ready.eq(~ctl.payload.resume & r.idle_ok)
+                with m.If(ctl.valid & ctl.ready):
+                    m.d.sync += [r.mask.eq(ctl.payload.mask),
+                                 r.pause.eq(ctl.payload.pause),
+                                 r.learn.eq(ctl.payload.learn & int(self.learns)),
+                                 r.it.eq(0), r.it_first.eq(1), r.it_final.eq(int(T == 0)),
+                                 r.cycles.eq(0), r.done.eq(0), r.slot.eq(0)]
                     m.next = "SLOT"
             with m.State("SLOT"):
-                # the first slot at or after `slot` whose condition holds acts now (conditions
-                # known at generation are resolved here: Yosys writes invalid Verilog for an
-                # If on a constant)
-                with m.Switch(slot):
+                # conditions known at generation are resolved here (Yosys writes invalid
+                # Verilog for an If on a constant)
+                with m.Switch(r.slot):
                     for s0 in range(len(slots)):
                         with m.Case(s0):
-                            first = True
-                            for idx in range(s0, len(slots)):
-                                c = slots[idx].cond.value(atoms)
-                                if c is False:
-                                    continue
-                                if c is True:
-                                    if first:
-                                        emit(idx)
-                                    else:
-                                        with m.Else():
-                                            emit(idx)
-                                    break
-                                with (m.If(c) if first else m.Elif(c)):
-                                    emit(idx)
-                                first = False
+                            _first_that_holds(m, [(slots[idx].cond.value(r.atoms),
+                                                   lambda idx=idx: self._act_on_slot(m, r, idx))
+                                                  for idx in range(s0, len(slots))])
             with m.State("ISSUE"):
-                with m.If(wait != 0):
-                    m.d.sync += wait.eq(wait - 1)
+                with m.If(r.wait != 0):
+                    m.d.sync += r.wait.eq(r.wait - 1)
                 with m.Else():
-                    m.d.comb += issue.eq(1)
-                    self._advance(m, j_op, c_cnt, i_cnt, i_bank, i_addr, w_addr, bubble,
-                                  j_Cm1, j_Nm1, job_end)
-                    with m.If(job_end):
+                    m.d.comb += r.issue.eq(1)
+                    self._advance(m, r.j_op, r.c_cnt, r.i_cnt, r.i_bank, r.i_addr, r.w_addr,
+                                  r.bubble, r.j_Cm1, r.j_Nm1, r.job_end)
+                    with m.If(r.job_end):
                         m.next = "SLOT"
             with m.State("DRAIN"):
-                m.d.sync += drain.eq(drain - 1)
-                with m.If(drain == 0):
-                    m.d.sync += done.eq(1)
+                m.d.sync += r.drain.eq(r.drain - 1)
+                with m.If(r.drain == 0):
+                    m.d.sync += r.done.eq(1)
                     m.next = "IDLE"
             with m.State("PAUSED"):
-                m.d.comb += self.control.ready.eq(self.control.payload.resume)
-                with m.If(self.control.valid & self.control.payload.resume):
+                m.d.comb += ctl.ready.eq(ctl.payload.resume)
+                with m.If(ctl.valid & ctl.payload.resume):
                     m.next = "SLOT"
+        return fsm
+
+    def _status(self, m, r: "_Registers", fsm):
+        """Status outputs, the working-cycle counter, and the registered host/start readies."""
         running = fsm.ongoing("SLOT") | fsm.ongoing("ISSUE") | fsm.ongoing("DRAIN")
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")),
                      self.paused.eq(fsm.ongoing("PAUSED") & ~self.pipe_busy),
-                     self.done.eq(done), self.iteration.eq(it), self.cycles.eq(cycles)]
+                     self.done.eq(r.done), self.iteration.eq(r.it), self.cycles.eq(r.cycles)]
         with m.If(running):
-            m.d.sync += cycles.eq(cycles + 1)
+            m.d.sync += r.cycles.eq(r.cycles + 1)
         # host_ok as a register (timing: the host's ready is a flip-flop, not the FSM's
         # decode): last cycle's "idle or paused with the pipeline empty", unless a control
         # beat started a run then. Safe: from such a cycle only a control beat leaves the
@@ -269,73 +232,82 @@ class SlotController(wiring.Component):
         fired = self.control.valid & self.control.ready
         m.d.sync += [host_ok.eq((fsm.ongoing("IDLE") | fsm.ongoing("PAUSED")) & ~self.pipe_busy
                                 & ~fired),
-                     idle_ok.eq(fsm.ongoing("IDLE") & ~self.pipe_busy & ~fired)]
+                     r.idle_ok.eq(fsm.ongoing("IDLE") & ~self.pipe_busy & ~fired)]
         m.d.comb += self.host_ok.eq(host_ok)
 
-        # ---- the next token, registered into S0 -------------------------------------------
+    def _next_token(self, m, r: "_Registers"):
+        """The next token, from the job registers and counters, registered into S0."""
+        g = self.schedule.geometry
+        spec, P = g.spec, g.lanes
+        delayed = spec.schedule == "delayed_feedback"
+        inc = learns_incrementally(spec)
+        j_op, c_cnt, i_cnt = r.j_op, r.c_cnt, r.i_cnt
         nt = Signal(self.layout)
         lane_mask = Signal(P)
         for p in range(P):
-            m.d.comb += lane_mask[p].eq((c_cnt * P + p) < j_nsrc)
+            m.d.comb += lane_mask[p].eq((c_cnt * P + p) < r.j_nsrc)
         last = Signal()
-        row_bit = (Const(1, P) << i_bank)[:P]
+        row_bit = (Const(1, P) << r.i_bank)[:P]
         with m.Switch(j_op):
             with m.Case(Op.LEARN):               # no node-unit work: node_mask stays 0
-                m.d.comb += [nt.first.eq(c_cnt == 0), last.eq(c_cnt == j_Cm1)]
+                m.d.comb += [nt.first.eq(c_cnt == 0), last.eq(c_cnt == r.j_Cm1)]
             with m.Case(Op.PRED):
-                m.d.comb += [nt.first.eq(c_cnt == 0), last.eq(c_cnt == j_Cm1),
-                             nt.node_addr.eq(i_addr),
+                m.d.comb += [nt.first.eq(c_cnt == 0), last.eq(c_cnt == r.j_Cm1),
+                             nt.node_addr.eq(r.i_addr),
                              nt.node_mask.eq(Mux(last, row_bit, 0))]
             with m.Case(Op.FB):
-                m.d.comb += [nt.first.eq(i_cnt == 0), last.eq(i_cnt == j_Nm1),
+                m.d.comb += [nt.first.eq(i_cnt == 0), last.eq(i_cnt == r.j_Nm1),
                              nt.node_addr.eq(c_cnt),
                              nt.node_mask.eq(Mux(last, lane_mask, 0))]
             with m.Case(Op.NODE):
                 m.d.comb += [nt.first.eq(1), last.eq(1), nt.node_addr.eq(c_cnt),
                              nt.node_mask.eq(lane_mask)]
-        m.d.comb += [nt.valid.eq(issue), nt.last.eq(last), nt.op.eq(j_op), nt.nop.eq(j_nop),
-                     nt.layer.eq(j_layer), nt.lane_layer.eq(j_lane_layer),
-                     nt.node_layer.eq(j_node_layer), nt.c.eq(c_cnt),
-                     nt.i_bank.eq(i_bank), nt.i_addr.eq(i_addr), nt.row.eq(i_cnt),
-                     nt.w_addr.eq(w_addr), nt.lane_mask.eq(lane_mask),
-                     nt.we_e.eq(j_we_e), nt.we_x.eq(j_we_x), nt.we_c.eq(j_we_c),
-                     nt.fuse.eq(j_fuse),
+        m.d.comb += [nt.valid.eq(r.issue), nt.last.eq(last), nt.op.eq(j_op),
+                     nt.nop.eq(r.j_nop), nt.layer.eq(r.j_layer),
+                     nt.lane_layer.eq(r.j_lane_layer), nt.node_layer.eq(r.j_node_layer),
+                     nt.c.eq(c_cnt), nt.i_bank.eq(r.i_bank), nt.i_addr.eq(r.i_addr),
+                     nt.row.eq(i_cnt), nt.w_addr.eq(r.w_addr), nt.lane_mask.eq(lane_mask),
+                     nt.we_e.eq(r.j_we_e), nt.we_x.eq(r.j_we_x), nt.we_c.eq(r.j_we_c),
+                     nt.fuse.eq(r.j_fuse),
                      nt.mul_e.eq((j_op == Op.FB) | (j_op == Op.LEARN)),
                      nt.mul_f.eq(j_op == Op.LEARN)]
         if self.learns:
             # W rewritten by every learning row token and (incremental) by column sweeps while
             # learning; b_l[row] by a row's first token, or by column 0 of a column sweep
-            fb_learn = (j_op == Op.FB) & j_learns if inc else Const(0, 1)
+            fb_learn = (j_op == Op.FB) & r.j_learns if inc else Const(0, 1)
             m.d.comb += [nt.learn_w.eq((j_op == Op.LEARN) | fb_learn),
                          nt.learn_b.eq(((j_op == Op.LEARN) & (c_cnt == 0))
                                        | (fb_learn & (c_cnt == 0)))]
         if delayed:
-            m.d.comb += [nt.fb_on.eq(it != 0), nt.bubble.eq(bubble)]
-            with m.If(j_op == Op.FUSED):
-                # a row ends at its last column (the last row's end is the bubble token, so
-                # that it never meets the column ends of the last row in the node units); a
-                # column of Σ W e(t−1) ends in the last row
-                row_end = Signal()
-                col_end = Signal()
-                m.d.comb += [row_end.eq(bubble | ((c_cnt == j_Cm1) & (i_cnt != j_Nm1))),
-                             col_end.eq(~bubble & (i_cnt == j_Nm1))]
-                m.d.comb += [nt.first.eq(~bubble & (c_cnt == 0)), nt.last.eq(row_end),
-                             nt.row_end.eq(row_end),
-                             nt.lane_mask.eq(Mux(bubble, 0, lane_mask)),
-                             nt.nop.eq(Mux(row_end, NodeOp.ERR, NodeOp.UPD)),
-                             nt.node_layer.eq(Mux(row_end, j_layer, j_lane_layer)),
-                             nt.node_addr.eq(Mux(row_end, i_addr, c_cnt)),
-                             nt.node_mask.eq(Mux(row_end, row_bit,
-                                                 Mux(col_end, lane_mask, 0))),
-                             nt.we_e.eq(row_end & j_we_e),
-                             nt.we_x.eq(Mux(row_end, j_we_x, col_end))]
-                m.d.comb += nt.cache_addr.eq(0)
-            with m.Else():
-                m.d.comb += nt.cache_addr.eq(j_cbase + nt.node_addr)
+            self._fused_token(m, r, nt, lane_mask, row_bit)
         else:
-            m.d.comb += nt.cache_addr.eq(j_cbase + nt.node_addr)
+            m.d.comb += nt.cache_addr.eq(r.j_cbase + nt.node_addr)
         m.d.sync += self.token.eq(nt)
-        return m
+
+    def _fused_token(self, m, r: "_Registers", nt, lane_mask, row_bit):
+        """``delayed_feedback``: a FUSED token's fields (a row ends at its last column — the
+        last row's end is the bubble token, so that it never meets the column ends of the last
+        row in the node units; a column of Σ W e(t−1) ends in the last row)."""
+        c_cnt, i_cnt, bubble = r.c_cnt, r.i_cnt, r.bubble
+        m.d.comb += [nt.fb_on.eq(r.it != 0), nt.bubble.eq(bubble)]
+        with m.If(r.j_op == Op.FUSED):
+            row_end = Signal()
+            col_end = Signal()
+            m.d.comb += [row_end.eq(bubble | ((c_cnt == r.j_Cm1) & (i_cnt != r.j_Nm1))),
+                         col_end.eq(~bubble & (i_cnt == r.j_Nm1))]
+            m.d.comb += [nt.first.eq(~bubble & (c_cnt == 0)), nt.last.eq(row_end),
+                         nt.row_end.eq(row_end),
+                         nt.lane_mask.eq(Mux(bubble, 0, lane_mask)),
+                         nt.nop.eq(Mux(row_end, NodeOp.ERR, NodeOp.UPD)),
+                         nt.node_layer.eq(Mux(row_end, r.j_layer, r.j_lane_layer)),
+                         nt.node_addr.eq(Mux(row_end, r.i_addr, c_cnt)),
+                         nt.node_mask.eq(Mux(row_end, row_bit,
+                                             Mux(col_end, lane_mask, 0))),
+                         nt.we_e.eq(row_end & r.j_we_e),
+                         nt.we_x.eq(Mux(row_end, r.j_we_x, col_end))]
+            m.d.comb += nt.cache_addr.eq(0)
+        with m.Else():
+            m.d.comb += nt.cache_addr.eq(r.j_cbase + nt.node_addr)
 
     def _advance(self, m, j_op, c_cnt, i_cnt, i_bank, i_addr, w_addr, bubble, j_Cm1, j_Nm1,
                  job_end):
@@ -383,3 +355,70 @@ class SlotController(wiring.Component):
                                 advance_bank(P)
                         with m.Else():
                             m.d.sync += c_cnt.eq(c_cnt + 1)
+
+
+def _first_that_holds(m, cases):
+    """``cases``: (condition, action) pairs in priority order, each condition True, False or a
+    Value. Emits If/Elif/Else so that the action of the first condition that holds runs;
+    constant conditions are resolved at generation (a False one is left out, a True one ends
+    the chain as its Else)."""
+    first = True
+    for cond, action in cases:
+        if cond is False:
+            continue
+        if cond is True:
+            if first:
+                action()
+            else:
+                with m.Else():
+                    action()
+            return
+        with (m.If(cond) if first else m.Elif(cond)):
+            action()
+        first = False
+
+
+class _Registers:
+    """The controller's state: the run (mask, pause, learn, iteration and its FIRST/FINAL
+    conditions as registers kept beside it — timing: no compare of ``it`` on the slot
+    decision's path), the slot walk, the job registers ``j_*`` (set up once per job), the
+    counters of the token in issue, and the FSM's combinational flags."""
+
+    def __init__(self, sch: Schedule):
+        g = sch.geometry
+        spec, P = g.spec, g.lanes
+        L, T = spec.L, spec.iterations
+        sizes = spec.sizes
+        depths = [g.depth(k) for k in range(L + 1)]
+        max_n, max_c = max(sizes), max(depths)
+        max_wd = max(g.weight_depth(l) for l in range(1, L + 1))
+        max_wait = max(max(w) for w in sch.waits)
+        mask = Signal(spec.n_layers)
+        pause = Signal()
+        learn = Signal()
+        it = Signal(range(T + 2))
+        cycles = Signal(32)
+        done = Signal()
+        slot = Signal(range(len(sch.slots) + 1))
+        wait = Signal(range(max(2, max_wait + 1)))
+        drain = Signal(range(FINAL_DRAIN_CYCLES + 1))
+        bubble = Signal()                 # FUSED: the extra token that retires the last row
+        j_op, j_nop = Signal(Op), Signal(NodeOp)
+        j_layer, j_lane_layer, j_node_layer = (Signal(range(L + 1)) for _ in range(3))
+        j_we_e, j_we_x, j_we_c, j_fuse, j_learns = (Signal() for _ in range(5))
+        j_Cm1, j_Nm1 = Signal(range(max(max_c, 2))), Signal(range(max(max_n, 2)))
+        j_nsrc = Signal(range(max_n + 1))
+        j_cbase = Signal(range(max(2, sum(depths[1:]) + 1)))
+        c_cnt = Signal(range(max(max_c, 2)))
+        i_cnt = Signal(range(max(max_n, 2)))
+        i_bank = Signal(range(max(P, 2)))
+        i_addr = Signal(range(max(max_c, 2)))
+        w_addr = Signal(range(max(max_wd + max_c + 1, 2)))
+        it_first, it_final = Signal(), Signal()
+        job_end = Signal()
+        issue = Signal()
+        idle_ok = Signal()                # idle, pipeline empty (registered: see host_ok)
+        self.__dict__.update({k: v for k, v in locals().items()
+                              if isinstance(v, (Value, ValueCastable))})
+        #: the atoms of the schedule's conditions (:class:`~pcforge.model.arch.schedule.Cond`)
+        self.atoms = {"m": mask, "first": it_first, "final": it_final, "learn": learn}

@@ -1,0 +1,118 @@
+"""``HostPort``: the host's access to the core's memories — the ``host_write``, ``host_read`` and
+``read_data`` streams of :class:`~pcforge.hdl.core.PCCore` — sharing each memory port with the
+pipeline.
+
+* Writes: a beat is registered, and lands one cycle later on the memory's one write port, which
+  the pipeline uses while a run works and the host otherwise (``host_ok`` from the controller:
+  the two never write in the same cycle). 1 word/cycle.
+* Reads: every memory read port has its address in a register right next to it, loaded from
+  the token in the stage before the port's read stage, or from the host's request; the word
+  comes back through two registered mux steps (the lane within each memory group, then the
+  group) and appears on ``read_data`` :data:`HOST_READ_LATENCY` cycles after its request,
+  held until taken; one request in flight.
+"""
+from __future__ import annotations
+
+from amaranth import Cat, Mux, Signal, signed
+from amaranth.lib import enum
+
+__all__ = ["HostPort", "Target", "HOST_DATA_WIDTH", "HOST_READ_LATENCY"]
+
+#: Width of the host data words (storage formats are at most 32 bits).
+HOST_DATA_WIDTH = 32
+
+#: Cycles from a ``host_read`` beat to its word on ``read_data``.
+HOST_READ_LATENCY = 5
+
+
+class Target(enum.Enum, shape=3):
+    """Which memory a host access addresses."""
+    X = 0
+    E = 1
+    W = 2
+    B = 3
+    CACHE = 4
+
+
+class HostPort:
+    """The host side of ``core``'s memories in module ``m``: ``host_ok`` (the controller says no
+    run is working and the pipeline is empty) gates both request streams; ``tokens`` are the
+    pipeline's (:class:`~pcforge.hdl.pipeline.TokenPipeline`)."""
+
+    def __init__(self, m, core, host_ok, tokens):
+        self.m, self.core, self.tokens = m, core, tokens
+        hw, hr = core.host_write, core.host_read
+        rd_pending = Signal()            # a request is being fetched or its word is on read_data
+        m.d.comb += [hw.ready.eq(host_ok), hr.ready.eq(host_ok & ~rd_pending)]
+        hw_fire = hw.valid & hw.ready
+        hr_fire = hr.valid & hr.ready
+        hwr = Signal(core.host_layout, reset_less=True)   # the host write of last cycle
+        hwr_v = Signal()
+        m.d.sync += [hwr_v.eq(hw_fire), hwr.eq(hw.payload)]
+        rd_sel = Signal(core.read_layout, reset_less=True)
+        rd_step = Signal(HOST_READ_LATENCY - 1)   # one bit per cycle of the read in flight
+        m.d.sync += rd_step.eq(Cat(hr_fire, rd_step[:-1]))
+        with m.If(hr_fire):
+            m.d.sync += [rd_sel.eq(hr.payload), rd_pending.eq(1)]
+        with m.If(core.read_data.valid & core.read_data.ready):
+            m.d.sync += [core.read_data.valid.eq(0), rd_pending.eq(0)]
+        self.write, self.write_valid = hwr, hwr_v
+        self.request, self.read_sel, self.read_step = hr.payload, rd_sel, rd_step
+
+    def _host_writes(self, target, layer, bank=None):
+        hwr, hwr_v = self.write, self.write_valid
+        sel = hwr_v & (hwr.target == target) & (hwr.layer == layer)
+        if bank is not None:
+            sel = sel & (hwr.bank == bank)
+        return sel
+
+    def write_port(self, port, pipe_en, pipe_addr, pipe_data, target, layer, bank=None):
+        """Drive a memory's write port: the pipeline's write (while running) or the host's
+        (otherwise) to memory ``target`` of ``layer`` in lane ``bank``."""
+        host_en = self._host_writes(target, layer, bank)
+        hwr_v, hwr = self.write_valid, self.write
+        self.m.d.comb += [port.en.eq(pipe_en | host_en),
+                          port.addr.eq(Mux(hwr_v, hwr.addr, pipe_addr)),
+                          port.data.eq(Mux(hwr_v, hwr.data, pipe_data))]
+
+    def read_address(self, port, k_read: int, pipe_addr, host_addr):
+        """Drive a memory's read port from a register beside it: loaded from the token in stage
+        ``k_read − 1`` (``pipe_addr(token)``) when one is there, else from the host's request
+        (``host_addr``), so that every memory sees a register instead of a mux tree fed by one
+        wide fan-out."""
+        reg = Signal.like(port.addr, name=f"{port.addr.name}_r", reset_less=True)
+        tk = self.tokens[k_read - 1]
+        self.m.d.sync += reg.eq(Mux(tk.valid, pipe_addr(tk), host_addr))
+        self.m.d.comb += port.addr.eq(reg)
+
+    def respond(self, groups, targets):
+        """The read response from the registered memory words: ``groups`` is a list of
+        (target, layer or None, {select value: word register}) — the select is the bank, or
+        the layer for a group with layer None selected by it (biases) — and ``targets`` the
+        order of the final switch. Two registered steps (a 32-bit mux over every port is too
+        deep for one cycle): the lane within each group, then the group."""
+        m, rd_sel, rd_step = self.m, self.read_sel, self.read_step
+        read_data = self.core.read_data
+        picked = []
+        for n, (tgt, k, regs, by_layer) in enumerate(groups):
+            sel = rd_sel.layer if by_layer else rd_sel.bank
+            v = Signal(signed(HOST_DATA_WIDTH), name=f"resp_g{n}", reset_less=True)
+            with m.Switch(sel):
+                for key, reg in regs.items():
+                    with m.Case(key):
+                        m.d.sync += v.eq(reg)
+            picked.append((tgt, k, v))
+        resp = Signal(signed(HOST_DATA_WIDTH))
+        with m.Switch(rd_sel.target):
+            for tgt in targets:
+                with m.Case(tgt):
+                    mine = [(k, v) for t_, k, v in picked if t_ == tgt]
+                    if mine[0][0] is None:
+                        m.d.comb += resp.eq(mine[0][1])
+                    else:
+                        with m.Switch(rd_sel.layer):
+                            for k, v in mine:
+                                with m.Case(k):
+                                    m.d.comb += resp.eq(v)
+        with m.If(rd_step[-1]):
+            m.d.sync += [read_data.payload.eq(resp), read_data.valid.eq(1)]

@@ -1,0 +1,100 @@
+"""The MAC lanes: one multiplier per lane (two with ``delayed_feedback``), the adder tree across
+lanes for prediction rows, the lane-local accumulators of feedback columns, and the row
+accumulator.
+
+Every multiplier's operands are registered twice, the second time beside the multiplier (an
+ECP5 MULT18X18D takes ~4 ns of a 10 ns cycle): operands in the ``opd`` and ``dsp`` stages,
+the product in ``mul``. The adder tree sums the P products in two registered halves (``t1``,
+``t2``); the row accumulator adds one tree sum per token of a row (stage ``row``).
+"""
+from __future__ import annotations
+
+from amaranth import Array, Mux, Signal, signed
+
+from .controller import Op
+
+__all__ = ["multiply", "lane_products", "adder_tree", "feedback_sums", "row_accumulator"]
+
+
+def multiply(m, pl, a, b, width: int, name: str, stages) -> Signal:
+    """a × b: operands registered in the ``opd`` stage and again in ``dsp`` (the second
+    register has only the multiplier to drive, so placement puts it beside the hard multiplier),
+    the product (signed, ``width`` bits) in ``mul``."""
+    S = stages
+    ra = pl.stage(pl.stage(a, f"{name}a", S["opd"]), f"{name}a", S["dsp"])
+    rb = pl.stage(pl.stage(b, f"{name}b", S["opd"]), f"{name}b", S["dsp"])
+    pr = Signal(signed(width), name=f"{name}{S['mul']}", reset_less=True)
+    m.d.sync += pr.eq(ra * rb)
+    return pr
+
+
+def lane_products(m, pl, spec, P, ops, stages) -> tuple[list, list | None, list]:
+    """Each lane's product of the token in ``sel``: (f(x) or e_i) × (W, or f(x) when learning);
+    with ``delayed_feedback`` also W · e_l(t−1) from the same weight read. Returns (products,
+    feedback products or None, the multipliers' W: the stored word without guard bits)."""
+    F = spec.formats
+    X, E, Wf, G = F.x, F.e, F.w, F.w_guard
+    t3 = pl.tokens[stages["sel"]]
+    wm3 = [w >> G for w in ops.w] if G else ops.w
+    WA = max(X.width, E.width)
+    WB = max(Wf.width, X.width)
+    prod = []
+    for p in range(P):
+        opa = Mux(t3.lane_mask[p], Mux(t3.mul_e, ops.e_row, ops.f[p]), 0)
+        opb = Mux(t3.mul_f, ops.f[p], wm3[p])               # W, or f(x) when learning
+        prod.append(multiply(m, pl, opa.as_signed(), opb.as_signed(), WA + WB, f"prod_{p}_",
+                             stages))
+    prodfb = None
+    if spec.schedule == "delayed_feedback":
+        prodfb = [multiply(m, pl, Mux(t3.lane_mask[p] & t3.fb_on, ops.e_row, 0).as_signed(),
+                           wm3[p], E.width + Wf.width, f"prodfb_{p}_", stages)
+                  for p in range(P)]
+    return prod, prodfb, wm3
+
+
+def adder_tree(m, pl, prod, acc_width: int, stages) -> Signal:
+    """Σ over lanes of the products, in two registered halves: groups of ~√P products in
+    ``t1``, their sum in ``t2``."""
+    P = len(prod)
+    levels = max(0, (P - 1).bit_length())
+    group = 1 << ((levels + 1) // 2)              # products summed in the first half
+    part = [pl.stage(sum(prod[i:i + group]), f"part{i // group}_", stages["t1"])
+            for i in range(0, P, group)]
+    tree = Signal(signed(acc_width), name="tree", reset_less=True)
+    m.d.sync += tree.eq(sum(part))
+    return tree
+
+
+def feedback_sums(m, pl, spec, prod, prodfb, acc_width: int, n_cols: int, stages) -> list:
+    """Per lane Σ_k W[k, j] e[k] of its feedback column (lane-local accumulator over a column
+    sweep, or, with ``delayed_feedback``, one accumulator per column the lane owns); returns
+    the sums carried to the ``row`` stage."""
+    S = stages
+    P, A = len(prod), acc_width
+    t_mul, t_t1 = pl.tokens[S["mul"]], pl.tokens[S["t1"]]
+    lacc = [Signal(signed(A), name=f"lacc_{p}", reset_less=True) for p in range(P)]
+    with m.If(t_mul.valid & (t_mul.op == Op.FB)):
+        for p in range(P):
+            m.d.sync += lacc[p].eq(Mux(t_mul.first, 0, lacc[p]) + prod[p])
+    if spec.schedule == "delayed_feedback":
+        colacc = [Array(Signal(signed(A), name=f"colacc_{p}_{c}", reset_less=True)
+                        for c in range(n_cols))
+                  for p in range(P)]
+        with m.If(t_mul.valid & (t_mul.op == Op.FUSED) & ~t_mul.bubble):
+            for p in range(P):
+                cell = colacc[p][t_mul.c]
+                m.d.sync += cell.eq(Mux(t_mul.row == 0, 0, cell) + prodfb[p])
+        fb_t2 = pl.carry([Mux(t_t1.op == Op.FUSED, colacc[p][t_t1.c], lacc[p])
+                          for p in range(P)], "fb", S["t2"])
+    else:
+        fb_t2 = pl.carry(lacc, "fb", S["t2"])
+    return pl.carry(fb_t2, "fb", S["row"])
+
+
+def row_accumulator(m, pl, tree, acc_width: int, stages) -> Signal:
+    """Σ over a prediction row's tokens of the tree sums (cleared by the row's first token)."""
+    t_t2 = pl.tokens[stages["t2"]]
+    acc_row = Signal(signed(acc_width), name="acc_row", reset_less=True)
+    with m.If(t_t2.valid & ((t_t2.op == Op.PRED) | (t_t2.op == Op.FUSED))):
+        m.d.sync += acc_row.eq(Mux(t_t2.first, 0, acc_row) + tree)
+    return acc_row

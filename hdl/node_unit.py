@@ -1,0 +1,130 @@
+"""The node units, one per lane: from the accumulated sums of the token in the ``row`` stage to
+the error, cache and state words written back.
+
+* node operands (``node``): acc = W f(x) + b for a prediction row (or the cached prediction for
+  feedback and node passes), x, and Σ W e;
+* x·2^s − acc (``diff``);
+* requantize (``rq`` = ``E_WRITE_STAGE``): e = E(x·2^s − acc), ε = E(Σ W e), x_ff = X(acc);
+  e and the prediction cache written;
+* δ = f′·ε − e·2^fx (``delta``); γ·δ rounded (``inc``);
+* x ← X(x + inc), or x_ff (feed-forward), or 0 (``x`` = ``X_WRITE_STAGE``): x written.
+"""
+from __future__ import annotations
+
+from amaranth import Mux, Signal, signed
+
+from .controller import NodeOp, Op
+from .fixed import fit, requantize, round_shift
+from .host_port import Target
+
+__all__ = ["NodeInputs", "node_units"]
+
+
+class NodeInputs:
+    """What the node units take from the rest of the datapath: ``acc_row`` (the row
+    accumulator, ``row``), ``b_row`` (the row's bias, ``row``), ``fb_row`` (per lane Σ W e,
+    ``row``), ``raw_c`` (per lane the cached prediction word, ``row``), and per lane the chains
+    (``{stage: value}``) of x (``x_lane``), e (``e_lane``), f'(x) (``d_lane``) and of the
+    broadcast x_i (``x_row``)."""
+
+    def __init__(self, *, acc_row, b_row, fb_row, raw_c, x_lane, e_lane, d_lane, x_row):
+        self.acc_row, self.b_row, self.fb_row, self.raw_c = acc_row, b_row, fb_row, raw_c
+        self.x_lane, self.e_lane, self.d_lane, self.x_row = x_lane, e_lane, d_lane, x_row
+
+
+def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
+    """Build the ``core``'s P node units in ``m``; ``host``: the
+    :class:`~pcforge.hdl.host_port.HostPort` that shares the e and x write ports; ``ports``:
+    the write ports ``{"e": {(k, p): port}, "x": ..., "c": {p: port}}``."""
+    spec, P, A = core.spec, core.lanes, core.acc_width
+    L = spec.L
+    F = spec.formats
+    X, E, Wf, Bf = F.x, F.e, F.w, F.b
+    Facc = F.acc.frac
+    delayed = spec.schedule == "delayed_feedback"
+    tanh = "tanh" in spec.activations
+    S = stages
+    xl, el, dd, xs = inp.x_lane, inp.e_lane, inp.d_lane, inp.x_row
+
+    # ---- node-unit operands -----------------------------------------------------
+    t_row = pl.tokens[S["row"]]
+    pred = Signal(signed(A + 1), name="pred")
+    m.d.comb += pred.eq((inp.acc_row << (Facc - X.frac - Wf.frac))
+                        + (inp.b_row << (Facc - Bf.frac)))
+    acc_n = [Signal(signed(A + 1), name=f"acc_n_{p}", reset_less=True) for p in range(P)]
+    x_n = [Signal(signed(X.width), name=f"x_n_{p}", reset_less=True) for p in range(P)]
+    fbs_n = pl.carry(inp.fb_row, "fbs", S["node"])                           # Σ W e (fe + fw)
+    for p in range(P):
+        with m.Switch(t_row.op):
+            with m.Case(Op.PRED):
+                m.d.sync += [acc_n[p].eq(pred), x_n[p].eq(xs[S["row"]])]
+            with m.Case(Op.FB, Op.NODE):
+                m.d.sync += [acc_n[p].eq(inp.raw_c[p]), x_n[p].eq(xl[p][S["row"]])]
+            if delayed:
+                with m.Case(Op.FUSED):
+                    m.d.sync += [acc_n[p].eq(pred),
+                                 x_n[p].eq(Mux(t_row.row_end, xs[S["row"]], xl[p][S["row"]]))]
+
+    # ---- x·2^s − acc ---------------------------------------------------------------
+    t_diff = pl.tokens[S["diff"]]
+    diff = [pl.stage((x_n[p] << (Facc - X.frac)) - acc_n[p], f"diff_{p}_s", S["diff"])
+            for p in range(P)]
+    acc_d, fbs_d = pl.carry(acc_n, "acc", S["diff"]), pl.carry(fbs_n, "fbs", S["diff"])
+    x_d = pl.carry(x_n, "x", S["diff"])
+
+    # ---- requantize; write e and the cache --------------------------------------
+    t_rq = pl.tokens[S["rq"]]
+    e_q = [Signal(signed(E.width), name=f"e_q_{p}", reset_less=True) for p in range(P)]
+    eps_q = [Signal(signed(E.width), name=f"eps_q_{p}", reset_less=True) for p in range(P)]
+    xq_q = [Signal(signed(X.width), name=f"xq_q_{p}", reset_less=True) for p in range(P)]
+    cache_q = pl.carry(acc_d, "cache", S["rq"])
+    for p in range(P):
+        err, _ = requantize(diff[p], Facc, E)
+        eps, _ = requantize(fbs_d[p], E.frac + Wf.frac, E)
+        xq, _ = requantize(acc_d[p], Facc, X)
+        m.d.sync += [e_q[p].eq(Mux((t_diff.nop == NodeOp.ERR) | t_diff.fuse, err,
+                                   el[p][S["diff"]])),
+                     eps_q[p].eq(eps), xq_q[p].eq(xq)]
+    x_q = pl.carry(x_d, "x", S["rq"])
+    c_wr = ports["c"]
+    for p in range(P):
+        for k in range(1, L + 1):
+            en = t_rq.valid & (t_rq.node_layer == k) & t_rq.node_mask[p] & t_rq.we_e
+            host.write_port(ports["e"][k, p], en, t_rq.node_addr, e_q[p], Target.E, k, p)
+        m.d.comb += [c_wr[p].en.eq(t_rq.valid & (t_rq.node_layer != 0) & t_rq.node_mask[p]
+                                   & t_rq.we_c),
+                     c_wr[p].addr.eq(t_rq.cache_addr), c_wr[p].data.eq(cache_q[p])]
+
+    # ---- δ = f′·ε − e·2^fx ------------------------------------------------------
+    dwidth = X.width + E.width + 2
+    delta = [Signal(signed(dwidth), name=f"delta_{p}", reset_less=True) for p in range(P)]
+    for p in range(P):
+        if tanh:
+            fe_term = dd[p][S["rq"]] * eps_q[p]
+        else:                                    # f' ∈ {0, 1.0}: a mux, no multiplier
+            fe_term = Mux(dd[p][S["rq"]], eps_q[p] << X.frac, 0)
+        m.d.sync += delta[p].eq(Mux(t_rq.nop == NodeOp.UPD, fe_term, 0)
+                                - (e_q[p] << X.frac))
+    x_dl, xq_dl = pl.carry(x_q, "x", S["delta"]), pl.carry(xq_q, "xq", S["delta"])
+
+    # ---- γ·δ rounded ----------------------------------------------------------------
+    gm = spec.gamma
+    inc = [pl.stage(round_shift(delta[p] * gm.mantissa, E.frac + gm.frac, X.rounding),
+                    f"inc_{p}_s", S["inc"]) for p in range(P)]
+    x_i, xq_i = pl.carry(x_dl, "x", S["inc"]), pl.carry(xq_dl, "xq", S["inc"])
+
+    # ---- x + inc fitted; write x -----------------------------------------------
+    t_inc, t_x = pl.tokens[S["inc"]], pl.tokens[S["x"]]
+    x_new = [Signal(signed(X.width), name=f"x_new_{p}", reset_less=True) for p in range(P)]
+    for p in range(P):
+        upd, _ = fit(x_i[p] + inc[p], X)
+        with m.Switch(t_inc.nop):
+            with m.Case(NodeOp.FF):
+                m.d.sync += x_new[p].eq(xq_i[p])
+            with m.Case(NodeOp.ZERO):
+                m.d.sync += x_new[p].eq(0)
+            with m.Default():
+                m.d.sync += x_new[p].eq(upd)
+        for k in range(L + 1):
+            en = t_x.valid & t_x.we_x & (t_x.node_layer == k) & t_x.node_mask[p]
+            host.write_port(ports["x"][k, p], en, t_x.node_addr, x_new[p], Target.X, k, p)

@@ -1,0 +1,61 @@
+"""``TokenPipeline``: the core's token registers and the helpers that carry datapath values down
+its stages.
+
+A *token* (:func:`pcforge.hdl.controller.token_layout`) says what the work in a stage is: the
+controller's issue register is stage 0, and every cycle each token moves one stage down, to
+stage :data:`~pcforge.model.arch.schedule.PIPELINE_DEPTH` where the last write happens. A value
+computed for the token in stage k is registered as ``stage(value, name, k + 1)`` to stay beside
+it. Datapath registers are reset-less (a reset fanned out to thousands of flip-flops was the
+ECP5's critical net); only the tokens' valid bits are cleared by reset.
+"""
+from __future__ import annotations
+
+from amaranth import Cat, ResetSignal, Shape, Signal
+
+from ..model.arch.schedule import PIPELINE_DEPTH
+
+__all__ = ["TokenPipeline"]
+
+
+class TokenPipeline:
+    """The token registers of stages 1..PIPELINE_DEPTH behind ``issue`` (stage 0) in module
+    ``m``; ``tokens[k]`` is the token in stage k. Latency: one cycle per stage."""
+
+    def __init__(self, m, issue, layout):
+        self.m = m
+        t = [issue] + [Signal(layout, name=f"tok{k}", reset_less=True)
+                       for k in range(1, PIPELINE_DEPTH + 1)]
+        for k in range(1, PIPELINE_DEPTH + 1):
+            m.d.sync += t[k].eq(t[k - 1])
+            with m.If(ResetSignal("sync")):
+                m.d.sync += t[k].valid.eq(0)
+        self.tokens = t
+
+    def busy(self) -> Signal:
+        """Some token is in flight next cycle — registered (an OR of PIPELINE_DEPTH valid bits
+        stays off the control path); exact whenever the controller is idle or paused, because
+        then it issued nothing in the cycle before."""
+        pipe_busy = Signal()
+        self.m.d.sync += pipe_busy.eq(Cat(*(tk.valid for tk in self.tokens[:-1])).any())
+        return pipe_busy
+
+    def stage(self, sig, name: str, k: int) -> Signal:
+        """``sig`` registered into stage ``k`` (a reset-less register named ``{name}{k}``)."""
+        reg = Signal(Shape.cast(sig.shape()), name=f"{name}{k}", reset_less=True)
+        self.m.d.sync += reg.eq(sig)
+        return reg
+
+    def carry(self, sigs, name: str, k: int) -> list:
+        """One value per lane registered into stage ``k`` (``{name}_{lane}_s{k}``)."""
+        return [self.stage(s, f"{name}_{p}_s", k) for p, s in enumerate(sigs)]
+
+    def chain(self, sig, name: str, k0: int, k1: int) -> dict:
+        """``sig`` (valid at stage k0) registered down to stage k1; returns {k: value}."""
+        out = {k0: sig}
+        for k in range(k0 + 1, k1 + 1):
+            out[k] = self.stage(out[k - 1], name, k)
+        return out
+
+    def chains(self, sigs, name: str, k0: int, k1: int) -> list:
+        """:meth:`chain` of one value per lane."""
+        return [self.chain(s, f"{name}_{p}_s", k0, k1) for p, s in enumerate(sigs)]
