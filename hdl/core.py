@@ -23,25 +23,27 @@ Structure
   accumulators, so that one row sweep of W_l feeds both W f(x) and W_lᵀ e_l(t−1); for
   incremental learning a second multiplier per lane forms e·f(x) beside W·e.
 
-Pipeline (a token per cycle; every stage is a register; the stage numbers of the writes and of
-the late reads are the schedule's constants ``W_WRITE_STAGE``, ``E_WRITE_STAGE``,
-``X_WRITE_STAGE``, ``READ_STAGE``, asserted where they are built)::
+Pipeline (a token per cycle; every stage is a register). The stages and their numbers are
+:data:`pcforge.model.arch.schedule.STAGES` — the one table the generator, the schedule and the
+cycle model share; the write and late-read stages are asserted where they are built::
 
-  S0  issue register (the controller's token)    S9  adder tree (2nd half); learning: rounding
-  S1  read addresses registered beside each port  S10 row accumulator; learning: W, b written
-  S2  memory data                                 S11 node operands (acc + bias, cache, Σ W e)
-  S3  memory data registered (raw)                S12 x·2^s − acc
-  S4  lanes' operands selected; f, f' (act. unit) S13 requantize e, ε, x; e and cache written
-  S5  multiplier operands registered              S14 δ = f'·ε − e·2^fx
-  S6  ... again, beside each multiplier           S15 γ·δ rounded
-  S7  products                                    S16 x + inc fitted; x written
-  S8  adder tree (1st half) / lane accumulators; learning: α·e·a
+  0      issue register (the controller's token)    sum2   adder tree (2nd half); learning: rounding
+  1      read addresses registered beside each port  row    row accumulator; learning: W, b written
+  2      memory data                                 node   node operands (acc + bias, cache, Σ W e)
+  raw    memory data registered                      diff   x·2^s − acc
+  sel    lanes' operands selected; f, f'             rq     requantize e, ε, x; e and cache written
+  opd    multiplier operands registered              delta  δ = f'·ε − e·2^fx
+  dsp    ... again, beside each multiplier           inc    γ·δ rounded
+  mul    products; lane accumulators                 x      x + inc fitted; x written
+  sum1   adder tree (1st half); learning: α·e·a
 
 Every memory output is registered before any logic (an ECP5 block RAM's clock-to-output is
 ~6 ns), and every multiplier's input twice, the second time beside its multiplier (an ECP5
-MULT18X18D takes ~4 ns); biases are read by the token in S7 and cached predictions by the
-token in S8, so their words do not ride down the pipeline. Datapath registers are reset-less
-(only the tokens' valid bits and the controller are reset).
+MULT18X18D takes ~4 ns); biases and cached predictions are read late (``READ_STAGE``), so
+their words do not ride down the pipeline. Datapath registers are reset-less (only the tokens'
+valid bits and the controller are reset). The stages are built by one module each:
+:mod:`.pipeline` (tokens), :mod:`.host_port` (host access to every memory), :mod:`.operands`,
+:mod:`.mac` (multipliers, adder tree, accumulators), :mod:`.learning`, :mod:`.node_unit`.
 
 Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when valid & ready)
 ------------------------------------------------------------------------------------------------
@@ -76,8 +78,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..model.activations import tanh_table
 from ..model.arch.geometry import MAX_LANES, CoreGeometry
-from ..model.arch.schedule import (E_WRITE_STAGE, PIPELINE_DEPTH, READ_STAGE, W_WRITE_STAGE,
-                                   X_WRITE_STAGE, can_learn, learns_after,
+from ..model.arch.schedule import (E_WRITE_STAGE, PIPELINE_DEPTH, READ_STAGE, STAGES,
+                                   W_WRITE_STAGE, X_WRITE_STAGE, can_learn, learns_after,
                                    learns_incrementally, schedule)
 from ..model.spec import PCSpec, SpecError
 from .controller import SlotController, control_layout
@@ -96,14 +98,6 @@ def _depth(words: int) -> int:
     """Memory depth for ``words`` words (at least 2, so that the address port is not 0 bits)."""
     return max(2, words)
 
-
-#: The pipeline's stages after the read addresses (the schedule's write and late-read stages are
-#: asserted against these where they are built): memory words registered ("raw"), the lanes'
-#: operands selected and f, f' ("sel"), multiplier operands, the same beside the multiplier,
-#: products, the adder tree's two halves, the row accumulator (and learning's writes), node
-#: operands, x·2^s − acc, requantize (errors written), δ, γ·δ, x written.
-_STAGES = {"raw": 3, "sel": 4, "opd": 5, "dsp": 6, "mul": 7, "t1": 8, "t2": 9, "row": 10,
-           "node": 11, "diff": 12, "rq": 13, "delta": 14, "inc": 15, "x": 16}
 
 #: The order of the host read response's final switch over targets.
 _RESPONSE_ORDER = (Target.X, Target.E, Target.W, Target.CACHE, Target.B)
@@ -251,7 +245,7 @@ class PCCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec, P, L = self.spec, self.lanes, self.spec.L
-        S = _STAGES
+        S = STAGES
         rd, wr = self._memory_ports(m)
         ctl, pl = self._controller(m)
         host = HostPort(m, self, ctl.host_ok, pl.tokens)
@@ -270,7 +264,7 @@ class PCCore(wiring.Component):
         assert S["row"] == W_WRITE_STAGE
         updates = (weight_updates(m, pl, spec, P, ops, prod, self.learns_incremental, S)
                    if self.learns else None)
-        assert READ_STAGE["b"] + 2 == S["t2"]
+        assert READ_STAGE["b"] + 2 == S["sum2"]
         b_row, b_new = row_bias(m, pl, spec, raw["b"], updates, S)
         self._learning_writes(host, wr, pl.tokens[W_WRITE_STAGE], updates, b_new)
 
@@ -349,7 +343,7 @@ class PCCore(wiring.Component):
         """Every memory output registered before any logic (an ECP5 block RAM's clock-to-output
         is ~6 ns): x, e, W words into ``raw``; biases and cached predictions, read late, two
         stages after their read stage."""
-        S, R = _STAGES, READ_STAGE
+        S, R = STAGES, READ_STAGE
         assert R["x"] == R["e"] == R["w"] and R["x"] + 2 == S["raw"]
         return {
             "x": {kp: pl.stage(port.data, f"rx{kp[0]}_{kp[1]}_", S["raw"])

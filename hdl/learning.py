@@ -4,8 +4,8 @@ bias of a prediction row (read for the prediction, rewritten when learning).
 
 The product e·f(x) comes from the lane's multiplier (after-relaxation learning: a row sweep with
 the multiplier's operands switched) or from a second multiplier beside the feedback product
-W·e (incremental learning: column sweeps learn in passing). α·product in ``t1``, rounded to the
-W-store format in ``t2``, added and fitted in ``row`` = ``W_WRITE_STAGE``, where W and b are
+W·e (incremental learning: column sweeps learn in passing). α·product in ``sum1``, rounded to the
+W-store format in ``sum2``, added and fitted in ``row`` = ``W_WRITE_STAGE``, where W and b are
 written.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["WeightUpdates", "weight_updates", "row_bias"]
 
 @dataclass
 class WeightUpdates:
-    """Per lane the new weight word (``row`` stage), and the bias increment (``t2`` stage)."""
+    """Per lane the new weight word (``row`` stage), and the bias increment (``sum2`` stage)."""
     w_new: list
     db: Signal
 
@@ -33,39 +33,39 @@ def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages) -> Weig
     S = stages
     F = spec.formats
     X, E, Bf, Ws = F.x, F.e, F.b, F.w_store
-    t3 = pl.tokens[S["sel"]]
+    tok_sel = pl.tokens[S["sel"]]
     al = spec.alpha
-    ws = pl.chains(ops.w, "w", S["sel"], S["t2"])
-    ebc = pl.chain(ops.e_row, "eb", S["sel"], S["mul"])
+    w_chain = pl.chains(ops.w, "w", S["sel"], S["sum2"])
+    e_row_chain = pl.chain(ops.e_row, "eb", S["sel"], S["mul"])
     learn_prod = prod
     if incremental:
         # a second multiplier per lane: e_l[i] · f(x_{l−1}[j]) beside the feedback product
         # W[i, j] · e_l[i] of the same token (column sweeps learn in passing)
-        learn_prod = [multiply(m, pl, Mux(t3.lane_mask[p], ops.e_row, 0).as_signed(), ops.f[p],
+        learn_prod = [multiply(m, pl, Mux(tok_sel.lane_mask[p], ops.e_row, 0).as_signed(), ops.f[p],
                                E.width + X.width, f"prodl_{p}_", stages) for p in range(P)]
-    dwm = [pl.stage(learn_prod[p] * al.mantissa, f"dwm_{p}_s", S["t1"]) for p in range(P)]
+    dwm = [pl.stage(learn_prod[p] * al.mantissa, f"dwm_{p}_s", S["sum1"]) for p in range(P)]
     dw = [pl.stage(round_shift(dwm[p], E.frac + X.frac + al.frac - Ws.frac, Ws.rounding),
-                   f"dw_{p}_s", S["t2"]) for p in range(P)]
-    wn = [pl.stage(fit(ws[p][S["t2"]] + dw[p], Ws)[0], f"wn_{p}_s", S["row"])
+                   f"dw_{p}_s", S["sum2"]) for p in range(P)]
+    wn = [pl.stage(fit(w_chain[p][S["sum2"]] + dw[p], Ws)[0], f"wn_{p}_s", S["row"])
           for p in range(P)]
-    dbm = pl.stage(ebc[S["mul"]] * al.mantissa, "dbm", S["t1"])
-    db = pl.stage(round_shift(dbm, E.frac + al.frac - Bf.frac, Bf.rounding), "db", S["t2"])
+    dbm = pl.stage(e_row_chain[S["mul"]] * al.mantissa, "dbm", S["sum1"])
+    db = pl.stage(round_shift(dbm, E.frac + al.frac - Bf.frac, Bf.rounding), "db", S["sum2"])
     return WeightUpdates(w_new=wn, db=db)
 
 
 def row_bias(m, pl, spec, raw_b, updates: WeightUpdates | None, stages) -> tuple:
-    """The bias b_l[row] of the token in ``t2`` (read by it at the bias read stage, registered
-    into ``t2``), carried to ``row``; with ``updates``, also its new value (``row``). Returns
+    """The bias b_l[row] of the token in ``sum2`` (read by it at the bias read stage, registered
+    into ``sum2``), carried to ``row``; with ``updates``, also its new value (``row``). Returns
     (bias at ``row``, new bias or None)."""
     Bf = spec.formats.b
-    t_b = pl.tokens[stages["t2"]]
-    b_t2 = Signal(signed(Bf.width), reset_less=True)
-    with m.Switch(t_b.layer):
+    tok_sum2 = pl.tokens[stages["sum2"]]
+    b_sum2 = Signal(signed(Bf.width), reset_less=True)
+    with m.Switch(tok_sum2.layer):
         for l in range(1, spec.L + 1):
             with m.Case(l):
-                m.d.comb += b_t2.eq(raw_b[l])
-    b_row = pl.stage(b_t2, "b", stages["row"])
+                m.d.comb += b_sum2.eq(raw_b[l])
+    b_row = pl.stage(b_sum2, "b", stages["row"])
     bn = None
     if updates is not None:
-        bn = pl.stage(fit(b_t2 + updates.db, Bf)[0], "bn", stages["row"])
+        bn = pl.stage(fit(b_sum2 + updates.db, Bf)[0], "bn", stages["row"])
     return b_row, bn

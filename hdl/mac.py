@@ -4,8 +4,8 @@ accumulator.
 
 Every multiplier's operands are registered twice, the second time beside the multiplier (an
 ECP5 MULT18X18D takes ~4 ns of a 10 ns cycle): operands in the ``opd`` and ``dsp`` stages,
-the product in ``mul``. The adder tree sums the P products in two registered halves (``t1``,
-``t2``); the row accumulator adds one tree sum per token of a row (stage ``row``).
+the product in ``mul``. The adder tree sums the P products in two registered halves (``sum1``,
+``sum2``); the row accumulator adds one tree sum per token of a row (stage ``row``).
 """
 from __future__ import annotations
 
@@ -34,31 +34,31 @@ def lane_products(m, pl, spec, P, ops, stages) -> tuple[list, list | None, list]
     feedback products or None, the multipliers' W: the stored word without guard bits)."""
     F = spec.formats
     X, E, Wf, G = F.x, F.e, F.w, F.w_guard
-    t3 = pl.tokens[stages["sel"]]
-    wm3 = [w >> G for w in ops.w] if G else ops.w
+    tok_sel = pl.tokens[stages["sel"]]
+    w_mul = [w >> G for w in ops.w] if G else ops.w
     WA = max(X.width, E.width)
     WB = max(Wf.width, X.width)
     prod = []
     for p in range(P):
-        opa = Mux(t3.lane_mask[p], Mux(t3.mul_e, ops.e_row, ops.f[p]), 0)
-        opb = Mux(t3.mul_f, ops.f[p], wm3[p])               # W, or f(x) when learning
+        opa = Mux(tok_sel.lane_mask[p], Mux(tok_sel.mul_e, ops.e_row, ops.f[p]), 0)
+        opb = Mux(tok_sel.mul_f, ops.f[p], w_mul[p])               # W, or f(x) when learning
         prod.append(multiply(m, pl, opa.as_signed(), opb.as_signed(), WA + WB, f"prod_{p}_",
                              stages))
     prodfb = None
     if spec.schedule == "delayed_feedback":
-        prodfb = [multiply(m, pl, Mux(t3.lane_mask[p] & t3.fb_on, ops.e_row, 0).as_signed(),
-                           wm3[p], E.width + Wf.width, f"prodfb_{p}_", stages)
+        prodfb = [multiply(m, pl, Mux(tok_sel.lane_mask[p] & tok_sel.fb_on, ops.e_row, 0).as_signed(),
+                           w_mul[p], E.width + Wf.width, f"prodfb_{p}_", stages)
                   for p in range(P)]
-    return prod, prodfb, wm3
+    return prod, prodfb, w_mul
 
 
 def adder_tree(m, pl, prod, acc_width: int, stages) -> Signal:
     """Σ over lanes of the products, in two registered halves: groups of ~√P products in
-    ``t1``, their sum in ``t2``."""
+    ``sum1``, their sum in ``sum2``."""
     P = len(prod)
     levels = max(0, (P - 1).bit_length())
     group = 1 << ((levels + 1) // 2)              # products summed in the first half
-    part = [pl.stage(sum(prod[i:i + group]), f"part{i // group}_", stages["t1"])
+    part = [pl.stage(sum(prod[i:i + group]), f"part{i // group}_", stages["sum1"])
             for i in range(0, P, group)]
     tree = Signal(signed(acc_width), name="tree", reset_less=True)
     m.d.sync += tree.eq(sum(part))
@@ -71,30 +71,30 @@ def feedback_sums(m, pl, spec, prod, prodfb, acc_width: int, n_cols: int, stages
     the sums carried to the ``row`` stage."""
     S = stages
     P, A = len(prod), acc_width
-    t_mul, t_t1 = pl.tokens[S["mul"]], pl.tokens[S["t1"]]
+    tok_mul, tok_sum1 = pl.tokens[S["mul"]], pl.tokens[S["sum1"]]
     lacc = [Signal(signed(A), name=f"lacc_{p}", reset_less=True) for p in range(P)]
-    with m.If(t_mul.valid & (t_mul.op == Op.FB)):
+    with m.If(tok_mul.valid & (tok_mul.op == Op.FB)):
         for p in range(P):
-            m.d.sync += lacc[p].eq(Mux(t_mul.first, 0, lacc[p]) + prod[p])
+            m.d.sync += lacc[p].eq(Mux(tok_mul.first, 0, lacc[p]) + prod[p])
     if spec.schedule == "delayed_feedback":
         colacc = [Array(Signal(signed(A), name=f"colacc_{p}_{c}", reset_less=True)
                         for c in range(n_cols))
                   for p in range(P)]
-        with m.If(t_mul.valid & (t_mul.op == Op.FUSED) & ~t_mul.bubble):
+        with m.If(tok_mul.valid & (tok_mul.op == Op.FUSED) & ~tok_mul.bubble):
             for p in range(P):
-                cell = colacc[p][t_mul.c]
-                m.d.sync += cell.eq(Mux(t_mul.row == 0, 0, cell) + prodfb[p])
-        fb_t2 = pl.carry([Mux(t_t1.op == Op.FUSED, colacc[p][t_t1.c], lacc[p])
-                          for p in range(P)], "fb", S["t2"])
+                cell = colacc[p][tok_mul.c]
+                m.d.sync += cell.eq(Mux(tok_mul.row == 0, 0, cell) + prodfb[p])
+        fb_sum2 = pl.carry([Mux(tok_sum1.op == Op.FUSED, colacc[p][tok_sum1.c], lacc[p])
+                          for p in range(P)], "fb", S["sum2"])
     else:
-        fb_t2 = pl.carry(lacc, "fb", S["t2"])
-    return pl.carry(fb_t2, "fb", S["row"])
+        fb_sum2 = pl.carry(lacc, "fb", S["sum2"])
+    return pl.carry(fb_sum2, "fb", S["row"])
 
 
 def row_accumulator(m, pl, tree, acc_width: int, stages) -> Signal:
     """Σ over a prediction row's tokens of the tree sums (cleared by the row's first token)."""
-    t_t2 = pl.tokens[stages["t2"]]
+    tok_sum2 = pl.tokens[stages["sum2"]]
     acc_row = Signal(signed(acc_width), name="acc_row", reset_less=True)
-    with m.If(t_t2.valid & ((t_t2.op == Op.PRED) | (t_t2.op == Op.FUSED))):
-        m.d.sync += acc_row.eq(Mux(t_t2.first, 0, acc_row) + tree)
+    with m.If(tok_sum2.valid & ((tok_sum2.op == Op.PRED) | (tok_sum2.op == Op.FUSED))):
+        m.d.sync += acc_row.eq(Mux(tok_sum2.first, 0, acc_row) + tree)
     return acc_row

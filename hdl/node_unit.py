@@ -47,7 +47,7 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
     xl, el, dd, xs = inp.x_lane, inp.e_lane, inp.d_lane, inp.x_row
 
     # ---- node-unit operands -----------------------------------------------------
-    t_row = pl.tokens[S["row"]]
+    tok_row = pl.tokens[S["row"]]
     pred = Signal(signed(A + 1), name="pred")
     m.d.comb += pred.eq((inp.acc_row << (Facc - X.frac - Wf.frac))
                         + (inp.b_row << (Facc - Bf.frac)))
@@ -55,7 +55,7 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
     x_n = [Signal(signed(X.width), name=f"x_n_{p}", reset_less=True) for p in range(P)]
     fbs_n = pl.carry(inp.fb_row, "fbs", S["node"])                           # Σ W e (fe + fw)
     for p in range(P):
-        with m.Switch(t_row.op):
+        with m.Switch(tok_row.op):
             with m.Case(Op.PRED):
                 m.d.sync += [acc_n[p].eq(pred), x_n[p].eq(xs[S["row"]])]
             with m.Case(Op.FB, Op.NODE):
@@ -63,17 +63,17 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
             if delayed:
                 with m.Case(Op.FUSED):
                     m.d.sync += [acc_n[p].eq(pred),
-                                 x_n[p].eq(Mux(t_row.row_end, xs[S["row"]], xl[p][S["row"]]))]
+                                 x_n[p].eq(Mux(tok_row.row_end, xs[S["row"]], xl[p][S["row"]]))]
 
     # ---- x·2^s − acc ---------------------------------------------------------------
-    t_diff = pl.tokens[S["diff"]]
+    tok_diff = pl.tokens[S["diff"]]
     diff = [pl.stage((x_n[p] << (Facc - X.frac)) - acc_n[p], f"diff_{p}_s", S["diff"])
             for p in range(P)]
     acc_d, fbs_d = pl.carry(acc_n, "acc", S["diff"]), pl.carry(fbs_n, "fbs", S["diff"])
     x_d = pl.carry(x_n, "x", S["diff"])
 
     # ---- requantize; write e and the cache --------------------------------------
-    t_rq = pl.tokens[S["rq"]]
+    tok_rq = pl.tokens[S["rq"]]
     e_q = [Signal(signed(E.width), name=f"e_q_{p}", reset_less=True) for p in range(P)]
     eps_q = [Signal(signed(E.width), name=f"eps_q_{p}", reset_less=True) for p in range(P)]
     xq_q = [Signal(signed(X.width), name=f"xq_q_{p}", reset_less=True) for p in range(P)]
@@ -82,18 +82,18 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
         err, _ = requantize(diff[p], Facc, E)
         eps, _ = requantize(fbs_d[p], E.frac + Wf.frac, E)
         xq, _ = requantize(acc_d[p], Facc, X)
-        m.d.sync += [e_q[p].eq(Mux((t_diff.nop == NodeOp.ERR) | t_diff.fuse, err,
+        m.d.sync += [e_q[p].eq(Mux((tok_diff.nop == NodeOp.ERR) | tok_diff.fuse, err,
                                    el[p][S["diff"]])),
                      eps_q[p].eq(eps), xq_q[p].eq(xq)]
     x_q = pl.carry(x_d, "x", S["rq"])
     c_wr = ports["c"]
     for p in range(P):
         for k in range(1, L + 1):
-            en = t_rq.valid & (t_rq.node_layer == k) & t_rq.node_mask[p] & t_rq.we_e
-            host.write_port(ports["e"][k, p], en, t_rq.node_addr, e_q[p], Target.E, k, p)
-        m.d.comb += [c_wr[p].en.eq(t_rq.valid & (t_rq.node_layer != 0) & t_rq.node_mask[p]
-                                   & t_rq.we_c),
-                     c_wr[p].addr.eq(t_rq.cache_addr), c_wr[p].data.eq(cache_q[p])]
+            en = tok_rq.valid & (tok_rq.node_layer == k) & tok_rq.node_mask[p] & tok_rq.we_e
+            host.write_port(ports["e"][k, p], en, tok_rq.node_addr, e_q[p], Target.E, k, p)
+        m.d.comb += [c_wr[p].en.eq(tok_rq.valid & (tok_rq.node_layer != 0) & tok_rq.node_mask[p]
+                                   & tok_rq.we_c),
+                     c_wr[p].addr.eq(tok_rq.cache_addr), c_wr[p].data.eq(cache_q[p])]
 
     # ---- δ = f′·ε − e·2^fx ------------------------------------------------------
     dwidth = X.width + E.width + 2
@@ -103,7 +103,7 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
             fe_term = dd[p][S["rq"]] * eps_q[p]
         else:                                    # f' ∈ {0, 1.0}: a mux, no multiplier
             fe_term = Mux(dd[p][S["rq"]], eps_q[p] << X.frac, 0)
-        m.d.sync += delta[p].eq(Mux(t_rq.nop == NodeOp.UPD, fe_term, 0)
+        m.d.sync += delta[p].eq(Mux(tok_rq.nop == NodeOp.UPD, fe_term, 0)
                                 - (e_q[p] << X.frac))
     x_dl, xq_dl = pl.carry(x_q, "x", S["delta"]), pl.carry(xq_q, "xq", S["delta"])
 
@@ -114,11 +114,11 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
     x_i, xq_i = pl.carry(x_dl, "x", S["inc"]), pl.carry(xq_dl, "xq", S["inc"])
 
     # ---- x + inc fitted; write x -----------------------------------------------
-    t_inc, t_x = pl.tokens[S["inc"]], pl.tokens[S["x"]]
+    tok_inc, tok_x = pl.tokens[S["inc"]], pl.tokens[S["x"]]
     x_new = [Signal(signed(X.width), name=f"x_new_{p}", reset_less=True) for p in range(P)]
     for p in range(P):
         upd, _ = fit(x_i[p] + inc[p], X)
-        with m.Switch(t_inc.nop):
+        with m.Switch(tok_inc.nop):
             with m.Case(NodeOp.FF):
                 m.d.sync += x_new[p].eq(xq_i[p])
             with m.Case(NodeOp.ZERO):
@@ -126,5 +126,5 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
             with m.Default():
                 m.d.sync += x_new[p].eq(upd)
         for k in range(L + 1):
-            en = t_x.valid & t_x.we_x & (t_x.node_layer == k) & t_x.node_mask[p]
-            host.write_port(ports["x"][k, p], en, t_x.node_addr, x_new[p], Target.X, k, p)
+            en = tok_x.valid & tok_x.we_x & (tok_x.node_layer == k) & tok_x.node_mask[p]
+            host.write_port(ports["x"][k, p], en, tok_x.node_addr, x_new[p], Target.X, k, p)

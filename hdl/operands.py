@@ -42,50 +42,50 @@ def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
     tanh = "tanh" in spec.activations
     raw_x, raw_e, raw_w = raw["x"], raw["e"], raw["w"]
     S = stages
-    t2, t3 = pl.tokens[S["raw"]], pl.tokens[S["sel"]]
-    xl2 = [Signal(signed(X.width), name=f"xl2_{p}", reset_less=True) for p in range(P)]
-    el2 = [Signal(signed(E.width), name=f"el2_{p}", reset_less=True) for p in range(P)]
-    w2 = [Signal(signed(Ws.width), name=f"w2_{p}", reset_less=True) for p in range(P)]
-    xs_k2 = [Signal(signed(X.width), name=f"xs_k2_{k}") for k in range(L + 1)]
-    eb_k2 = [Signal(signed(E.width), name=f"eb_k2_{k}") for k in range(L + 1)]
+    tok_raw, tok_sel = pl.tokens[S["raw"]], pl.tokens[S["sel"]]
+    x_lane = [Signal(signed(X.width), name=f"x_lane_{p}", reset_less=True) for p in range(P)]
+    e_lane = [Signal(signed(E.width), name=f"e_lane_{p}", reset_less=True) for p in range(P)]
+    w_lane = [Signal(signed(Ws.width), name=f"w_lane_{p}", reset_less=True) for p in range(P)]
+    x_row_by_layer = [Signal(signed(X.width), name=f"x_row_l{k}") for k in range(L + 1)]
+    e_row_by_layer = [Signal(signed(E.width), name=f"e_row_l{k}") for k in range(L + 1)]
     for p in range(P):
-        with m.Switch(t2.lane_layer):
+        with m.Switch(tok_raw.lane_layer):
             for k in range(L + 1):
                 with m.Case(k):
-                    m.d.comb += xl2[p].eq(raw_x[k, p])
+                    m.d.comb += x_lane[p].eq(raw_x[k, p])
                     if k >= 1:
-                        m.d.comb += el2[p].eq(raw_e[k, p])
-        with m.Switch(t2.layer):
+                        m.d.comb += e_lane[p].eq(raw_e[k, p])
+        with m.Switch(tok_raw.layer):
             for k in range(1, L + 1):
                 with m.Case(k):
-                    m.d.comb += w2[p].eq(raw_w[k, p])
-    with m.Switch(t2.i_bank):
+                    m.d.comb += w_lane[p].eq(raw_w[k, p])
+    with m.Switch(tok_raw.i_bank):
         for p in range(P):
             with m.Case(p):
                 for k in range(L + 1):
-                    m.d.comb += xs_k2[k].eq(raw_x[k, p])
+                    m.d.comb += x_row_by_layer[k].eq(raw_x[k, p])
                     if k >= 1:
-                        m.d.comb += eb_k2[k].eq(raw_e[k, p])
-    # activation units (latency 1: f, f' belong to the token in S3)
-    f3, d3 = [], []
+                        m.d.comb += e_row_by_layer[k].eq(raw_e[k, p])
+    # activation units (latency 1: f, f' belong to the token in ``sel``)
+    f_sel, d_sel = [], []
     for p in range(P):
         au = ActivationUnit(spec)
         m.submodules[f"act_lane{p}"] = au
-        m.d.comb += [au.x.eq(xl2[p]), au.layer.eq(t2.lane_layer),
-                     au.layer_out.eq(t3.lane_layer)]
-        f3.append(au.f)
-        # f' for the node update (S11): all of it for tanh, else 0 or 1.0 (one bit)
-        d3.append(au.d if tanh else au.d != 0)
-    w3 = pl.carry(w2, "w", S["sel"])
-    xl3, el3 = pl.carry(xl2, "xl", S["sel"]), pl.carry(el2, "el", S["sel"])
-    xs_k3 = [pl.stage(v, f"xs_k{k}_", S["sel"]) for k, v in enumerate(xs_k2)]
-    eb_k3 = [pl.stage(v, f"eb_k{k}_", S["sel"]) for k, v in enumerate(eb_k2) if k >= 1]
-    xs3 = Signal(signed(X.width))
-    eb3 = Signal(signed(E.width))
-    with m.Switch(t3.layer):
+        m.d.comb += [au.x.eq(x_lane[p]), au.layer.eq(tok_raw.lane_layer),
+                     au.layer_out.eq(tok_sel.lane_layer)]
+        f_sel.append(au.f)
+        # f' for the node update (``delta``): all of it for tanh, else 0 or 1.0 (one bit)
+        d_sel.append(au.d if tanh else au.d != 0)
+    w_sel = pl.carry(w_lane, "w", S["sel"])
+    x_sel, e_sel = pl.carry(x_lane, "xl", S["sel"]), pl.carry(e_lane, "el", S["sel"])
+    x_row_sel = [pl.stage(v, f"x_row_l{k}_s", S["sel"]) for k, v in enumerate(x_row_by_layer)]
+    e_row_sel = [pl.stage(v, f"e_row_l{k}_s", S["sel"]) for k, v in enumerate(e_row_by_layer) if k >= 1]
+    x_row = Signal(signed(X.width))
+    e_row = Signal(signed(E.width))
+    with m.Switch(tok_sel.layer):
         for k in range(L + 1):
             with m.Case(k):
-                m.d.comb += xs3.eq(xs_k3[k])
+                m.d.comb += x_row.eq(x_row_sel[k])
                 if k >= 1:
-                    m.d.comb += eb3.eq(eb_k3[k - 1])
-    return LaneOperands(w=w3, x=xl3, e=el3, f=f3, d=d3, x_row=xs3, e_row=eb3)
+                    m.d.comb += e_row.eq(e_row_sel[k - 1])
+    return LaneOperands(w=w_sel, x=x_sel, e=e_sel, f=f_sel, d=d_sel, x_row=x_row, e_row=e_row)

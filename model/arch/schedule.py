@@ -60,14 +60,25 @@ from ..spec import PCSpec
 __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "M", "Job", "Slot", "Schedule",
            "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
            "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
-           "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE"]
+           "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES"]
 
+#: The core's pipeline, stage by stage (cycles after the issue register, stage 0); every stage
+#: number the generator and the cycle model use comes from here. Stage 1 registers each memory's
+#: read address, stage 2 is the memory's data; then: ``raw`` the memory words registered,
+#: ``sel`` the lanes' operands selected and f, f' (activation unit), ``opd`` the multiplier
+#: operands, ``dsp`` the same again beside each multiplier, ``mul`` the products (lane
+#: accumulators), ``sum1``/``sum2`` the two halves of the adder tree across lanes (learning: α·e·a,
+#: then rounded), ``row`` the row accumulator (learning: W and b written), ``node`` the node
+#: units' operands, ``diff`` x·2^s − acc, ``rq`` requantized e, ε, x (e and the cache written),
+#: ``delta`` δ = f'·ε − e·2^fx, ``inc`` γ·δ rounded, ``x`` x + inc fitted and written.
+STAGES = {"raw": 3, "sel": 4, "opd": 5, "dsp": 6, "mul": 7, "sum1": 8, "sum2": 9, "row": 10,
+          "node": 11, "diff": 12, "rq": 13, "delta": 14, "inc": 15, "x": 16}
 #: Stage (cycles after issue) at which learning writes W and b.
-W_WRITE_STAGE = 10
+W_WRITE_STAGE = STAGES["row"]
 #: Stage at which errors e and the prediction cache are written.
-E_WRITE_STAGE = 13
+E_WRITE_STAGE = STAGES["rq"]
 #: Stage at which value nodes x are written: the last write of a token.
-X_WRITE_STAGE = 16
+X_WRITE_STAGE = STAGES["x"]
 #: Stages from the issue register to the last memory write.
 PIPELINE_DEPTH = X_WRITE_STAGE
 #: Cycles the ``end`` marker waits after its own cycle: every write of the run has landed.
