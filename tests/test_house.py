@@ -131,3 +131,70 @@ def test_every_module_imports_on_its_own():
     with ThreadPoolExecutor(max_workers=2) as pool:
         failed = [(m, err) for m, rc, err in pool.map(one, sorted(MODULES)) if rc]
     assert not failed, "\n\n".join(f"import {m}:\n{err}" for m, err in failed)
+
+
+# ---- blocks small enough to hold in your head, each with a test ------------------------------
+MAX_FUNCTION_LINES = 120
+
+
+@pytest.mark.parametrize("folder", ["hdl", "boards"])
+def test_no_function_is_too_long_to_read(folder):
+    long = []
+    for f in sorted((ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{f.relative_to(ROOT)}:{node.lineno} {node.name}: {n} lines")
+    assert not long, "split these into named builders:\n" + "\n".join(long)
+
+
+#: Where each hardware module is tested (a block without a test file of its own is built only
+#: inside another block, and is tested through it).
+BLOCK_TESTS = {
+    "hdl/activation.py": ("test_hdl_activation.py", "ActivationUnit"),
+    "hdl/controller.py": ("test_hdl_controller.py", "SlotController"),
+    "hdl/core.py": ("test_hdl_core.py", "PCCore"),
+    "hdl/emit.py": ("test_verilog.py", "emit"),
+    "hdl/fixed.py": ("test_hdl_fixed.py", "Requantizer"),
+    "hdl/host_port.py": ("test_hdl_core.py", "read_back"),        # every read-back of the core
+    "hdl/learning.py": ("test_hdl_core.py", "learn"),
+    "hdl/mac.py": ("test_hdl_mac.py", "adder_tree"),
+    "hdl/node_unit.py": ("test_hdl_core.py", "run_core"),
+    "hdl/operands.py": ("test_hdl_core.py", "run_core"),
+    "hdl/pipeline.py": ("test_hdl_mac.py", "TokenPipeline"),
+    "hdl/protocol.py": ("test_hdl_protocol.py", "weight_words"),
+    "boards/build.py": ("test_boards.py", '"build", "--board"'),
+    "boards/clocking.py": ("test_boards.py", "ecp5_pll"),
+    "boards/estimate.py": ("test_boards.py", "check_fits"),
+    "boards/frame.py": ("test_boards.py", "crc8"),
+    "boards/host.py": ("test_boards.py", "SimBoard"),
+    "boards/link.py": ("test_boards_link.py", "HostLink"),
+    "boards/profiles.py": ("test_boards.py", "BOARDS"),
+    "boards/report.py": ("test_boards.py", "report.md"),
+    "boards/simulated.py": ("test_boards.py", "SimBoard"),
+    "boards/simulated_bench.py": ("test_boards.py", "SimBoard"),
+    "boards/system.py": ("test_boards.py", "design_id"),
+    "boards/top.py": ("test_boards.py", '"build", "--board"'),
+    "boards/uart.py": ("test_boards.py", "UARTReceiver"),
+}
+
+
+def test_every_hardware_module_has_its_tests():
+    modules = {str(f.relative_to(ROOT)) for d in ("hdl", "boards")
+               for f in (ROOT / d).glob("*.py") if f.name != "__init__.py"}
+    assert modules == set(BLOCK_TESTS), "say where a new module is tested (BLOCK_TESTS)"
+    for mod, (test, name) in BLOCK_TESTS.items():
+        text = (ROOT / "tests" / test).read_text()
+        assert name in text, f"{test} does not exercise {name} of {mod}"
+
+
+def test_plots_stay_out_of_the_golden_model():
+    """matplotlib is imported only by the modules that draw (analog plots; sim's reports)."""
+    drawers = {"pcforge.model.analog.plots", "pcforge.sim.compare"}
+    for mod, path in MODULES.items():
+        if "matplotlib" in path.read_text() and mod not in drawers:
+            tree = ast.parse(path.read_text())
+            names = [a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                     for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])]
+            assert not any(n.startswith("matplotlib") for n in names), mod
