@@ -11,8 +11,6 @@ Prints a table and writes benchmarks/results/bench_boards.json.
 
     python benchmarks/bench_boards.py [--boards icebreaker,ulx3s]
 """
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +24,8 @@ from pcforge.boards.build import build_board
 from pcforge.model import FloatPCN, Weights
 from pcforge.model.data import load_digits_split
 from pcforge.model.presets import digits_spec
+
+from common import bench_parser, write_results
 
 GOALS = {"icebreaker": 30.0, "ulx3s": 100.0}
 
@@ -88,9 +88,8 @@ def lean_us_per_sample(spec, n: int = 200, repeats: int = 3) -> float:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench_parser(__doc__, "bench_boards")
     ap.add_argument("--boards", default="icebreaker,ulx3s")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_boards.json"))
     args = ap.parse_args()
     spec = digits_spec()
     cpu = {b: numpy_us_per_sample(spec, b) for b in (1, 256)}
@@ -129,11 +128,10 @@ def main():
                   f"{r['speedup_vs_lean_numpy_batch1']:.2f}")
     Console(width=200).print(t)   # a wide table: not squeezed to a terminal
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "boards", "spec_digest": spec.digest,
+    write_results(out, {"benchmark": "boards", "spec_digest": spec.digest,
                                "numpy_us_per_sample": {str(k): v for k, v in cpu.items()},
                                "lean_numpy_us_per_sample_batch1": lean,
-                               "rows": rows}, indent=2) + "\n")
+                               "rows": rows})
     print(f"wrote {out}")
 
 

@@ -18,8 +18,6 @@ Prints a table and writes benchmarks/results/bench_core.json.
 
     python benchmarks/bench_core.py [--verify 8] [--clock-mhz 30]
 """
-import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -38,16 +36,17 @@ from pcforge.model.presets import digits_spec
 from pcforge.model.train import train_float
 from pcforge.sim.amaranth_sim import run_core
 
+from common import bench_parser, write_results
+
 BUDGETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench_parser(__doc__, "bench_core")
     ap.add_argument("--verify", type=int, default=8,
                     help="simulate lane budgets up to this many in Amaranth (0: none)")
     ap.add_argument("--clock-mhz", type=float, default=30.0,
                     help="clock for the latency column (iCE40UP5K target: 30 MHz)")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_core.json"))
     args = ap.parse_args()
     console = Console(width=200)
     spec = digits_spec()
@@ -126,12 +125,11 @@ def main():
     console.print(f"numpy, batch 1, one thread: FloatPCN {float_us:.0f} µs, FixedPCN "
                   f"{fixed_us:.0f} µs per sample")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_results(out, {
         "spec_digest": spec.digest, "clock_mhz": args.clock_mhz, "budgets": rows,
         "learning": learn_rows,
         "numpy_float_batch1_us": float_us, "numpy_fixed_batch1_us": fixed_us,
-        "machine": platform.platform(), "python": platform.python_version()}, indent=2))
+        "machine": platform.platform(), "python": platform.python_version()})
     console.print(f"wrote {out}")
 
 

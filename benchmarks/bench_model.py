@@ -6,8 +6,6 @@ Prints a table and writes benchmarks/results/bench_model.json.
 
     python benchmarks/bench_model.py [--repeats N]
 """
-import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -20,6 +18,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from pcforge.model import FixedPCN, FloatPCN, Weights
 from pcforge.model.data import load_digits_split
 from pcforge.model.presets import digits_spec
+
+from common import bench_parser, write_results
 
 
 def per_sample_us(fn, x, batch, repeats):
@@ -34,9 +34,8 @@ def per_sample_us(fn, x, batch, repeats):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench_parser(__doc__, "bench_model")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_model.json"))
     args = ap.parse_args()
     spec = digits_spec()
     d = load_digits_split()
@@ -64,14 +63,13 @@ def main():
                   f"{r['mmac_per_s']:.1f}")
     Console().print(t)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_results(out, {
         "benchmark": "model_inference", "spec_digest": spec.digest, "sizes": list(spec.sizes),
         "iterations": spec.iterations, "macs_per_sample": macs, "rows": rows,
         "machine": {"python": platform.python_version(), "cpu": platform.processor(),
                     "numpy": np.__version__,
                     "blas": [i.get("internal_api") for i in threadpool_info()]},
-    }, indent=2) + "\n")
+    })
     print(f"wrote {out}")
 
 

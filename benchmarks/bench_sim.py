@@ -6,8 +6,6 @@ Prints a table and writes benchmarks/results/bench_sim.json.
 
     python benchmarks/bench_sim.py [--samples 360]
 """
-import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,11 +20,12 @@ from pcforge.model.train import train_float
 from pcforge.sim.amaranth_sim import run_core
 from pcforge.sim.verilator_sim import VerilatorCore
 
+from common import bench_parser, write_results
+
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench_parser(__doc__, "bench_sim")
     ap.add_argument("--samples", type=int, default=360)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_sim.json"))
     args = ap.parse_args()
     spec = digits_spec()
     data = load_digits_split()
@@ -68,8 +67,7 @@ def main():
                   f"{r['cycles_per_s']:.0f}" if "cycles_per_s" in r else "")
     Console().print(t)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    write_results(out, rows)
     print(f"wrote {out}")
 
 

@@ -10,8 +10,6 @@ their width. Prints a table and writes ``benchmarks/results/learning_remedy.json
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +24,8 @@ from pcforge.model.qformat import QFormat
 from pcforge.model.spec import Formats
 from pcforge.model.presets import digits_spec
 from pcforge.model.train import train_fixed
+
+from common import bench_parser, write_results
 
 CONFIGS = {            # name: (W width, W frac, guard bits)
     "16-bit W (default)": (16, 12, 0),
@@ -51,10 +51,9 @@ def one(args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench_parser(__doc__, "learning_remedy")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--out", default="benchmarks/results/learning_remedy.json")
     args = ap.parse_args()
     jobs = [(n, s, args.epochs) for n in CONFIGS for s in range(args.seeds)]
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
@@ -80,9 +79,8 @@ def main():
                   f"{100 * np.mean(best):.2f} %")
     Console().print(t)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"epochs": args.epochs, "seeds": args.seeds, "configs": rows,
-                               "machine": platform.platform()}, indent=2))
+    write_results(out, {"epochs": args.epochs, "seeds": args.seeds, "configs": rows,
+                               "machine": platform.platform()})
     print(f"wrote {out}")
 
 

@@ -3,8 +3,6 @@
 Prints a table and writes benchmarks/results/pc_vs_backprop.json.
     python benchmarks/pc_vs_backprop.py [--networks N]
 """
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +13,14 @@ from pcforge.model import FloatPCN, PCSpec, Weights
 from pcforge.model.backprop import backprop_directions, nudge_similarity
 from pcforge.model.qformat import FixedConst
 
+from common import bench_parser, write_results
+
 BETAS = (1.0, 0.3, 0.1, 0.03, 0.01)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench_parser(__doc__, "pc_vs_backprop")
     ap.add_argument("--networks", type=int, default=20)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "pc_vs_backprop.json"))
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     zil = {}
@@ -59,10 +58,8 @@ def main():
         t.add_row(f"{beta:g}", f"{np.mean(v):.5f}", f"{np.min(v):.5f}")
     con.print(t)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"zil_max_abs_diff": zil, "nudge_cosine": {
-        str(b): {"mean": float(np.mean(v)), "min": float(np.min(v))} for b, v in sims.items()}},
-        indent=2) + "\n")
+    write_results(out, {"zil_max_abs_diff": zil, "nudge_cosine": {
+        str(b): {"mean": float(np.mean(v)), "min": float(np.min(v))} for b, v in sims.items()}})
     print(f"wrote {out}")
 
 

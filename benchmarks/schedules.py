@@ -11,8 +11,6 @@ Prints a table and writes benchmarks/results/schedules.json.
 
     python benchmarks/schedules.py [--epochs 50] [--seeds 0 1 2]
 """
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +23,13 @@ from pcforge.model.data import load_digits_split
 from pcforge.model.presets import digits_spec
 from pcforge.model.train import accuracy_fixed, accuracy_float, train_float
 
+from common import bench_parser, write_results
+
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench_parser(__doc__, "schedules")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "schedules.json"))
     args = ap.parse_args()
     data = load_digits_split()
     rows = []
@@ -66,9 +65,7 @@ def main():
                       f"{100 * r['cycles'][8]['utilisation']:.1f} %")
     Console().print(table)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"epochs": args.epochs, "seeds": args.seeds, "rows": rows},
-                              indent=2))
+    write_results(out, {"epochs": args.epochs, "seeds": args.seeds, "rows": rows})
     print(f"wrote {out}")
 
 

@@ -70,6 +70,14 @@ class TrainHistory:
     test_accuracy: list = field(default_factory=list)
     wall_s: float = 0.0
 
+    def end_epoch(self, energy: float, test_accuracy: float, epochs: int, progress=None):
+        """Record an epoch's mean training energy and test accuracy; report progress."""
+        self.train_energy.append(energy)
+        self.test_accuracy.append(test_accuracy)
+        self.epochs += 1
+        if progress:
+            progress(self.epochs, epochs, {"energy": energy, "test_acc": test_accuracy})
+
 
 def accuracy_float(net: FloatPCN, x: np.ndarray, y: np.ndarray) -> float:
     out = net.infer(x)
@@ -114,11 +122,7 @@ def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 3
             idx = order[i:i + batch]
             res = net.train_batch(data.x_train[idx], target[idx], step=step, learning=learning)
             en += float(res.energy[-1].sum())
-        hist.train_energy.append(en / n)
-        hist.test_accuracy.append(accuracy_float(net, data.x_test, data.y_test))
-        hist.epochs = ep + 1
-        if progress:
-            progress(ep + 1, epochs, {"energy": en / n, "test_acc": hist.test_accuracy[-1]})
+        hist.end_epoch(en / n, accuracy_float(net, data.x_test, data.y_test), epochs, progress)
     hist.wall_s = time.perf_counter() - t0
     return net, hist
 
@@ -145,11 +149,7 @@ def train_fixed(spec: PCSpec, data: Dataset, *, epochs: int = 10, learning: str 
             en += float(res.energy[-1].sum())
             if progress and k % 64 == 0:
                 progress(ep + k / n, epochs, {"energy": en / (k + 1)})
-        hist.train_energy.append(en / n)
-        hist.test_accuracy.append(accuracy_fixed(net, data.x_test, data.y_test))
-        hist.epochs = ep + 1
-        if progress:
-            progress(ep + 1, epochs, {"energy": en / n, "test_acc": hist.test_accuracy[-1]})
+        hist.end_epoch(en / n, accuracy_fixed(net, data.x_test, data.y_test), epochs, progress)
     hist.wall_s = time.perf_counter() - t0
     return net, hist
 

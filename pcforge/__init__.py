@@ -1,8 +1,12 @@
 """pcforge: predictive coding networks to verified FPGA hardware.
 
-The public facade re-exports the golden models; the subpackages are
-``pcforge.model`` (spec, float and fixed-point models, training), ``pcforge.hdl`` (Amaranth
-generators), ``pcforge.sim`` (cycle-accurate simulation) and ``pcforge.boards`` (bitstreams).
+The public facade re-exports the golden models (for users; the package itself imports every name
+from the module that defines it). The subpackages, in their one import direction
+``pcforge.cli`` → ``pcforge.boards`` → ``pcforge.sim`` → ``pcforge.hdl`` → ``pcforge.model``:
+``model`` (spec, float and fixed-point models, training; ``model.arch`` the core's geometry,
+schedule and cycles; ``model.analog`` analog co-design), ``hdl`` (Amaranth generators), ``sim``
+(cycle-accurate simulation and the toolchain), ``boards`` (bitstreams, host link, the simulated
+board) and ``cli`` (the ``pcforge`` command).
 """
 from .model import (FixedConst, FixedPCN, FloatPCN, Formats, PCSpec, QFormat, SpecError,
                     Weights, WeightsError)

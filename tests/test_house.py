@@ -1,5 +1,8 @@
-"""The house's layering: pcforge (CLI) → boards → sim → hdl → model, nothing pointing back;
-names are imported from the module that defines them; every module imports on its own."""
+"""The rules of the house (``docs/contributing.md``), checked: the layering pcforge (CLI) →
+boards → sim → hdl → model with nothing pointing back; names imported from the module that
+defines them; every module importing on its own in a fresh interpreter; functions in hdl/ and
+boards/ short enough to read; every hardware module with its tests; no plots in the golden
+model; every package folder installed."""
 from __future__ import annotations
 
 import ast

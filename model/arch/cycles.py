@@ -4,20 +4,16 @@ It walks the very slot list the controller walks (:mod:`pcforge.model.arch.sched
 run's clamp mask, iteration counter and learn flag: a job costs 1 set-up cycle + its wait (the
 hazard-derived constant of its slot) + one cycle per token, a ``next`` marker 1, the ``end``
 marker 1 + :data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES`. Where values live is
-:class:`~pcforge.model.arch.geometry.CoreGeometry` (re-exported here).
+:class:`~pcforge.model.arch.geometry.CoreGeometry`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .geometry import MAX_LANES, CoreGeometry
-from .schedule import (E_WRITE_STAGE, FINAL_DRAIN_CYCLES, PIPELINE_DEPTH, X_WRITE_STAGE,
-                       learns_incrementally, schedule)
 from ..spec import PCSpec
+from .schedule import FINAL_DRAIN_CYCLES, learns_incrementally, schedule
 
-__all__ = ["CoreGeometry", "CycleReport", "cycle_report", "multipliers_per_lane",
-           "PIPELINE_DEPTH", "E_WRITE_STAGE", "X_WRITE_STAGE", "FINAL_DRAIN_CYCLES",
-           "MAX_LANES"]
+__all__ = ["CycleReport", "cycle_report", "multipliers_per_lane"]
 
 
 @dataclass
