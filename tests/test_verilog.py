@@ -17,7 +17,7 @@ from pcforge.model.arch.cycles import cycle_report
 from pcforge.model import Formats, QFormat
 from pcforge.model.randspec import random_spec
 from pcforge.model.presets import digits_spec
-from pcforge.sim.tools import verilator_env
+from pcforge.sim.toolchain import verilator_env
 
 WAIVERS = Path(pcforge.hdl.__file__).parent / "verilator_waivers.vlt"
 WAIVED = {"WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "PROCASSINIT", "CASEINCOMPLETE",
