@@ -21,17 +21,8 @@ from cocotb.utils import get_sim_time
 
 from pcforge.hdl.core import PCCore
 from pcforge.hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
-from pcforge.model.fixed_pcn import FixedPCN
-from pcforge.model.spec import PCSpec
-
-
-def pack(layout, fields: dict) -> int:
-    """An Amaranth struct layout's bit vector from a dict of integer fields."""
-    out = 0
-    for name, field in layout:
-        width = field.width
-        out |= (int(fields.get(name, 0)) & ((1 << width) - 1)) << field.offset
-    return out
+from pcforge.sim.host_program import pack
+from pcforge.sim.scoreboard import Scoreboard, energy_of
 
 
 class StreamSource:
@@ -123,36 +114,30 @@ class CoreDriver:
 
 async def run_core_job(dut, job: dict) -> dict:
     """Drive one core of the model through its job; returns its results."""
-    spec = PCSpec.from_dict(job["spec"])
-    model_spec = PCSpec.from_dict(job["model_spec"])
-    mask = tuple(job["mask"])
+    board = Scoreboard(job)
+    spec, mask, trace = board.spec, board.mask, board.trace
     W = [np.array(w, dtype=np.int64) for w in job["W"]]
     b = [np.array(v, dtype=np.int64) for v in job["b"]]
-    trace = job["trace"]
     rng = np.random.default_rng(job["seed"])
     core = PCCore(spec, job["lanes"])    # for its layouts and geometry (not elaborated here)
     drv = CoreDriver(dut, core, rng, job["stall"], job["prefix"])
-    model = FixedPCN(model_spec, W, b)
     mask_bits = sum(1 << k for k, v in enumerate(mask) if v)
     await drv.write_words(weight_words(core.geometry, W, b))
     result = {"x": [], "e": [], "cycles": [], "mismatches": [], "energy": []}
     peek = WeightPeek(dut, job["prefix"], core) if job.get("check") == "peek" else None
     fe = spec.formats.e.frac
+    conn_layers = range(1, spec.n_layers)
     for s in job["samples"]:
-        clamped = {int(k): np.array(v, dtype=np.int64) for k, v in s.items()}
+        clamped = board.clamped(s)
         words = []
         for layer, vals in sorted(clamped.items()):
             if mask[layer]:
                 words += node_words(core.geometry, layer, vals)
         await drv.write_words(words)
-        learn = bool(job.get("learn"))
-        ref = model.relax({k: v[None, :] for k, v in clamped.items()}, mask, trace=trace,
-                          learning=spec.learning if learn else None)
-        inc = learn and spec.learning == "incremental"
-        bad = []
-        energy = []
+        ref = board.expect(clamped)
+        bad, energy = [], []
         await drv.control.send({"resume": 0, "pause": int(trace), "mask": mask_bits,
-                                "learn": int(learn)})
+                                "learn": int(board.learn)})
         t = 0
         while True:
             if not (drv.paused.value or drv.done.value):
@@ -161,42 +146,26 @@ async def run_core_job(dut, job: dict) -> dict:
             if drv.done.value:
                 break
             xs, es = await drv.read_state()                 # paused after iteration t
-            energy.append(_energy(es, fe))
-            for k in range(spec.n_layers):
-                if not np.array_equal(xs[k], ref.trace_x[t + 1][k][0]):
-                    bad.append(f"x_{k}(t={t + 1})")
-                if not np.array_equal(es[k], ref.trace_e[t][k][0]):
-                    bad.append(f"e_{k}(t={t})")
-            if inc:                   # incremental: every weight and bias after every update
-                m_W, m_b = ref.trace_w[t]
-                for l in range(1, spec.n_layers):
-                    if not np.array_equal(await _read_conn(drv, core, l),
-                                          np.concatenate([m_W[l - 1].reshape(-1), m_b[l - 1]])):
-                        bad.append(f"W_{l}/b_{l} after iteration {t}")
+            energy.append(energy_of(es, fe))
+            conns = ([await _read_conn(drv, core, l) for l in conn_layers]
+                     if board.incremental else None)
+            bad += board.check_pause(ref, t, xs, es, conns)
             t += 1
             await drv.control.send({"resume": 1, "pause": 1, "mask": mask_bits,
-                                    "learn": int(learn)})
+                                    "learn": int(board.learn)})
             await FallingEdge(dut.clk)
         cycles = int(drv.cycles.value)
         xs, es = await drv.read_state()
-        for k in range(spec.n_layers):
-            if not np.array_equal(xs[k], ref.x[k][0]):
-                bad.append(f"final x_{k}")
-            if not np.array_equal(es[k], ref.e[k][0]):
-                bad.append(f"final e_{k}")
-        if trace and t != spec.iterations:
-            bad.append(f"{t} pauses for T = {spec.iterations}")
+        conns = None
+        if board.learn:               # every weight and bias after the sample's learning
+            conns = [(peek.read(l) if peek is not None else await _read_conn(drv, core, l))
+                     for l in conn_layers]
+        bad += board.check_final(ref, xs, es, t, conns)
         result["x"].append([v.tolist() for v in xs])
         result["e"].append([v.tolist() for v in es])
         result["cycles"].append(cycles)
-        if learn:                     # every weight and bias after the sample's learning
-            for l in range(1, spec.n_layers):
-                want = np.concatenate([model.W[l - 1].reshape(-1), model.b[l - 1]])
-                got = (peek.read(l) if peek is not None else await _read_conn(drv, core, l))
-                if not np.array_equal(got, want):
-                    bad.append(f"W_{l}/b_{l} after learning")
         result["mismatches"].append(bad)
-        result["energy"].append(energy + [_energy(es, fe)])
+        result["energy"].append(energy + [energy_of(es, fe)])
     return result
 
 
@@ -238,11 +207,6 @@ class WeightPeek:
         raw &= (np.int64(1) << widths) - 1
         raw -= np.where(raw >> (widths - 1), np.int64(1) << widths, 0)
         return raw[order]
-
-
-def _energy(es, frac: int) -> float:
-    """½ Σ ||e||² of read-back integer errors with ``frac`` fraction bits."""
-    return float(sum(0.5 * np.sum(np.ldexp(v.astype(np.float64), -frac) ** 2) for v in es))
 
 
 @cocotb.test()

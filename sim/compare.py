@@ -14,7 +14,9 @@ FloatPCN on the digits test set: ``pcforge compare``.
 """
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +28,21 @@ from ..model.fixed_pcn import FixedPCN
 from ..model.float_pcn import FloatPCN
 from ..model.spec import PCSpec
 from ..model.weights import Weights
-from .verilator_sim import VerilatorCore
+from .simulators import emitted_core
 
 __all__ = ["compare"]
 
+SIMULATOR_NAMES = {"native": "Verilator + pcforge native harness", "cocotb": "cocotb + Verilator",
+                   "icarus": "cocotb + Icarus Verilog"}
+
 
 def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: int | None = None,
-            chunk: int = 180, traced: int = 2, progress=None) -> dict:
-    """Run the comparison (see the module docstring); ``traced`` samples are also run with a
-    pause after every iteration (every x and e checked, energy read back); ``progress(done,
+            chunk: int = 60, traced: int | None = None, simulator: str = "native",
+            progress=None) -> dict:
+    """Run the comparison (see the module docstring) under ``simulator``
+    (:data:`~pcforge.sim.simulators.SIMULATORS`); the first ``traced`` samples (default: every
+    sample with the native harness, 2 under cocotb) are run with a pause after every iteration
+    (every x and e checked, energy read back), the rest to their final state; ``progress(done,
     total, info)`` is called after every chunk of ``chunk`` samples."""
     import matplotlib
     matplotlib.use("Agg")
@@ -56,34 +64,40 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     X = spec.formats.x
     model_s = time.perf_counter() - t0
 
-    core = VerilatorCore(spec, lanes)          # optimised C++: ~3x faster runs than -O0
+    core = emitted_core(spec, lanes, simulator=simulator)
     core.build()
+    if traced is None:
+        traced = n if simulator == "native" else 2
     hw_x = [[] for _ in range(spec.n_layers)]
     cycles, bad, energy_hw = [], [], []
     t1 = time.perf_counter()
     sim_cycles = 0
-    done = 0
     if progress:
         progress(0, n, {"build s": core.build_s})
     # a few samples traced (every iteration checked, energy read back), the rest final state
     n_tr = min(traced, n)
-    chunks = [(0, n_tr, True)] + [(s, min(s + chunk, n), False) for s in range(n_tr, n, chunk)]
-    for lo, hi, trace in chunks:
-        if lo >= hi:
-            continue
-        run = core.run(fx.W, fx.b, [{0: v} for v in xq[lo:hi]], "inference", trace=trace,
-                       check=False, seed=lo)
-        for s in range(hi - lo):
-            for k in range(spec.n_layers):
-                hw_x[k].append(run.x[s][k])
-        cycles += run.cycles
-        bad += run.mismatches
-        if trace:
-            energy_hw += run.energy
-        sim_cycles += run.total_cycles
-        done = hi
-        if progress:
-            progress(done, n, {"bit-exact": sum(not m for m in bad), "of": len(bad)})
+    chunks = ([(s, min(s + chunk, n_tr), True) for s in range(0, n_tr, chunk)]
+              + [(s, min(s + chunk, n), False) for s in range(n_tr, n, chunk)])
+    chunks = [c for c in chunks if c[0] < c[1]]
+
+    def run_chunk(c):
+        lo, hi, trace = c
+        return core.run(fx.W, fx.b, [{0: v} for v in xq[lo:hi]], "inference", trace=trace,
+                        check=False, seed=lo)
+    # native runs are separate processes: one per core of the machine at a time (in order)
+    workers = min(len(chunks), os.cpu_count() or 1) if simulator == "native" else 1
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for (lo, hi, trace), run in zip(chunks, pool.map(run_chunk, chunks)):
+            for s in range(hi - lo):
+                for k in range(spec.n_layers):
+                    hw_x[k].append(run.x[s][k])
+            cycles += run.cycles
+            bad += run.mismatches
+            if trace:
+                energy_hw += run.energy
+            sim_cycles += run.total_cycles
+            if progress:
+                progress(hi, n, {"bit-exact": sum(not m for m in bad), "of": len(bad)})
     hw_s = time.perf_counter() - t1
     hw_x = [np.array(v, dtype=np.int64) for v in hw_x]
 
@@ -102,7 +116,7 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
                           "mean_abs_hw_minus_float": float(d.mean())})
     model_cycles = cycle_report(spec, lanes, "inference").total
     report = {
-        "spec_digest": spec.digest, "lanes": lanes, "simulator": "cocotb + Verilator",
+        "spec_digest": spec.digest, "lanes": lanes, "simulator": SIMULATOR_NAMES[simulator],
         "samples": n, "bit_exact_samples": int(sum(exact)),
         "traced_samples": n_tr,
         "hw_test_accuracy": acc["hw"], "fixed_test_accuracy": acc["fixed"],
@@ -115,6 +129,7 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
         "wall_s": {"models": model_s, "verilator_build": core.build_s, "hardware_runs": hw_s},
         "simulated_cycles": int(sim_cycles),
         "simulated_cycles_per_s": sim_cycles / hw_s if hw_s else None,
+        "parallel_simulator_processes": workers,
         "mismatches": [{"sample": s, "what": m[:5]} for s, m in enumerate(bad) if m][:20],
     }
 
@@ -192,7 +207,8 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
           f"{model_cycles} |",
           f"| hardware vs float argmax agreement | "
           f"{100 * report['hw_float_argmax_agreement']:.2f} % |",
-          f"| simulated cycles/s (cocotb + Verilator) | {report['simulated_cycles_per_s']:.0f} |",
+          f"| simulated cycles/s ({report['simulator']}) | "
+          f"{report['simulated_cycles_per_s']:.0f} |",
           "", "| layer | max abs(hw − float) | mean abs(hw − float) |", "|---|---|---|"]
     md += [f"| {p['layer']} | {p['max_abs_hw_minus_float']:.4g} | "
            f"{p['mean_abs_hw_minus_float']:.4g} |" for p in per_layer]

@@ -1,12 +1,13 @@
 """Training on the hardware: ``pcforge train --on hardware``.
 
-The digits network learns *on chip*: the emitted core, cycle-accurate under cocotb + Verilator,
-relaxes every training sample with input and label clamped and applies its own local update
-(the spec's rule: one read-modify-write sweep after relaxation, or an update every iteration).
-After every sample the testbench reads every weight and bias out of the simulated memories and
-compares it with FixedPCN run on the same samples (the scoreboard also checks the final x and e
-of every layer); any difference stops the run with the first mismatches. FixedPCN and FloatPCN
-are trained the same way beside it (same initial weights, same sample order, plain SGD with
+The digits network learns *on chip*: the emitted core, cycle-accurate (by default Verilator with
+the native harness, :mod:`pcforge.sim.native_sim`; or the cocotb testbench), relaxes every
+training sample with input and label clamped and applies its own local update (the spec's rule:
+one read-modify-write sweep after relaxation, or an update every iteration). After every update
+every weight and bias is read out of the simulated memories — after each sample, and learning
+incrementally in a pause after every iteration (native) — and compared with FixedPCN run on the
+same samples (the scoreboard also checks x and e); any difference stops the run with the first
+mismatches. FixedPCN and FloatPCN are trained the same way beside it (same initial weights, same sample order, plain SGD with
 rate α, one sample at a time), and the final weights are evaluated on the test set — by the
 hardware itself (inference through the same Verilator model), by FixedPCN and by FloatPCN.
 """
@@ -23,6 +24,7 @@ from ..model.float_pcn import FloatPCN
 from ..model.spec import PCSpec
 from ..model.train import SGD, accuracy_fixed, accuracy_float
 from ..model.weights import Weights
+from .simulators import emitted_core
 from .verilator_sim import VerilatorCore
 
 __all__ = ["train_on_hardware", "HardwareMismatch"]
@@ -48,11 +50,15 @@ def _hw_accuracy(core: VerilatorCore, net: FixedPCN, x, y, chunk: int) -> tuple[
 
 def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | None = None,
                       lanes: int = 8, seed: int = 0, chunk: int = 240,
-                      test_limit: int | None = None, progress=None) -> tuple[Weights, dict]:
+                      test_limit: int | None = None, simulator: str = "native",
+                      progress=None) -> tuple[Weights, dict]:
     """Train ``spec`` on chip; returns (the trained weights as floats, metrics).
 
     ``limit``: training samples per epoch (the first of each shuffled epoch; default all);
-    ``chunk``: samples per simulator run (the weights carry over from run to run).
+    ``chunk``: samples per simulator run (the weights carry over from run to run);
+    ``simulator``: ``native`` (weights read out of the simulated memories after every update,
+    learning incrementally in a pause after every iteration) or ``cocotb`` (after every
+    sample).
     """
     rng = np.random.default_rng(seed)
     init = Weights.init(spec, rng)
@@ -68,7 +74,11 @@ def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | 
     if test_limit:
         xt, yt = xt[:test_limit], yt[:test_limit]
 
-    core = VerilatorCore(spec, lanes)
+    core = emitted_core(spec, lanes, simulator=simulator)
+    native = simulator == "native"
+    # learning incrementally, an update follows every iteration: the native path pauses there
+    # and reads every weight (cocotb reads them once per sample)
+    per_iteration = native and spec.learning == "incremental"
     t0 = time.perf_counter()
     core.build()
     build_s = time.perf_counter() - t0
@@ -83,8 +93,10 @@ def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | 
             idx = order[lo:lo + chunk]
             samples = [{0: x_all[i], L: t_all[i]} for i in idx]
             ts = time.perf_counter()
-            run = core.run_jobs([core.job(0, fixed.W, fixed.b, samples, "training", trace=False,
-                                          learn=True, check="peek", seed=ep * 100_000 + lo)])[0]
+            run = core.run_jobs([core.job(0, fixed.W, fixed.b, samples, "training",
+                                          trace=per_iteration, learn=True,
+                                          check="peek",
+                                          seed=ep * 100_000 + lo)])[0]
             sim_s += time.perf_counter() - ts
             for k, bad in enumerate(run.mismatches):
                 if bad:
@@ -115,7 +127,9 @@ def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | 
                                "FixedPCN with the trained weights")
     model_cycles = cycle_report(spec, lanes, "training", learn=True).total
     metrics = {
-        "trained_on": "hardware (cocotb + Verilator, the emitted Verilog)",
+        "trained_on": f"hardware (the emitted Verilog under {simulator})",
+        "weights_checked": ("after every iteration's update" if per_iteration
+                            else "after every sample") + " (read out of the simulated memories)",
         "spec_digest": spec.digest, "learning": spec.learning, "lanes": lanes,
         "seed": seed, "epochs": epochs, "samples_per_epoch": n,
         "training_samples": "first %d of each shuffled epoch of the %d-sample digits "

@@ -75,8 +75,12 @@ def build_model(vfile: Path, toplevel: str, build_dir: Path, *, waves=False,
         fcntl.flock(lock, fcntl.LOCK_EX)        # released when the file closes
         if simulator == "icarus":
             runner = get_runner("icarus")
+            # cocotb compiles with -g2012; under SystemVerilog rules the always @* blocks that
+            # Yosys emits are not run at time 0, so combinational signals that no input change
+            # wakes stay X. Verilog-2005 rules (the later flag wins) start them.
             runner.build(sources=[vfile], hdl_toplevel=toplevel, build_dir=build_dir / "obj",
-                         timescale=("1ns", "1ps"), waves=bool(waves), log_file=log)
+                         build_args=["-g2005"], timescale=("1ns", "1ps"), waves=bool(waves),
+                         log_file=log)
             return runner
         for attempt in (1, 2):
             runner = get_runner("verilator")

@@ -11,7 +11,7 @@ import pytest
 from amaranth import Module
 from amaranth.sim import Simulator
 
-from pcforge.boards.frame import (ADDRESS_BYTES, MAX_WORDS, RESPONSE_SYNC, Command, Status,
+from pcforge.boards.frame import (MAX_WORDS, RESPONSE_SYNC, Command, Status,
                                   address_header, crc8, encode_request, parse_words,
                                   words_payload)
 from pcforge.boards.link import HostLink

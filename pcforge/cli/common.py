@@ -19,10 +19,12 @@ from ..model.files import atomic_write_json
 from ..model.presets import DIGITS_CLASSES, DIGITS_INPUTS, digits_spec
 from ..model.spec import LEARNING_RULES, PCSpec, SpecError
 from ..model.weights import WeightsError
+from ..sim.simulators import SIMULATORS
 from ..sim.toolchain import ToolMissing
 
 __all__ = ["console", "errors", "progress", "write_json", "spec_from_options", "load_input",
-           "ACTIVATION", "LEARNING_RULE", "BOARD", "build_and_report", "print_build_report"]
+           "ACTIVATION", "LEARNING_RULE", "BOARD", "SIMULATOR_OPTION", "build_and_report",
+           "print_build_report"]
 
 console = Console(stderr=False)
 
@@ -30,6 +32,10 @@ console = Console(stderr=False)
 ACTIVATION = click.Choice(ACTIVATIONS)
 LEARNING_RULE = click.Choice(LEARNING_RULES)
 BOARD = click.Choice(sorted(BOARDS))
+SIMULATOR_OPTION = click.option(
+    "--simulator", type=click.Choice(SIMULATORS), default="native", show_default=True,
+    help="native: Verilator + pcforge's compiled host harness (fast); cocotb: the cocotb "
+         "testbench on Verilator; icarus: the cocotb testbench on Icarus Verilog.")
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import click
 import numpy as np
 from rich.table import Table
 
-from .common import console, errors, load_input, progress
+from .common import SIMULATOR_OPTION, console, errors, load_input, progress
 
 __all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report"]
 
@@ -48,15 +48,17 @@ def hdl_cmd(spec_path, lanes, out):
 @click.option("--limit", type=int, default=4, show_default=True,
               help="At most this many samples.")
 @click.option("--waves", type=click.Path(dir_okay=False), default=None,
-              help="Write a waveform of the run here (.vcd; .fst needs the lz4 headers).")
-def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves):
-    """Run the emitted Verilog cycle-accurately (cocotb + Verilator) on inputs; print outputs,
-    cycles and agreement with FixedPCN (every x and e of every iteration)."""
+              help="Write a waveform of the run here (.vcd; .fst needs the lz4 headers); "
+                   "runs under cocotb.")
+@SIMULATOR_OPTION
+def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator):
+    """Run the emitted Verilog cycle-accurately on inputs; print outputs, cycles and agreement
+    with FixedPCN (every x and e of every iteration)."""
     from ..model.data import load_digits_split
     from ..model.fixed_pcn import FixedPCN
     from ..model.spec import PCSpec
     from ..model.weights import Weights
-    from ..sim.verilator_sim import VerilatorCore
+    from ..sim.simulators import emitted_core
     with errors():
         spec = PCSpec.load(spec_path)
         weights = Weights.load(weights_path, spec)
@@ -66,13 +68,18 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves):
         xq = fx.quantize(x, 0)
         if waves and Path(waves).suffix not in (".vcd", ".fst"):
             raise click.ClickException(f"--waves {waves}: name a .vcd or .fst file")
-        core = VerilatorCore(spec, lanes, waves=Path(waves).suffix[1:] if waves else False)
-        with console.status("building the Verilator model (cached after the first time)"):
+        if waves and simulator == "native":
+            simulator = "cocotb"             # the native harness writes no waveforms
+            console.print("--waves: running under cocotb + Verilator (the native harness "
+                          "writes no waveforms)")
+        kw = {"waves": Path(waves).suffix[1:]} if waves else {}
+        core = emitted_core(spec, lanes, simulator=simulator, **kw)
+        with console.status(f"building the {simulator} model (cached after the first time)"):
             core.build()
         with console.status(f"simulating {len(x)} sample(s)"):
             run = core.run(fx.W, fx.b, [{0: v} for v in xq], "inference", trace=True,
                            check=False, waves=waves)
-        t = Table(title=f"cycle-accurate run (Verilator, {lanes} lanes)")
+        t = Table(title=f"cycle-accurate run ({simulator}, {lanes} lanes)")
         for col in ("sample", "output x_L (float)", "argmax", "cycles", "= FixedPCN"):
             t.add_column(col)
         for i in range(len(x)):
@@ -94,7 +101,8 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves):
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @click.option("--lanes", type=int, default=8, show_default=True)
 @click.option("--limit", type=int, default=None, help="Only the first N test samples.")
-def compare_cmd(spec_path, weights_path, out, lanes, limit):
+@SIMULATOR_OPTION
+def compare_cmd(spec_path, weights_path, out, lanes, limit, simulator):
     """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set:
     report.json, report.md and plots in OUT."""
     from ..model.spec import PCSpec
@@ -102,15 +110,17 @@ def compare_cmd(spec_path, weights_path, out, lanes, limit):
     with errors():
         spec = PCSpec.load(spec_path)
         weights = Weights.load(weights_path, spec)
-        compare_and_report(spec, weights, Path(out), lanes, limit)
+        compare_and_report(spec, weights, Path(out), lanes, limit, simulator)
 
 
-def compare_and_report(spec, weights, out: Path, lanes: int, limit) -> dict:
+def compare_and_report(spec, weights, out: Path, lanes: int, limit,
+                       simulator: str = "native") -> dict:
     """Run :func:`pcforge.sim.compare.compare` with a progress bar, print the accuracy table,
     and fail when any sample differs between hardware and FixedPCN."""
     from ..sim.compare import compare
     with progress("hardware vs models") as cb:
-        rep = compare(spec, weights, out, lanes=lanes, limit=limit, progress=cb)
+        rep = compare(spec, weights, out, lanes=lanes, limit=limit, simulator=simulator,
+                      progress=cb)
     t = Table(title=f"hardware vs FixedPCN vs FloatPCN ({rep['samples']} test digits)")
     for col in ("", "hardware", "FixedPCN", "FloatPCN"):
         t.add_column(col, justify="right")

@@ -8,8 +8,8 @@ import numpy as np
 from rich.table import Table
 
 from ..model.train import LR_SCHEDULES
-from .common import (ACTIVATION, LEARNING_RULE, console, errors, load_input, progress,
-                     spec_from_options, write_json)
+from .common import (ACTIVATION, LEARNING_RULE, SIMULATOR_OPTION, console, errors, load_input,
+                     progress, spec_from_options, write_json)
 
 __all__ = ["train", "infer", "spec_cmd", "train_models"]
 
@@ -127,26 +127,27 @@ def _mlp_act(spec):
 @click.option("--on", "where", type=click.Choice(["model", "hardware"]), default="model",
               show_default=True,
               help="model: the numpy models (--trainer). hardware: the emitted core learns on "
-                   "chip, cycle-accurate under cocotb + Verilator, every weight checked against "
-                   "FixedPCN after every update.")
+                   "chip, cycle-accurate (--simulator), every weight checked against FixedPCN "
+                   "after every update.")
 @click.option("--lanes", type=int, default=8, show_default=True,
               help="MAC lanes of the core (--on hardware).")
 @click.option("--limit", type=int, default=None,
               help="--on hardware: training samples per epoch (default: all 1437).")
 @click.option("--test-limit", type=int, default=None,
               help="--on hardware: evaluate on the first N test digits (default: all 360).")
+@SIMULATOR_OPTION
 @_train_options
-def train(out, where, lanes, limit, test_limit, **kw):
+def train(out, where, lanes, limit, test_limit, simulator, **kw):
     """Train a PC network on the built-in digits data set: in float or fixed point, or on the
     hardware itself."""
     with errors():
         if where == "hardware":
-            _train_on_hardware(out, lanes, limit, test_limit, **kw)
+            _train_on_hardware(out, lanes, limit, test_limit, simulator, **kw)
         else:
             train_models(out, **kw)
 
 
-def _train_on_hardware(out, lanes, limit, test_limit, spec_path, hidden, activation,
+def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidden, activation,
                        iterations, learning, epochs, seed, w_guard=0, **_ignored):
     from ..hdl.core import PCCore
     from ..model.data import load_digits_split
@@ -163,10 +164,11 @@ def _train_on_hardware(out, lanes, limit, test_limit, spec_path, hidden, activat
                   f"{list(spec.sizes)}, learning {spec.learning}), {lanes} lanes, {epochs} "
                   f"epochs, building the Verilator model (cached)")
     try:
-        with progress("on-chip learning (Verilator)") as cb:
+        with progress(f"on-chip learning ({simulator})") as cb:
             weights, metrics = train_on_hardware(spec, load_digits_split(), epochs=epochs,
                                                  limit=limit, lanes=lanes, seed=seed,
-                                                 test_limit=test_limit, progress=cb)
+                                                 test_limit=test_limit, simulator=simulator,
+                                                 progress=cb)
     except HardwareMismatch as exc:
         raise click.ClickException(f"the hardware stopped agreeing with FixedPCN: {exc}")
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,204 @@
+"""The fast path: the emitted Verilog, Verilated and linked with pcforge's compiled host harness
+(``native_harness.cpp``), which replays each core's whole job as a host program
+(:mod:`pcforge.sim.host_program`) and returns every read-back word in one file — no Python and no
+VPI per clock or per beat. The read-backs are then scored against FixedPCN by the same
+:class:`~pcforge.sim.scoreboard.Scoreboard` as the cocotb testbench, so both paths check the
+same words (every x and e at every pause, the final state, every weight after every update).
+
+``NativeCore`` takes the cores and jobs of :class:`~pcforge.sim.verilator_sim.VerilatorCore`
+and returns the same :class:`~pcforge.sim.verilator_sim.HardwareRun` results. cocotb stays the
+framework of the protocol-level tests; the harness supports their random idle cycles and
+back-pressure too (xorshift64*, seeded per core), so a test runs one job list through both.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ..hdl.core import PCCore
+from ..hdl.emit import TOP_NAME
+from ..model.files import atomic_write
+from .host_program import ProgramFile, program_for_job, weight_memories
+from .scoreboard import Scoreboard, energy_of
+from .toolchain import ToolMissing, verilator_env
+from .verilator_sim import MAKE_PCH_FIX, SPLIT, HardwareRun, VerilatorCore
+
+__all__ = ["NativeCore", "HarnessError"]
+
+HARNESS_SOURCE = Path(__file__).with_name("native_harness.cpp")
+
+#: Stream ports a core's harness driver binds (suffix after the core's prefix).
+_PORTS = {
+    "write_payload": "host_write__payload", "read_payload": "host_read__payload",
+    "control_payload": "control__payload",
+    "write_valid": "host_write__valid", "read_valid": "host_read__valid",
+    "control_valid": "control__valid", "data_ready": "read_data__ready",
+    "write_ready": "host_write__ready", "read_ready": "host_read__ready",
+    "control_ready": "control__ready", "data_valid": "read_data__valid",
+    "paused": "paused", "done": "done", "data_payload": "read_data__payload", "cycles": "cycles",
+}
+
+
+def harness_hash() -> str:
+    """8 hex digits over the harness source and its port binder (a changed harness rebuilds)."""
+    h = hashlib.sha256(HARNESS_SOURCE.read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:8]
+
+
+class HarnessError(RuntimeError):
+    """The harness failed or a core hung (an op did not complete within its cycle budget)."""
+
+
+def _cxx_name(port: str) -> str:
+    """Verilator's C++ member name of a Verilog port: it escapes every ``__`` as ``___05F``."""
+    return port.replace("__", "___05F")
+
+
+def ports_source(prefixes: list, cores: list | None = None) -> str:
+    """``ports.inc``: ``bind_ports(top)`` returning one CorePorts per core (port prefix each);
+    with ``cores`` (PCCore each) their weight memories are bound for PEEK (the Verilated
+    model's members: ``pcforge_core__DOT__[coreK__DOT__]w1_lane0``...)."""
+    lines = [f'#include "V{TOP_NAME}___024root.h"',
+             f"static std::vector<CorePorts> bind_ports({'V' + TOP_NAME} *top) {{",
+             f"    std::vector<CorePorts> v({len(prefixes)});"]
+    for k, pre in enumerate(prefixes):
+        if cores is not None:
+            scope = f"{TOP_NAME}__DOT__" + ("" if not pre else f"core{k}__DOT__")
+            lines.append(f"    v[{k}].peek_weights = [top](std::vector<int64_t> &out) {{")
+            lines.append("        auto *r = top->rootp;")
+            for name, depth in weight_memories(cores[k]):
+                lines.append(f"        for (int a = 0; a < {depth}; ++a) "
+                             f"out.push_back(int64_t(r->{scope}{name}[a]));")
+            lines.append("    };")
+        for field, port in _PORTS.items():
+            m = _cxx_name(pre + port)
+            if field in ("write_payload", "read_payload", "control_payload"):
+                lines.append(f"    v[{k}].{field} = [top](const uint32_t *w, int n) "
+                             f"{{ put(top->{m}, w, n); }};")
+            else:
+                lines.append(f"    v[{k}].{field} = &top->{m};")
+    lines += ["    return v;", "}", ""]
+    return "\n".join(lines)
+
+
+class NativeCore(VerilatorCore):
+    """The cores of :class:`VerilatorCore`, run by the compiled harness. ``fast_build``
+    compiles at -O0 (for many small random cores built once and run briefly); otherwise -O2.
+    ``max_op_cycles``: a core that spends longer in one op (a run that never ends, a stream
+    that never moves) fails the run with :class:`HarnessError` naming the core and the op."""
+
+    def __init__(self, *args, max_op_cycles: int = 20_000_000, **kw):
+        kw.setdefault("simulator", "verilator")
+        super().__init__(*args, **kw)
+        if self.waves:
+            raise ValueError("the native harness writes no waveforms; use VerilatorCore "
+                             "(cocotb) with waves for a trace")
+        self.dir = self.dir.with_name(f"{self.dir.name}-native{harness_hash()}")
+        self.max_op_cycles = int(max_op_cycles)
+        self.binary = self.dir / "obj" / "pcforge_harness"
+
+    def build(self) -> "NativeCore":
+        """Emit (if needed), Verilate and compile the harness (if not built yet). A failed
+        build leaves nothing behind and is reported with its log's tail."""
+        t0 = time.perf_counter()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self.binary.exists():
+                self._build_locked()
+        self.build_s = time.perf_counter() - t0
+        return self
+
+    def _build_locked(self):
+        vfile = self.dir / "hdl" / f"{TOP_NAME}.v"
+        if not vfile.exists():
+            self._emit(vfile)
+        env = verilator_env()
+        if shutil.which("make", path=env["PATH"]) is None:
+            raise ToolMissing("building the native harness needs make (e.g. apt install make)")
+        tmp = Path(tempfile.mkdtemp(prefix="obj-", dir=self.dir))
+        try:
+            src = tmp / "src"
+            src.mkdir()
+            shutil.copy(HARNESS_SOURCE, src / "harness.cpp")
+            prefixes = [self.prefix(k) for k in range(len(self.cores))]
+            cores = [PCCore(s, p) for s, p in self.cores]
+            atomic_write(src / "ports.inc", ports_source(prefixes, cores))
+            opt = "-O0" if self.fast_build else "-O2"
+            cmd = ["verilator", "--cc", "--exe", "-Wno-fatal", "--top-module", TOP_NAME,
+                   "--x-assign", "fast", "--x-initial", "fast", *SPLIT, "-Mdir", str(tmp),
+                   "-CFLAGS", f"-I{src}", "-o", "pcforge_harness", str(vfile),
+                   str(src / "harness.cpp")]
+            log = []
+            r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            log.append(r.stdout + r.stderr)
+            if r.returncode == 0:
+                r = subprocess.run(
+                    ["make", "-C", str(tmp), "-f", f"V{TOP_NAME}.mk", f"-j{os.cpu_count() or 2}",
+                     MAKE_PCH_FIX, f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}",
+                     "pcforge_harness"], capture_output=True, text=True, env=env)
+                log.append(r.stdout + r.stderr)
+            if r.returncode != 0:
+                raise ToolMissing(f"building the native harness in {self.dir} failed; log "
+                                  f"tail:\n{''.join(log)[-3000:]}")
+            obj = self.dir / "obj"
+            shutil.rmtree(obj, ignore_errors=True)
+            os.replace(tmp, obj)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def run_jobs(self, jobs: list, *, waves: str | None = None) -> list:
+        """Run one job per core (all cores concurrently); returns a :class:`HardwareRun` each,
+        scored against FixedPCN."""
+        if waves:
+            raise ValueError("the native harness writes no waveforms")
+        if not self.binary.exists():
+            self.build()
+        t0 = time.perf_counter()
+        built = [program_for_job(job) for job in jobs]
+        if len(built) != len(self.cores):
+            raise ValueError(f"{len(built)} jobs for {len(self.cores)} cores")
+        with tempfile.TemporaryDirectory(prefix="pcforge-native-") as tmp:
+            prog_file, res_file = Path(tmp) / "program.bin", Path(tmp) / "result.bin"
+            prog_file.write_bytes(ProgramFile.encode(
+                [(p, job["stall"], job["seed"]) for (p, _), job in zip(built, jobs)]))
+            r = subprocess.run([str(self.binary), str(prog_file), str(res_file),
+                                str(self.max_op_cycles)], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise HarnessError(f"the native harness failed (exit {r.returncode}): "
+                                   f"{(r.stderr or r.stdout).strip()[-2000:]}")
+            total, outs = ProgramFile.decode_result(res_file.read_bytes(), len(jobs))
+        sim_s = time.perf_counter() - t0
+        runs = [self._score(job, parse(out)) for job, (_, parse), out in zip(jobs, built, outs)]
+        for run in runs:
+            run.total_cycles, run.wall_s, run.build_s = total, sim_s, self.build_s
+        return runs
+
+    @staticmethod
+    def _score(job: dict, samples: list) -> HardwareRun:
+        board = Scoreboard(job)
+        fe = board.spec.formats.e.frac
+        res = HardwareRun(x=[], e=[], cycles=[], mismatches=[], total_cycles=0, wall_s=0.0,
+                          build_s=0.0, energy=[])
+        if len(samples) != len(job["samples"]):
+            raise HarnessError(f"{len(samples)} samples read back for {len(job['samples'])}")
+        for (ref, row, after), sw in zip(board.expect_all(job["samples"]), samples):
+            bad = []
+            for t, (xs, es, conns) in enumerate(sw.pauses):
+                if t < len(ref.trace_e):
+                    bad += board.check_pause(ref, t, xs, es, conns, row)
+            bad += board.check_final(ref, sw.xs, sw.es, len(sw.pauses), sw.conns, row, after)
+            res.x.append([v.tolist() for v in sw.xs])
+            res.e.append([v.tolist() for v in sw.es])
+            res.cycles.append(sw.cycles)
+            res.mismatches.append(bad)
+            res.energy.append([energy_of(es, fe) for _, es, _ in sw.pauses]
+                              + [energy_of(sw.es, fe)])
+        return res
