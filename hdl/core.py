@@ -287,8 +287,11 @@ class PCCore(wiring.Component):
 
         def ports(mem, name):
             m.submodules[name] = mem
-            return mem.read_port(), mem.write_port()
+            self.memory_ports[name] = mem.read_port(), mem.write_port()
+            return self.memory_ports[name]
 
+        #: every memory's (read port, write port) by name, for testbenches to watch
+        self.memory_ports = {}
         rd = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}}
         wr = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}}
         for p in range(P):

@@ -59,9 +59,11 @@ class HostPort:
         self.write, self.write_valid = hwr, hwr_v
         self.request, self.read_sel, self.read_step = hr.payload, rd_sel, rd_step
 
-    def _host_writes(self, target, layer, bank=None):
+    def _host_writes(self, target, layer, bank, depth: int):
+        """The host's write of last cycle is to this memory: target, layer, lane and an address
+        inside its ``depth`` (a word outside is dropped, never wrapped onto another word)."""
         hwr, hwr_v = self.write, self.write_valid
-        sel = hwr_v & (hwr.target == target) & (hwr.layer == layer)
+        sel = hwr_v & (hwr.target == target) & (hwr.layer == layer) & (hwr.addr < depth)
         if bank is not None:
             sel = sel & (hwr.bank == bank)
         return sel
@@ -69,7 +71,7 @@ class HostPort:
     def write_port(self, port, pipe_en, pipe_addr, pipe_data, target, layer, bank=None):
         """Drive a memory's write port: the pipeline's write (while running) or the host's
         (otherwise) to memory ``target`` of ``layer`` in lane ``bank``."""
-        host_en = self._host_writes(target, layer, bank)
+        host_en = self._host_writes(target, layer, bank, port.memory.depth)
         hwr_v, hwr = self.write_valid, self.write
         self.m.d.comb += [port.en.eq(pipe_en | host_en),
                           port.addr.eq(Mux(hwr_v, hwr.addr, pipe_addr)),
@@ -79,10 +81,21 @@ class HostPort:
         """Drive a memory's read port from a register beside it: loaded from the token in stage
         ``k_read − 1`` (``pipe_addr(token)``) when one is there, else from the host's request
         (``host_addr``), so that every memory sees a register instead of a mux tree fed by one
-        wide fan-out."""
+        wide fan-out.
+
+        Every memory sees every token's and request's address, also those meant for another
+        memory; the register takes only addresses inside this memory's depth and otherwise
+        keeps its (in-range) word, so no memory is ever read outside its depth. With a depth
+        of 2^n the register's n bits cannot leave it, and no comparison is built."""
         reg = Signal.like(port.addr, name=f"{port.addr.name}_r", reset_less=True)
         tk = self.tokens[k_read - 1]
-        self.m.d.sync += reg.eq(Mux(tk.valid, pipe_addr(tk), host_addr))
+        addr = Mux(tk.valid, pipe_addr(tk), host_addr)
+        depth = port.memory.depth
+        if depth & (depth - 1):
+            with self.m.If(addr < depth):
+                self.m.d.sync += reg.eq(addr)
+        else:
+            self.m.d.sync += reg.eq(addr)
         self.m.d.comb += port.addr.eq(reg)
 
     def respond(self, groups, targets):

@@ -35,6 +35,7 @@ class StreamSource:
         self.payload = getattr(dut, f"{prefix}__payload")
         self.layout, self.rng, self.idle = layout, rng, idle
         self.valid.value = 0
+        self.payload.value = 0          # driven from the start (a 4-state simulator: no Z)
 
     async def send(self, fields: dict):
         while self.idle and self.rng.random() < self.idle:        # random idle cycles

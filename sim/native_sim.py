@@ -26,7 +26,7 @@ from ..hdl.emit import TOP_NAME
 from ..model.files import atomic_write
 from .host_program import ProgramFile, program_for_job, weight_memories
 from .scoreboard import Scoreboard, energy_of
-from .toolchain import ToolMissing, verilator_env
+from .toolchain import ToolMissing, cache_root, verilator_env, verilator_version
 from .verilator_sim import MAKE_PCH_FIX, SPLIT, HardwareRun, VerilatorCore
 
 __all__ = ["NativeCore", "HarnessError"]
@@ -88,13 +88,42 @@ def ports_source(prefixes: list, cores: list | None = None) -> str:
     return "\n".join(lines)
 
 
+def _runtime_objects(obj: Path, make: list, opt: str, env: dict):
+    """Put Verilator's runtime objects (verilated.o, ...: the same for every model built with
+    the same flags) into ``obj``: compiled once per Verilator version and optimisation level
+    into the cache, then copied (newer than their sources, so make takes them as made)."""
+    names = []
+    for line in (obj / f"V{TOP_NAME}_classes.mk").read_text().split("\n"):
+        t = line.strip().rstrip("\\").strip()
+        if t.startswith("verilated"):
+            names.append(t + ".o")
+    store = cache_root() / "verilator" / f"runtime-{verilator_version()}{opt}"
+    store.mkdir(parents=True, exist_ok=True)
+    with open(store / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = [n for n in names if not (store / n).exists()]
+        if missing:
+            r = subprocess.run(make + missing, capture_output=True, text=True, env=env)
+            if r.returncode != 0:
+                raise ToolMissing(f"compiling Verilator's runtime failed:\n"
+                                  f"{(r.stdout + r.stderr)[-3000:]}")
+            for n in missing:
+                shutil.copy(obj / n, store / f".{n}.tmp")
+                os.replace(store / f".{n}.tmp", store / n)
+        for n in names:
+            if not (obj / n).exists():
+                shutil.copy(store / n, obj / n)
+
+
 class NativeCore(VerilatorCore):
     """The cores of :class:`VerilatorCore`, run by the compiled harness. ``fast_build``
     compiles at -O0 (for many small random cores built once and run briefly); otherwise -O2.
     ``max_op_cycles``: a core that spends longer in one op (a run that never ends, a stream
-    that never moves) fails the run with :class:`HarnessError` naming the core and the op."""
+    that never moves) fails the run with :class:`HarnessError` naming the core and the op.
+    ``make_jobs``: parallel compilers of the build (default: one per CPU)."""
 
-    def __init__(self, *args, max_op_cycles: int = 20_000_000, **kw):
+    def __init__(self, *args, max_op_cycles: int = 20_000_000, make_jobs: int | None = None,
+                 **kw):
         kw.setdefault("simulator", "verilator")
         super().__init__(*args, **kw)
         if self.waves:
@@ -102,6 +131,7 @@ class NativeCore(VerilatorCore):
                              "(cocotb) with waves for a trace")
         self.dir = self.dir.with_name(f"{self.dir.name}-native{harness_hash()}")
         self.max_op_cycles = int(max_op_cycles)
+        self.make_jobs = int(make_jobs or os.cpu_count() or 2)
         self.binary = self.dir / "obj" / "pcforge_harness"
 
     def build(self) -> "NativeCore":
@@ -136,18 +166,20 @@ class NativeCore(VerilatorCore):
                    "--x-assign", "fast", "--x-initial", "fast", *SPLIT, "-Mdir", str(tmp),
                    "-CFLAGS", f"-I{src}", "-o", "pcforge_harness", str(vfile),
                    str(src / "harness.cpp")]
-            log = []
             r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            log.append(r.stdout + r.stderr)
-            if r.returncode == 0:
-                r = subprocess.run(
-                    ["make", "-C", str(tmp), "-f", f"V{TOP_NAME}.mk", f"-j{os.cpu_count() or 2}",
-                     MAKE_PCH_FIX, f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}",
-                     "pcforge_harness"], capture_output=True, text=True, env=env)
-                log.append(r.stdout + r.stderr)
+            if r.returncode != 0:
+                raise ToolMissing(f"Verilating {vfile} failed:\n{(r.stdout + r.stderr)[-3000:]}")
+            # no precompiled header is used (MAKE_PCH_FIX): mark it made instead of making it
+            for kind in ("fast", "slow"):
+                (tmp / f"V{TOP_NAME}__pch.h.{kind}.gch").touch()
+            make = ["make", "-C", str(tmp), "-f", f"V{TOP_NAME}.mk", f"-j{self.make_jobs}",
+                    MAKE_PCH_FIX, f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}"]
+            _runtime_objects(tmp, make, opt, env)
+            r = subprocess.run(make + ["pcforge_harness"], capture_output=True, text=True,
+                               env=env)
             if r.returncode != 0:
                 raise ToolMissing(f"building the native harness in {self.dir} failed; log "
-                                  f"tail:\n{''.join(log)[-3000:]}")
+                                  f"tail:\n{(r.stdout + r.stderr)[-3000:]}")
             obj = self.dir / "obj"
             shutil.rmtree(obj, ignore_errors=True)
             os.replace(tmp, obj)

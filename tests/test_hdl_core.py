@@ -9,6 +9,7 @@ from pcforge.model import FixedPCN, PCSpec, Weights
 from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.randspec import random_clamped, random_int_weights, random_mask, random_spec
 from pcforge.model.arch.schedule import schedule
+from pcforge.model.presets import digits_spec
 from pcforge.sim.amaranth_sim import run_core
 
 N_RANDOM = 200
@@ -47,8 +48,10 @@ def test_core_equals_fixed_model_on_random_specs(seed):
     # two samples in a row: the second starts from whatever the first left in the banks
     rng = np.random.default_rng(seed + 10_000)
     samples = [clamped, random_clamped(spec, mask, rng)]
+    # every memory port's address inside its memory's depth on every cycle (AddressOutOfRange)
     runs = run_core(PCCore(spec, lanes), W, b,
-                    [{k: v[0] for k, v in c.items()} for c in samples], mask)
+                    [{k: v[0] for k, v in c.items()} for c in samples], mask,
+                    check_addresses=True)
     for i, (c, run) in enumerate(zip(samples, runs)):
         ref = FixedPCN(spec, W, b).relax(c, mask, trace=True)
         assert_run_matches(run, ref, spec, f"sample {i}; {where}")
@@ -148,7 +151,7 @@ def assert_learns_like_model(spec, lanes, W, b, mask, samples, where):
     inc = spec.learning == "incremental"
     runs = run_core(PCCore(spec, lanes), W, b,
                     [{k: v[0] for k, v in c.items()} for c in samples], mask, learn=True,
-                    trace=inc)
+                    trace=inc, check_addresses=True)
     net = FixedPCN(spec, W, b)
     for i, (c, run) in enumerate(zip(samples, runs)):
         ref = net.relax(c, mask, learning=spec.learning, trace=inc)
@@ -224,3 +227,44 @@ def test_weight_saturation_in_hardware_equals_model():
     net = assert_learns_like_model(spec, 3, W, b, mask, samples, "saturation case")
     assert net.sat.counts["w"][1][0] + net.sat.counts["w"][2][0] > 0
     assert any((np.abs(w) == 127).any() or (w == -128).any() for w in net.W)
+
+
+def _issue_case():
+    """The core of sizes 8-2-10-10 at 2 lanes that once read word 10 of its 10-word W_2
+    memory (a token meant for W_3 presented to every W memory's address register)."""
+    d = digits_spec(hidden=(2, 10), iterations=2).to_dict()
+    d["network"]["sizes"] = [8, 2, 10, 10]
+    spec = PCSpec.from_dict(d)
+    rng = np.random.default_rng(0)
+    W, b = random_int_weights(spec, rng)
+    samples = {m: {k: v[0] for k, v in random_clamped(spec, spec.clamp[m], rng).items()}
+               for m in ("inference", "training")}
+    return spec, W, b, samples
+
+
+def test_no_memory_is_addressed_outside_its_depth():
+    spec, W, b, samples = _issue_case()
+    for mask, cl in samples.items():
+        run = run_core(PCCore(spec, 2), W, b, cl, mask, check_addresses=True)
+        ref = FixedPCN(spec, W, b).relax({k: v[None] for k, v in cl.items()}, mask)
+        assert all(np.array_equal(run.x[k], ref.x[k][0]) for k in range(spec.n_layers))
+
+
+def test_address_watch_catches_an_unguarded_address_register(monkeypatch):
+    """The watch can fail: with the read-address register of before (every address taken,
+    whichever memory it was meant for) it reports the out-of-range read by name."""
+    from amaranth import Mux, Signal
+
+    from pcforge.hdl.host_port import HostPort
+    from pcforge.sim.amaranth_sim import AddressOutOfRange
+
+    def unguarded(self, port, k_read, pipe_addr, host_addr):
+        reg = Signal.like(port.addr, name=f"{port.addr.name}_r", reset_less=True)
+        tk = self.tokens[k_read - 1]
+        self.m.d.sync += reg.eq(Mux(tk.valid, pipe_addr(tk), host_addr))
+        self.m.d.comb += port.addr.eq(reg)
+    monkeypatch.setattr(HostPort, "read_address", unguarded)
+    spec, W, b, samples = _issue_case()
+    with pytest.raises(AddressOutOfRange, match=r"w2_lane0 \(depth 10\) read at address 10"):
+        run_core(PCCore(spec, 2), W, b, samples["inference"], "inference",
+                 check_addresses=True)

