@@ -49,7 +49,7 @@ def _blocks(width: int, depth: int, configs) -> int:
 
 def estimate(spec: PCSpec, lanes: int, board: BoardProfile) -> dict:
     """{"LUT", "FF", "DSP", "BRAM"} → estimated count, and "memories": the block-RAM list."""
-    core = PCCore(spec, lanes)
+    core = PCCore.interface(spec, lanes)
     banks = [mm for table in (core.x_mem, core.e_mem, core.w_mem) for row in table if row
              for mm in row]
     for obj in [core, *core.c_mem, *banks, *[b for b in core.b_mem if b is not None]]:

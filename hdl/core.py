@@ -192,6 +192,19 @@ class PCCore(wiring.Component):
             "cycles": Out(32),
         })
 
+    @classmethod
+    def interface(cls, spec: PCSpec, lanes: int) -> "PCCore":
+        """A core that is only described, never elaborated: for drivers and harnesses that need
+        its stream layouts, geometry and memory depths (its memories do not warn that they
+        were never used)."""
+        core = cls(spec, lanes)
+        mems = [*core.c_mem, *(m for k in core.x_mem for m in k),
+                *(m for k in core.e_mem[1:] for m in k), *(m for k in core.w_mem[1:] for m in k),
+                *core.b_mem[1:]]
+        for obj in (core, *mems):
+            obj._MustUse__silence = True
+        return core
+
     @staticmethod
     def weight_images(geometry: CoreGeometry, weights) -> tuple:
         """Initial contents of every weight memory ``[l][lane]`` and bias memory ``[l]`` for

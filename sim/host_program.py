@@ -244,7 +244,7 @@ def program_for_job(job: dict) -> tuple[HostProgram, callable]:
     incrementally, the final state, the weights after learning)."""
     from ..model.spec import PCSpec
     spec = PCSpec.from_dict(job["spec"])
-    core = PCCore(spec, job["lanes"])             # layouts and geometry only (not elaborated)
+    core = PCCore.interface(spec, job["lanes"])   # layouts and geometry only
     g = core.geometry
     mask = tuple(job["mask"])
     trace, learn = bool(job["trace"]), bool(job.get("learn"))

@@ -159,7 +159,7 @@ class NativeCore(VerilatorCore):
             src.mkdir()
             shutil.copy(HARNESS_SOURCE, src / "harness.cpp")
             prefixes = [self.prefix(k) for k in range(len(self.cores))]
-            cores = [PCCore(s, p) for s, p in self.cores]
+            cores = [PCCore.interface(s, p) for s, p in self.cores]
             atomic_write(src / "ports.inc", ports_source(prefixes, cores))
             opt = "-O0" if self.fast_build else "-O2"
             cmd = ["verilator", "--cc", "--exe", "-Wno-fatal", "--top-module", TOP_NAME,
