@@ -138,6 +138,9 @@ class PCCore(wiring.Component):
         self.geometry = g = check_buildable(spec, lanes)
         self.schedule = schedule(spec, lanes)
         self.logic_ram_bits = int(logic_ram_bits)
+        #: simulation only: assert on every clock edge that no memory port is read or written
+        #: outside its depth (set before elaboration; never in emitted Verilog)
+        self.check_addresses = False
         #: learning hardware (``control.learn``): the after-relaxation rule, or incremental
         #: learning (an update every iteration) for the synchronous schedule
         self.learns_after = learns_after(spec)
@@ -176,7 +179,11 @@ class PCCore(wiring.Component):
         # share the address and a write touches one layer per cycle, so nothing conflicts,
         # and an FPGA spends one set of block RAMs instead of one per layer
         self.c_base = [None] + [sum(g.depth(j) for j in range(1, k)) for k in layers]
-        self.c_mem = [mem(signed(self.acc_width), sum(g.depth(k) for k in layers))
+        # the cache's host address is c_base[layer] + addr (an adder): a power-of-two depth
+        # keeps every address it forms inside with no comparison after the adder (ECP5 timing;
+        # free in block RAM and in 16-word distributed RAM)
+        c_words = sum(g.depth(k) for k in layers)
+        self.c_mem = [mem(signed(self.acc_width), 1 << max(1, (c_words - 1).bit_length()))
                       for _ in range(P)]
         self.w_mem = [None] + [[mem(signed(F.w_store.width), g.weight_depth(k), w_init[k][p])
                                 for p in range(P)]
@@ -301,10 +308,11 @@ class PCCore(wiring.Component):
         def ports(mem, name):
             m.submodules[name] = mem
             self.memory_ports[name] = mem.read_port(), mem.write_port()
+            self.memory_names[mem] = name
             return self.memory_ports[name]
 
-        #: every memory's (read port, write port) by name, for testbenches to watch
-        self.memory_ports = {}
+        #: every memory's (read port, write port) by name, for testbenches to watch; names
+        self.memory_ports, self.memory_names = {}, {}
         rd = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}}
         wr = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}}
         for p in range(P):

@@ -13,7 +13,7 @@ pipeline.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Mux, Signal, signed
+from amaranth import Assert, Cat, Format, Mux, Signal, signed
 from amaranth.lib import enum
 
 __all__ = ["HostPort", "Target", "HOST_DATA_WIDTH", "HOST_READ_LATENCY"]
@@ -76,6 +76,7 @@ class HostPort:
         self.m.d.comb += [port.en.eq(pipe_en | host_en),
                           port.addr.eq(Mux(hwr_v, hwr.addr, pipe_addr)),
                           port.data.eq(Mux(hwr_v, hwr.data, pipe_data))]
+        self._check(~port.en | (port.addr < port.memory.depth), port, "written")
 
     def read_address(self, port, k_read: int, pipe_addr, host_addr):
         """Drive a memory's read port from a register beside it: loaded from the token in stage
@@ -97,6 +98,16 @@ class HostPort:
         else:
             self.m.d.sync += reg.eq(addr)
         self.m.d.comb += port.addr.eq(reg)
+        self._check(port.addr < depth, port, "read")
+
+    def _check(self, holds, port, what: str):
+        """With ``core.check_addresses`` (simulation only), an assertion checked on every clock
+        edge that ``port`` is not {what} outside its memory's depth."""
+        depth = port.memory.depth
+        if self.core.check_addresses and depth & (depth - 1):
+            name = self.core.memory_names.get(port.memory, "a memory")
+            self.m.d.sync += Assert(holds, Format(f"memory {name} (depth {depth}) {what} at "
+                                                  "address {}", port.addr))
 
     def respond(self, groups, targets):
         """The read response from the registered memory words: ``groups`` is a list of

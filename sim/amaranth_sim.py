@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 from ..hdl.core import PCCore
 from ..hdl.protocol import node_words, weight_words
 
-__all__ = ["CoreRun", "run_core", "AddressOutOfRange"]
+__all__ = ["CoreRun", "run_core"]
 
 
 @dataclass
@@ -66,35 +66,6 @@ def _peek_weights(ctx, core: PCCore):
     return Ws, bs
 
 
-class AddressOutOfRange(AssertionError):
-    """A memory port was read, or written, at an address outside its memory's depth."""
-
-
-def _address_watch(core: PCCore):
-    """A simulator process that checks, on every clock edge, every read port's address and
-    every enabled write port's address against its memory's depth (only memories whose depth
-    is not a power of two can be addressed outside: the port has just enough bits)."""
-    watched = [(name, rd, wr, rd.memory.depth) for name, (rd, wr) in core.memory_ports.items()
-               if rd.memory.depth & (rd.memory.depth - 1)]
-    sigs = [s for _, rd, wr, _ in watched for s in (rd.addr, wr.en, wr.addr)]
-
-    async def watch(ctx):
-        if not sigs:
-            return
-        cycle = 0
-        async for _, _, *vals in ctx.tick().sample(*sigs):
-            cycle += 1
-            for n, (name, _, _, depth) in enumerate(watched):
-                ra, we, wa = vals[3 * n:3 * n + 3]
-                if ra >= depth:
-                    raise AddressOutOfRange(f"cycle {cycle}: memory {name} (depth {depth}) "
-                                            f"read at address {ra}")
-                if we and wa >= depth:
-                    raise AddressOutOfRange(f"cycle {cycle}: memory {name} (depth {depth}) "
-                                            f"written at address {wa}")
-    return watch
-
-
 def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = True,
              read: list | None = None, vcd: str | None = None, learn: bool = False,
              check_addresses: bool = False):
@@ -104,9 +75,10 @@ def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = Tru
     ``clamped``: one dict {layer: values} (returns one :class:`CoreRun`) or a list of them
     (returns a list). ``read`` lists :class:`HostWord` requests sent through ``host_read`` after
     each run (answers in ``CoreRun.readback``). ``learn`` asks the core to learn after every
-    sample (``CoreRun.W``/``.b`` then hold the weights after it). ``check_addresses``: every
-    memory port's address is checked against its depth on every cycle
-    (:class:`AddressOutOfRange`). A core can be simulated once
+    sample (``CoreRun.W``/``.b`` then hold the weights after it). ``check_addresses``: the core
+    is elaborated with an assertion at every memory port that its address lies inside the
+    memory's depth, checked by the simulator on every clock edge (an ``AssertionError`` naming
+    the port, the depth and the address). A core can be simulated once
     (Amaranth elaborates its memories), so pass every sample in one call.
     """
     spec, g = core.spec, core.geometry
@@ -173,11 +145,10 @@ def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = Tru
                 ctx.set(core.read_data.ready, 0)
             runs.append(run)
 
+    core.check_addresses = bool(check_addresses)      # read when the simulator elaborates
     sim = Simulator(core)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
-    if check_addresses:
-        sim.add_process(_address_watch(core))
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()
