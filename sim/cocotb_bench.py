@@ -21,7 +21,7 @@ from cocotb.utils import get_sim_time
 
 from pcforge.hdl.core import PCCore
 from pcforge.hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
-from pcforge.sim.host_program import pack
+from pcforge.sim.host_program import WeightDump, pack, weight_memories
 from pcforge.sim.scoreboard import Scoreboard, energy_of
 
 
@@ -159,8 +159,8 @@ async def run_core_job(dut, job: dict) -> dict:
         xs, es = await drv.read_state()
         conns = None
         if board.learn:               # every weight and bias after the sample's learning
-            conns = [(peek.read(l) if peek is not None else await _read_conn(drv, core, l))
-                     for l in conn_layers]
+            conns = (peek.read_all() if peek is not None
+                     else [await _read_conn(drv, core, l) for l in conn_layers])
         bad += board.check_final(ref, xs, es, t, conns)
         result["x"].append([v.tolist() for v in xs])
         result["e"].append([v.tolist() for v in es])
@@ -176,38 +176,18 @@ async def _read_conn(drv, core, l: int) -> np.ndarray:
 
 
 class WeightPeek:
-    """Reads W_l (row-major) then b_l straight out of the simulated memories (Verilator is built
-    with public signals): no clock cycles and no Python per word beyond one GPI call — ~30×
-    faster than the host stream, for long training runs. Element handles are looked up once."""
+    """Reads every W_l (row-major) and b_l straight out of the simulated memories (Verilator is
+    built with public signals): no clock cycles and no Python per word beyond one GPI call —
+    ~30× faster than the host stream, for long training runs. Element handles are looked up
+    once, in the order of the native harness's PEEK (:class:`WeightDump`)."""
 
     def __init__(self, dut, prefix: str, core):
-        g, spec = core.geometry, core.spec
-        self.conns = {}
-        for l in range(1, spec.n_layers):
-            n, m = spec.sizes[l], spec.sizes[l - 1]
-            handles, order = [], np.empty(n * m + n, dtype=np.int64)
-            base = []
-            for p in range(core.lanes):
-                h = getattr(dut, f"{prefix}w{l}_lane{p}")
-                base.append(len(handles))
-                handles += [h[a]._handle for a in range(g.weight_depth(l))]
-            for i in range(n):
-                for j in range(m):
-                    p, a = g.weight_location(l, i, j)
-                    order[i * m + j] = base[p] + a
-            hb = getattr(dut, f"{prefix}bias{l}")
-            order[n * m:] = len(handles) + np.arange(n)
-            handles += [hb[i]._handle for i in range(n)]
-            widths = np.array([spec.formats.w_store.width] * (len(handles) - n)
-                              + [spec.formats.b.width] * n, dtype=np.int64)
-            self.conns[l] = (handles, order, widths)
+        self.dump = WeightDump(core)
+        self.handles = [getattr(dut, f"{prefix}{name}")[a]._handle
+                        for name, depth in weight_memories(core) for a in range(depth)]
 
-    def read(self, l: int) -> np.ndarray:
-        handles, order, widths = self.conns[l]
-        raw = np.array([h.get_signal_val_long() for h in handles], dtype=np.int64)
-        raw &= (np.int64(1) << widths) - 1
-        raw -= np.where(raw >> (widths - 1), np.int64(1) << widths, 0)
-        return raw[order]
+    def read_all(self) -> list:
+        return self.dump.conns([h.get_signal_val_long() for h in self.handles])
 
 
 @cocotb.test()

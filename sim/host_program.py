@@ -23,7 +23,8 @@ import numpy as np
 from ..hdl.core import PCCore
 from ..hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
 
-__all__ = ["OPS", "HostProgram", "pack", "program_for_job", "ProgramFile"]
+__all__ = ["OPS", "HostProgram", "pack", "program_for_job", "ProgramFile", "WeightDump",
+           "weight_memories"]
 
 OPS = {"END": 0, "WRITE": 1, "READ": 2, "CONTROL": 3, "WAIT": 4, "JUMP": 5, "CYCLES": 6,
        "PEEK": 7}
@@ -46,6 +47,39 @@ def weight_memories(core) -> list:
         out += [(f"w{l}_lane{p}", core.w_mem[l][p].depth) for p in range(core.lanes)]
         out.append((f"bias{l}", core.b_mem[l].depth))
     return out
+
+
+class WeightDump:
+    """Where W_l (row-major) and b_l lie in a dump of every word of ``core``'s weight and bias
+    memories in :func:`weight_memories` order (the harness's PEEK; the cocotb testbench's
+    memory handles), and their signed values from the dump's raw words."""
+
+    def __init__(self, core):
+        g, spec, F = core.geometry, core.spec, core.spec.formats
+        base, self.length = {}, 0
+        for name, depth in weight_memories(core):
+            base[name] = self.length
+            self.length += depth
+        self.maps = []
+        for l in range(1, spec.n_layers):
+            n, m = spec.sizes[l], spec.sizes[l - 1]
+            idx = np.empty(n * m + n, dtype=np.int64)
+            for i in range(n):
+                for j in range(m):
+                    p, a = g.weight_location(l, i, j)
+                    idx[i * m + j] = base[f"w{l}_lane{p}"] + a
+            idx[n * m:] = base[f"bias{l}"] + np.arange(n)
+            widths = np.array([F.w_store.width] * (n * m) + [F.b.width] * n, dtype=np.int64)
+            self.maps.append((idx, widths))
+
+    def conns(self, raw) -> list:
+        """W_l row-major then b_l, per connection l = 1..L, from ``length`` raw words."""
+        raw = np.asarray(raw, dtype=np.int64)
+        out = []
+        for idx, widths in self.maps:
+            v = raw[idx] & ((np.int64(1) << widths) - 1)
+            out.append(v - np.where(v >> (widths - 1), np.int64(1) << widths, 0))
+        return out
 
 
 class PayloadPacker:
@@ -185,24 +219,7 @@ class _Reads:
             return prog.beats("read", f)
         self.state_ops = block(self.x + self.e)     # the same every pause: built once
         self.conn_ops = block(self.w)
-        # PEEK: where W_l (row-major) and b_l sit in the memory dump, and their widths
-        base, at = {}, 0
-        for name, depth in weight_memories(core):
-            base[name] = at
-            at += depth
-        self.peek_len = at
-        self.peek_map = []
-        F = spec.formats
-        for l in range(1, spec.n_layers):
-            n, m = spec.sizes[l], spec.sizes[l - 1]
-            idx = np.empty(n * m + n, dtype=np.int64)
-            for i in range(n):
-                for j in range(m):
-                    p, a = g.weight_location(l, i, j)
-                    idx[i * m + j] = base[f"w{l}_lane{p}"] + a
-            idx[n * m:] = base[f"bias{l}"] + np.arange(n)
-            widths = np.array([F.w_store.width] * (n * m) + [F.b.width] * n, dtype=np.int64)
-            self.peek_map.append((idx, widths))
+        self.dump = WeightDump(core)                # where PEEK's words go
 
     def state(self, prog: HostProgram):
         prog.add(self.state_ops)
@@ -221,12 +238,7 @@ class _Reads:
         return xs, es, at
 
     def take_peek(self, out: np.ndarray, at: int):
-        raw = out[at:at + self.peek_len]
-        conns = []
-        for idx, widths in self.peek_map:
-            v = raw[idx] & ((np.int64(1) << widths) - 1)
-            conns.append(v - np.where(v >> (widths - 1), np.int64(1) << widths, 0))
-        return conns, at + self.peek_len
+        return self.dump.conns(out[at:at + self.dump.length]), at + self.dump.length
 
     def take_conns(self, out: np.ndarray, at: int):
         conns = []
