@@ -49,7 +49,8 @@ class Command(enum.IntEnum):
       completed, the next expected sequence number, lanes; cycles of the last/current run
       (u32); design id (u32: the first 8 hex digits of the spec digest).
     * ``WRITE`` target, layer, bank, addr (u16), then k ≥ 1 data words → no payload. Writes
-      addresses addr, addr + 1, … of one memory (``pcforge.hdl.protocol`` addressing). Targets:
+      addresses addr, addr + 1, … of one memory (``pcforge.hdl.protocol`` addressing; all
+      inside it, else BAD_ARGUMENT and nothing is written). Targets:
       x 0, e 1, W 2, b 3 — loading weights and clamped values.
     * ``READ`` target, layer, bank, addr (u16), count (1..62) → count data words (targets as
       WRITE plus the prediction cache 4).

@@ -21,6 +21,9 @@ from .frame import (ADDRESS_BYTES, MAX_WORDS, REQUEST_SYNC, RESPONSE_SYNC, STATU
 
 __all__ = ["HostLink", "crc8_step"]
 
+#: The link's states in which a byte on ``rx`` is taken (elsewhere it is dropped).
+_RECEIVING = ("IDLE", "RX_LEN", "RX_SEQ", "RX_CMD", "RX_PAYLOAD", "RX_CRC")
+
 
 def crc8_step(crc, byte):
     """CRC-8/SMBUS of one more byte as combinational logic: CRC is linear over GF(2), so each
@@ -40,6 +43,7 @@ def crc8_step(crc, byte):
 
 class HostLink(wiring.Component):
     """Frames on ``rx``/``tx`` (8-bit streams from/to a UART) ↔ the ``core``'s host interface.
+    ``receiving`` and ``idle`` are status for testbenches (see :meth:`elaborate`).
 
     ``design_id`` (32 bits) is reported by STATUS so that a host can tell which network a board
     holds; ``timeout_cycles`` is the longest gap between two bytes of one frame."""
@@ -55,7 +59,7 @@ class HostLink(wiring.Component):
                              "times of the UART")
         self.timeout_cycles = int(timeout_cycles)
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
-                          "error": Out(1)})
+                          "error": Out(1), "receiving": Out(1), "idle": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -66,13 +70,18 @@ class HostLink(wiring.Component):
         r.wr, r.rd = wr, rd                     # the frame buffer's ports
         m.d.comb += self.rx.ready.eq(1)              # bytes outside a frame are dropped
         status_word = self._status_word(m, r)
+        r.depth = self._depth_of(m, r.hdr[0], r.hdr[1])
         self._drive_control(m, r)
-        with m.FSM():
+        with m.FSM() as fsm:
             self._receive(m, r)
             self._verify(m, r)
             self._execute(m, r)
             self._write(m, r)
             self._respond(m, r, status_word)
+        # for testbenches (a board leaves them unconnected): a byte offered now is taken (no
+        # frame, or one being received), and no frame is in progress or being answered
+        m.d.comb += [self.receiving.eq(Cat(fsm.ongoing(s) for s in _RECEIVING).any()),
+                     self.idle.eq(fsm.ongoing("IDLE"))]
         return m
 
     # ---- helpers shared by the states -------------------------------------------------
@@ -188,20 +197,25 @@ class HostLink(wiring.Component):
             with m.Else():
                 m.d.sync += r.expected.eq(r.expected + 1)
                 m.next = "CHECK"
+        depth = r.depth
         with m.State("CHECK"):
             n = hdr[ADDRESS_BYTES]
             mask, flags = hdr[0], hdr[1]
+            # every word of a WRITE or READ inside the memory (the core's address fields are
+            # only as wide as its deepest memory: a farther address would alias a near one)
+            write_fits = r.addr + ((n_len - ADDRESS_BYTES) >> 2) <= depth
+            read_fits = r.addr + n <= depth
             with m.Switch(r.cmd):
                 with m.Case(Command.STATUS, Command.RESUME):
                     m.d.sync += [r.len_ok.eq(n_len == 0), r.arg_ok.eq(1)]
                 with m.Case(Command.WRITE):
                     m.d.sync += [r.len_ok.eq((n_len >= ADDRESS_BYTES + 4)
                                              & (n_len[:2] == ADDRESS_BYTES % 4)),
-                                 r.arg_ok.eq((target <= 3) & layer_ok & bank_ok)]
+                                 r.arg_ok.eq((target <= 3) & layer_ok & bank_ok & write_fits)]
                 with m.Case(Command.READ):
                     m.d.sync += [r.len_ok.eq(n_len == ADDRESS_BYTES + 1),
                                  r.arg_ok.eq((target <= 4) & layer_ok & bank_ok & (n != 0)
-                                             & (n <= MAX_WORDS))]
+                                             & (n <= MAX_WORDS) & read_fits)]
                 with m.Case(Command.RUN):
                     m.d.sync += [r.len_ok.eq(n_len == 2),
                                  r.arg_ok.eq(~(mask[spec.n_layers:].any() | flags[2:].any()
@@ -214,6 +228,25 @@ class HostLink(wiring.Component):
                          r.ctl_resume.eq(r.cmd == Command.RESUME), r.ctl_pause.eq(flags[1]),
                          r.ctl_learn.eq(flags[0]), r.ctl_mask.eq(mask)]
             m.next = "EXECUTE"
+
+    def _depth_of(self, m, target, layer):
+        """Words in the memory a WRITE/READ header names (target, layer; the banks of a layer
+        are equally deep), 0 for no memory."""
+        core, L = self.core, self.core.spec.L
+        depths = {0: {k: core.x_mem[k][0].depth for k in range(L + 1)},
+                  1: {k: core.e_mem[k][0].depth for k in range(1, L + 1)},
+                  2: {k: core.w_mem[k][0].depth for k in range(1, L + 1)},
+                  3: {k: core.b_mem[k].depth for k in range(1, L + 1)},
+                  4: {k: core.geometry.depth(k) for k in range(1, L + 1)}}
+        depth = Signal(range(max(d for t in depths.values() for d in t.values()) + 1))
+        with m.Switch(target):
+            for t, per_layer in depths.items():
+                with m.Case(t):
+                    with m.Switch(layer):
+                        for k, d in per_layer.items():
+                            with m.Case(k):
+                                m.d.comb += depth.eq(d)
+        return depth
 
     def _execute(self, m, r: "_LinkRegisters"):
         """EXECUTE, and RUN/RESUME's CONTROL → C_DONE: a valid frame's command, or its error

@@ -14,7 +14,7 @@ addresses leave a register, never a chain of counter compares.
 """
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.hdl import Value, ValueCastable
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -129,44 +129,85 @@ class SlotController(wiring.Component):
             return int(v) if isinstance(v, bool) else v
 
         lane = job.lane_layer
-        return [r.j_op.eq(_OPS[job.op]), r.j_nop.eq(_NOPS[job.nop]), r.j_layer.eq(job.layer),
-                r.j_lane_layer.eq(lane), r.j_node_layer.eq(job.node_layer),
-                r.j_we_e.eq(val(job.we_e)), r.j_we_x.eq(val(job.we_x)),
-                r.j_we_c.eq(val(job.we_c)), r.j_fuse.eq(val(job.fuse)),
-                r.j_learns.eq(val(job.learns)),
-                r.j_Cm1.eq(depths[lane] - 1), r.j_Nm1.eq(sizes[job.layer] - 1),
-                r.j_nsrc.eq(sizes[lane]), r.j_cbase.eq(c_base[job.node_layer]),
-                r.c_cnt.eq(0), r.i_cnt.eq(0), r.i_bank.eq(0), r.i_addr.eq(0), r.w_addr.eq(0),
-                r.bubble.eq(0), r.wait.eq(wait_cycles)]
+        return [(r.j_op, _OPS[job.op]), (r.j_nop, _NOPS[job.nop]), (r.j_layer, job.layer),
+                (r.j_lane_layer, lane), (r.j_node_layer, job.node_layer),
+                (r.j_we_e, val(job.we_e)), (r.j_we_x, val(job.we_x)),
+                (r.j_we_c, val(job.we_c)), (r.j_fuse, val(job.fuse)),
+                (r.j_learns, val(job.learns)),
+                (r.j_Cm1, depths[lane] - 1), (r.j_Nm1, sizes[job.layer] - 1),
+                (r.j_nsrc, sizes[lane]), (r.j_cbase, c_base[job.node_layer]),
+                (r.c_cnt, 0), (r.i_cnt, 0), (r.i_bank, 0), (r.i_addr, 0), (r.w_addr, 0),
+                (r.bubble, 0), (r.wait, wait_cycles)]
 
-    def _act_on_slot(self, m, r: "_Registers", idx: int):
-        """Act on slot ``idx`` (its condition holds): a job's set-up, or a marker (``next``:
-        one more iteration, pausing here when asked; ``end``: the final drain)."""
+    def _slot_actions(self, r: "_Registers", idx: int) -> tuple[str, list]:
+        """What acting on slot ``idx`` does (its condition holds): the next state and the
+        (register, value) pairs — a job's set-up (the first alternative whose condition holds),
+        or a marker's (``next``: one more iteration, pausing here when asked; ``end``: the
+        final drain)."""
         sch = self.schedule
         T = sch.spec.iterations
         s = sch.slots[idx]
         if s.kind == "next":
-            m.d.sync += [r.it.eq(r.it + 1), r.slot.eq(sch.first), r.it_first.eq(0),
-                         r.it_final.eq(r.it + 1 == T)]
-            with m.If(r.pause):
-                m.next = "PAUSED"
-            with m.Else():
-                m.next = "SLOT"
-            return
+            return "next", [(r.it, r.it + 1), (r.slot, sch.first), (r.it_first, 0),
+                            (r.it_final, r.it + 1 == T)]
         if s.kind == "end":
-            m.d.sync += r.drain.eq(FINAL_DRAIN_CYCLES - 1)
-            m.next = "DRAIN"
-            return
-        m.d.sync += r.slot.eq(idx + 1)
-        m.next = "ISSUE"
+            return "DRAIN", [(r.drain, FINAL_DRAIN_CYCLES - 1)]
+        alts = [(cond.value(r.atoms), self._setup(r, job, sch.waits[idx][a]))
+                for a, (cond, job) in enumerate(s.alts)]
+        alts = alts[:next((k + 1 for k, (c, _) in enumerate(alts) if c is True), len(alts))]
+        alts = [(c, pairs) for c, pairs in alts if c is not False]
+        regs = [reg for reg, _ in alts[-1][1]]
+        values = []
+        for k, reg in enumerate(regs):          # the first alternative that holds wins
+            v = _as_value(alts[-1][1][k][1])
+            for c, pairs in reversed(alts[:-1]):
+                v = Mux(c, _as_value(pairs[k][1]), v)
+            values.append((reg, v))
+        return "ISSUE", [(r.slot, idx + 1)] + values
 
-        def set_up(a, job):
-            def action():
-                m.d.sync += self._setup(r, job, sch.waits[idx][a])
-            return action
-
-        _first_that_holds(m, [(cond.value(r.atoms), set_up(a, job))
-                              for a, (cond, job) in enumerate(s.alts)])
+    def _choose_slot(self, m, r: "_Registers"):
+        """SLOT: act on the first slot at or after ``slot`` whose condition holds, as a one-hot
+        choice — each slot's hit (``slot ≤ idx`` and its condition), the first hit, then every
+        register an AND-OR of the chosen slot's values — so the logic is a few LUTs deep
+        and each slot's action is written once (conditions known at generation are resolved
+        here; Yosys writes invalid Verilog for an If on a constant)."""
+        slots = self.schedule.slots
+        hits = [(idx, _and(r.slot <= idx, slots[idx].cond.value(r.atoms)))
+                for idx in range(len(slots))]
+        hits = [(idx, h) for idx, h in hits if h is not False]
+        firsts, seen = [], []
+        for idx, h in hits:
+            f = Signal(name=f"slot{idx}_acts")
+            m.d.comb += f.eq(h & ~Cat(*seen).any() if seen else h)
+            seen.append(h)
+            firsts.append((idx, f))
+        contributions, order, moves = {}, [], {}
+        for idx, f in firsts:
+            state, pairs = self._slot_actions(r, idx)
+            moves.setdefault(state, []).append(f)
+            for reg, v in pairs:
+                key = id(reg)
+                if key not in contributions:
+                    contributions[key] = (reg, [])
+                    order.append(key)
+                contributions[key][1].append((f, _as_value(v)))
+        for key in order:
+            reg, parts = contributions[key]
+            target = reg.as_value() if hasattr(reg, "as_value") else reg
+            chosen = _or_tree([Mux(f, v, 0) for f, v in parts])
+            if len(parts) == len(firsts):
+                m.d.sync += target.eq(chosen)
+            else:
+                m.d.sync += target.eq(Mux(_or_tree([f for f, _ in parts]), chosen, target))
+        for state, fs in moves.items():
+            with m.If(_or_tree(fs)):
+                if state == "next":
+                    with m.If(r.pause):
+                        m.next = "PAUSED"
+                    with m.Else():
+                        m.next = "SLOT"
+                else:
+                    m.next = state
 
     def _sequencer(self, m, r: "_Registers"):
         """The controller's state machine: IDLE (a start beat), SLOT (the first slot at or
@@ -174,11 +215,9 @@ class SlotController(wiring.Component):
         cycle), DRAIN (the final drain), PAUSED (a resume beat)."""
         sch = self.schedule
         T = sch.spec.iterations
-        slots = sch.slots
         ctl = self.control
         with m.FSM(name="controller") as fsm:
             with m.State("IDLE"):
-                m.d.comb += ctl.ready.eq(~ctl.payload.resume & r.idle_ok)
                 with m.If(ctl.valid & ctl.ready):
                     m.d.sync += [r.mask.eq(ctl.payload.mask),
                                  r.pause.eq(ctl.payload.pause),
@@ -187,14 +226,7 @@ class SlotController(wiring.Component):
                                  r.cycles.eq(0), r.done.eq(0), r.slot.eq(0)]
                     m.next = "SLOT"
             with m.State("SLOT"):
-                # conditions known at generation are resolved here (Yosys writes invalid
-                # Verilog for an If on a constant)
-                with m.Switch(r.slot):
-                    for s0 in range(len(slots)):
-                        with m.Case(s0):
-                            _first_that_holds(m, [(slots[idx].cond.value(r.atoms),
-                                                   lambda idx=idx: self._act_on_slot(m, r, idx))
-                                                  for idx in range(s0, len(slots))])
+                self._choose_slot(m, r)
             with m.State("ISSUE"):
                 with m.If(r.wait != 0):
                     m.d.sync += r.wait.eq(r.wait - 1)
@@ -210,8 +242,7 @@ class SlotController(wiring.Component):
                     m.d.sync += r.done.eq(1)
                     m.next = "IDLE"
             with m.State("PAUSED"):
-                m.d.comb += ctl.ready.eq(ctl.payload.resume)
-                with m.If(ctl.valid & ctl.payload.resume):
+                with m.If(ctl.valid & ctl.ready):       # a resume beat (see _status)
                     m.next = "SLOT"
         return fsm
 
@@ -227,12 +258,20 @@ class SlotController(wiring.Component):
         # decode): last cycle's "idle or paused with the pipeline empty", unless a control
         # beat started a run then. Safe: from such a cycle only a control beat leaves the
         # state, and nothing was in the pipeline to keep it busy; it turns on a cycle late.
-        # idle_ok likewise gates a start (the control beat's ready stays a few LUTs deep)
+        # idle_ok likewise gates a start, paused_ok a resume: the control beat's ready comes
+        # from these registers, not from the state's decode (timing: ready and the beat's
+        # effects stay a few LUTs deep). Both are exact: from IDLE, and from PAUSED, only a
+        # control beat leaves, so last cycle's "idle/paused and no beat" holds now. (A resume
+        # in the first paused cycle waits one cycle; a host waits for ``paused`` anyway, and
+        # ``cycles`` counts no paused cycle.)
         host_ok = Signal()
         fired = self.control.valid & self.control.ready
         m.d.sync += [host_ok.eq((fsm.ongoing("IDLE") | fsm.ongoing("PAUSED")) & ~self.pipe_busy
                                 & ~fired),
-                     r.idle_ok.eq(fsm.ongoing("IDLE") & ~self.pipe_busy & ~fired)]
+                     r.idle_ok.eq(fsm.ongoing("IDLE") & ~self.pipe_busy & ~fired),
+                     r.paused_ok.eq(fsm.ongoing("PAUSED") & ~fired)]
+        m.d.comb += self.control.ready.eq(Mux(self.control.payload.resume, r.paused_ok,
+                                              r.idle_ok))
         m.d.comb += self.host_ok.eq(host_ok)
 
     def _next_token(self, m, r: "_Registers"):
@@ -357,25 +396,27 @@ class SlotController(wiring.Component):
                             m.d.sync += c_cnt.eq(c_cnt + 1)
 
 
-def _first_that_holds(m, cases):
-    """``cases``: (condition, action) pairs in priority order, each condition True, False or a
-    Value. Emits If/Elif/Else so that the action of the first condition that holds runs;
-    constant conditions are resolved at generation (a False one is left out, a True one ends
-    the chain as its Else)."""
-    first = True
-    for cond, action in cases:
-        if cond is False:
-            continue
-        if cond is True:
-            if first:
-                action()
-            else:
-                with m.Else():
-                    action()
-            return
-        with (m.If(cond) if first else m.Elif(cond)):
-            action()
-        first = False
+def _and(a, b):
+    """``a & b`` where ``b`` may be a constant bool (False: False; True: ``a``)."""
+    if b is False:
+        return False
+    return a if b is True else a & b
+
+
+def _as_value(v) -> Value:
+    """A set-up value (int, bool, enum member or Value) as a Value."""
+    if isinstance(v, bool):
+        v = int(v)
+    return Value.cast(v)
+
+
+def _or_tree(values: list) -> Value:
+    """The OR of ``values`` as a balanced tree (a chain would be as deep as the list)."""
+    values = [Value.cast(v) for v in values]
+    while len(values) > 1:
+        values = [values[k] | values[k + 1] if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]
 
 
 class _Registers:
@@ -418,6 +459,7 @@ class _Registers:
         job_end = Signal()
         issue = Signal()
         idle_ok = Signal()                # idle, pipeline empty (registered: see host_ok)
+        paused_ok = Signal()              # paused (registered: see host_ok)
         self.__dict__.update({k: v for k, v in locals().items()
                               if isinstance(v, (Value, ValueCastable))})
         #: the atoms of the schedule's conditions (:class:`~pcforge.model.arch.schedule.Cond`)

@@ -57,6 +57,13 @@ class SaturationCounts:
     def total(self) -> int:
         return sum(c[0] for v in self.counts.values() for c in v)
 
+    def add(self, other: "SaturationCounts") -> "SaturationCounts":
+        """Add ``other``'s counts to these (a run made of several parts); returns self."""
+        for k, v in other.counts.items():
+            for mine, theirs in zip(self.counts[k], v):
+                mine[0] += theirs[0]
+        return self
+
 
 @dataclass
 class FixedResult:

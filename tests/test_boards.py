@@ -115,7 +115,9 @@ def test_build_refuses_a_design_that_cannot_fit_and_writes_nothing(tmp_path):
 
 @pytest.fixture(scope="module")
 def digits_fixed():
-    spec = digits_spec()
+    # 64-16-10: a quarter of the default's weights to load bit by bit through the simulated
+    # UART (the UART, link and driver do not depend on the sizes; the default is built below)
+    spec = digits_spec(hidden=(16,))
     data = load_digits_split()
     net, _ = train_float(spec, data, epochs=3)
     fx = FixedPCN.from_float(spec, Weights(net.W, net.b))

@@ -173,6 +173,7 @@ BLOCK_TESTS = {
     "boards/frame.py": ("test_boards.py", "crc8"),
     "boards/host.py": ("test_boards.py", "SimBoard"),
     "boards/link.py": ("test_boards_link.py", "HostLink"),
+    "boards/link_bench.py": ("test_link_fuzz.py", "LinkHarness"),
     "boards/profiles.py": ("test_boards.py", "BOARDS"),
     "boards/report.py": ("test_boards.py", "report.md"),
     "boards/simulated.py": ("test_boards.py", "SimBoard"),

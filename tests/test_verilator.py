@@ -4,7 +4,7 @@ side by side), with random idle cycles and back-pressure on the host streams, on
 (after relaxation, and incremental with every weight read back after every iteration); a
 deliberately broken design must be caught by the scoreboard. Icarus Verilog, where installed,
 runs random specs through the cocotb testbench and must agree with Verilator and FixedPCN.
-``PCFORGE_VERILATOR_SPECS`` sets how many random specs (default 30); ``pcforge verify`` runs
+``PCFORGE_VERILATOR_SPECS`` sets how many random specs (default 200); ``pcforge verify`` runs
 larger sweeps."""
 import os
 
@@ -21,7 +21,7 @@ from pcforge.sim.native_sim import NativeCore
 from pcforge.sim.verify import VerifyCase, random_case, run_cases
 from pcforge.sim.verilator_sim import VerilatorCore
 
-N_SPECS = int(os.environ.get("PCFORGE_VERILATOR_SPECS", "30"))
+N_SPECS = int(os.environ.get("PCFORGE_VERILATOR_SPECS", "200"))
 # one xdist worker builds and runs the shared Verilator model (make test uses --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("verilator")
 
