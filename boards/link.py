@@ -71,6 +71,11 @@ class HostLink(wiring.Component):
         m.d.comb += self.rx.ready.eq(1)              # bytes outside a frame are dropped
         status_word = self._status_word(m, r)
         r.depth = self._depth_of(m, r.hdr[0], r.hdr[1])
+        # the core's busy/paused (decodes of its controller's state) through a flip-flop: used
+        # straight, synthesis shared the decode's LUTs between the controller and the link,
+        # and placement stretched the controller's own paths across the chip (ECP5: 81.6 MHz).
+        # A cycle late is exact enough: a frame takes far longer to arrive than a cycle.
+        m.d.sync += [r.core_busy.eq(self.core.busy), r.core_paused.eq(self.core.paused)]
         self._drive_control(m, r)
         with m.FSM() as fsm:
             self._receive(m, r)
@@ -92,7 +97,7 @@ class HostLink(wiring.Component):
         iteration = Signal(8)
         m.d.comb += iteration.eq(core.iteration)
         status_words = [
-            Cat(core.busy, core.paused, core.done, Const(0, 5), iteration, r.expected,
+            Cat(r.core_busy, r.core_paused, core.done, Const(0, 5), iteration, r.expected,
                 Const(core.lanes, 8)),
             core.cycles, Const(self.design_id, 32)]
         status_word = Signal(32)
@@ -222,7 +227,7 @@ class HostLink(wiring.Component):
                                                | (flags[0] & (not core.learns))))]
                 with m.Default():
                     m.d.sync += [r.len_ok.eq(1), r.arg_ok.eq(1)]
-            m.d.sync += [r.busy_now.eq(core.busy), r.paused_now.eq(core.paused),
+            m.d.sync += [r.busy_now.eq(r.core_busy), r.paused_now.eq(r.core_paused),
                          r.n_words.eq((n_len - ADDRESS_BYTES) >> 2), r.ptr.eq(ADDRESS_BYTES),
                          r.cur_addr.eq(r.addr),
                          r.ctl_resume.eq(r.cmd == Command.RESUME), r.ctl_pause.eq(flags[1]),
@@ -406,6 +411,7 @@ class _LinkRegisters:
         len_ok, arg_ok = Signal(), Signal()     # CHECK's verdicts on the frame
         crc_ok, seq_ok = Signal(), Signal()     # RX_CRC's verdicts on the frame
         busy_now, paused_now = Signal(), Signal()
+        core_busy, core_paused = Signal(), Signal()   # the core's status, registered
         ctl_valid, ctl_resume, ctl_pause, ctl_learn = (Signal() for _ in range(4))
         ctl_mask = Signal(8)
         self.__dict__.update({k: v for k, v in locals().items() if k not in ("self",
