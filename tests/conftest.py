@@ -3,7 +3,7 @@ shared by its tests, the bitstreams, the simulated board) is one unit of work; s
 first lets the many short tests fill the other worker instead of a long group finishing alone
 at the end."""
 
-LONG_GROUPS = ("verilator", "bitstreams", "board_sim")
+LONG_GROUPS = ("verilator", "bitstreams", "board_sim", "link_fuzz")
 
 
 def pytest_collection_modifyitems(session, config, items):
