@@ -6,7 +6,10 @@ LUT/FF/DSP/BRAM use; inferences per second at that clock from the exact cycle mo
 spec's), and that as a fraction of the lane limit (lanes × clock ÷ MACs per inference). Beside
 them, FloatPCN (numpy, float64) on one thread at batch 1 and batch 256 on the same machine, and
 a lean numpy loop of the same relaxation at batch 1 (checked equal to FloatPCN) for what a
-hand-tuned CPU implementation costs.
+hand-tuned CPU implementation costs, and the bare feed-forward pass at batch 1 — the CPU's best
+answer for classification, where the free layers start at rest. The boards' inference with the
+exact stop (the digits default; every test digit is at rest and stops after 2 iterations) is
+beside their all-T figure.
 Prints a table and writes benchmarks/results/bench_boards.json.
 
     python benchmarks/bench_boards.py [--boards icebreaker,ulx3s]
@@ -68,6 +71,24 @@ def lean_relax(W, b, acts, x0, T: int, gamma: float):
     return x[L]
 
 
+def feedforward_us_per_sample(spec, n: int = 200, repeats: int = 5) -> float:
+    """x_l = W_l f(x_{l−1}) + b_l layer by layer for one sample at a time (what classification
+    at rest needs: with feed-forward initialisation the relaxation leaves it unchanged)."""
+    from pcforge.model.activations import f_float
+    d = load_digits_split()
+    w = Weights.init(spec, np.random.default_rng(0))
+    x = d.x_test[:n]
+    best = np.inf
+    with threadpool_limits(1):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for v in x:
+                for l in range(spec.L):
+                    v = w.W[l] @ f_float(spec.activations[l], v) + w.b[l]
+            best = min(best, (time.perf_counter() - t0) / n)
+    return best * 1e6
+
+
 def lean_us_per_sample(spec, n: int = 200, repeats: int = 3) -> float:
     d = load_digits_split()
     w = Weights.init(spec, np.random.default_rng(0))
@@ -94,6 +115,7 @@ def main():
     spec = digits_spec()
     cpu = {b: numpy_us_per_sample(spec, b) for b in (1, 256)}
     lean = lean_us_per_sample(spec)
+    ff = feedforward_us_per_sample(spec)
     rows = []
     for name in args.boards.split(","):
         with tempfile.TemporaryDirectory() as tmp:
@@ -109,12 +131,18 @@ def main():
             "lane_limit_fraction": rep["lane_limit_fraction"],
             "speedup_vs_numpy_batch1": cpu[1] / us, "speedup_vs_numpy_batch256": cpu[256] / us,
             "speedup_vs_lean_numpy_batch1": lean / us,
+            "cycles_per_inference_at_rest": rep["cycles_per_inference_fewest"],
+            "us_per_inference_at_rest": rep["cycles_per_inference_fewest"] / rep["clock_mhz"],
+            "speedup_at_rest_vs_feedforward_batch1":
+                ff / (rep["cycles_per_inference_fewest"] / rep["clock_mhz"]),
             "build_s": rep["build_s"]})
     t = Table(title=f"digits {list(spec.sizes)}, T = {spec.iterations}: boards vs numpy "
                     f"(FloatPCN, 1 thread: {cpu[1]:.1f} µs/sample at batch 1, {cpu[256]:.2f} "
-                    f"at batch 256; a lean numpy loop: {lean:.1f} µs at batch 1)")
+                    f"at batch 256; a lean numpy loop: {lean:.1f} µs at batch 1; the "
+                    f"feed-forward pass: {ff:.1f} µs at batch 1)")
     for c in ("board", "lanes", "clock MHz", "fmax MHz (goal)", "timing", "LUT", "DSP", "BRAM",
-              "cycles/inf", "µs/inf", "lane limit", "× numpy b1", "× numpy b256", "× lean b1"):
+              "cycles/inf", "µs/inf", "lane limit", "× numpy b1", "× numpy b256", "× lean b1",
+              "cycles at rest (stop)", "µs at rest", "× feed-forward b1"):
         t.add_column(c, justify="right")
     for r in rows:
         u = r["utilization"]
@@ -125,12 +153,15 @@ def main():
                   str(r["cycles_per_inference"]), f"{r['us_per_inference']:.1f}",
                   f"{r['lane_limit_fraction']:.1%}", f"{r['speedup_vs_numpy_batch1']:.2f}",
                   f"{r['speedup_vs_numpy_batch256']:.2f}",
-                  f"{r['speedup_vs_lean_numpy_batch1']:.2f}")
+                  f"{r['speedup_vs_lean_numpy_batch1']:.2f}",
+                  str(r["cycles_per_inference_at_rest"]), f"{r['us_per_inference_at_rest']:.1f}",
+                  f"{r['speedup_at_rest_vs_feedforward_batch1']:.2f}")
     Console(width=200).print(t)   # a wide table: not squeezed to a terminal
     out = Path(args.out)
     write_results(out, {"benchmark": "boards", "spec_digest": spec.digest,
                                "numpy_us_per_sample": {str(k): v for k, v in cpu.items()},
                                "lean_numpy_us_per_sample_batch1": lean,
+                               "feedforward_numpy_us_per_sample_batch1": ff,
                                "rows": rows})
     print(f"wrote {out}")
 

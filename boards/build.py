@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..model.arch.cycles import cycle_report
+from ..model.fixed_pcn import fewest_iterations
 from ..model.files import atomic_copy, atomic_write, atomic_write_json
 from ..model.spec import PCSpec
 from ..sim.toolchain import (arrays_digest, cache_root, generator_hash, package_version,
@@ -189,6 +190,7 @@ def _report(profile, spec, lanes, top, weights, est, versions, build: Path, *,
     pnr = parse_nextpnr((build / f"{NAME}.tim").read_text())
     stat = (build / f"{NAME}.stat").read_text() if (build / f"{NAME}.stat").exists() else ""
     cr = cycle_report(spec, lanes, "inference")
+    cr_min = cycle_report(spec, lanes, "inference", iterations=fewest_iterations(spec))
     ext = profile.bitstream_ext
     return {
         "board": profile.name, "device": profile.device, "package": profile.package,
@@ -207,6 +209,10 @@ def _report(profile, spec, lanes, top, weights, est, versions, build: Path, *,
         "baud": profile.baud, "uart_divisor": top.divisor,
         "cycles_per_inference": cr.total,
         "inferences_per_s": top.clock_mhz * 1e6 / cr.total,
+        # with the exact stop the cycles above (all T iterations) are the most a run takes;
+        # a sample at rest (classification with feed-forward init) takes this many
+        "stop": spec.stop,
+        "cycles_per_inference_fewest": cr_min.total,
         "toolchain": versions, "build_s": round(build_s, 1),
         "macs_per_inference": cr.useful_macs,
         "lane_limit_fraction": lane_limit_fraction(spec, lanes),

@@ -27,7 +27,10 @@ def report_markdown(r: dict) -> str:
              f"timing {'met' if r['timing_met'] else '**NOT met**'}",
              f"- {r['lanes']} MAC lane(s); {r['cycles_per_inference']} cycles per inference "
              f"(T = {r['spec']['iterations']}) = {r['inferences_per_s']:.0f} inferences/s at "
-             f"the clock; {r['lane_limit_fraction']:.1%} of the lane limit",
+             f"the clock; {r['lane_limit_fraction']:.1%} of the lane limit"
+             + (f"; with the exact stop as few as {r['cycles_per_inference_fewest']} cycles "
+                f"({r['clock_mhz'] * 1e6 / r['cycles_per_inference_fewest']:.0f} inferences/s)"
+                if r.get("stop") == "exact" else ""),
              f"- host link: UART {r['baud']} baud (divisor {r['uart_divisor']}), "
              f"design id {r['design_id']:08x}",
              f"- built in {r['build_s']:.1f} s with "

@@ -8,7 +8,8 @@ of one list, and the tests check it.
 
 Timing: one cycle per slot that runs (its set-up: the job registers below), then its constant
 wait, then one token per cycle; a ``next`` marker costs one cycle (``it`` ← it + 1; the
-controller pauses here when asked to), the ``end`` marker one cycle plus the final drain. The
+controller pauses here when asked to; with the exact stop it may end the relaxation there, after
+the ``next`` slot's wait), the ``end`` marker one cycle plus the final drain. The
 token is computed from the job registers and counters and *registered*: the memory read
 addresses leave a register, never a chain of counter compares.
 """
@@ -20,7 +21,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..model.arch.schedule import (FINAL_DRAIN_CYCLES, Cond, Schedule, can_learn,
-                              learns_incrementally)
+                                   learns_incrementally, stops_early)
 
 __all__ = ["Op", "NodeOp", "SlotController", "token_layout", "control_layout"]
 
@@ -59,7 +60,9 @@ def token_layout(sch: Schedule) -> data.StructLayout:
     word of (node_layer, node_addr); ``mul_e``/``mul_f``: multiplier operand selects (e_l[i]
     instead of f(x); f(x) instead of W); in cores that learn, ``learn_w``/``learn_b``: this
     token rewrites W (its lanes) / b_l[row]; in ``delayed_feedback`` cores, ``bubble`` (the
-    token that retires the last row), ``fb_on`` (e(t−1) exists: t > 0) and ``row_end``."""
+    token that retires the last row), ``fb_on`` (e(t−1) exists: t > 0) and ``row_end``; in
+    cores with the exact stop, ``par`` (the parity of the token's iteration: which stop flag its
+    x write sets)."""
     g = sch.geometry
     spec, P = g.spec, g.lanes
     L = spec.L
@@ -82,6 +85,8 @@ def token_layout(sch: Schedule) -> data.StructLayout:
         fields.update({"bubble": 1, "fb_on": 1, "row_end": 1})
     if can_learn(spec):
         fields.update({"learn_w": 1, "learn_b": 1})
+    if stops_early(spec):
+        fields.update({"par": 1})
     return data.StructLayout(fields)
 
 
@@ -91,14 +96,17 @@ class SlotController(wiring.Component):
     :func:`token_layout`); ``pipe_busy`` (In: some token is still in the pipeline);
     ``host_ok`` (Out: no run is working and the pipeline is empty — idle or paused — so the
     host may access the memories); status ``busy``, ``paused``, ``done``, ``iteration``,
-    ``cycles`` (working cycles of the run, pauses excluded)."""
+    ``cycles`` (working cycles of the run, pauses excluded). With the exact stop, ``x_changed``
+    (In, 2 bits): bit p — an x write of a token of iteration parity p changed its word (seen
+    :data:`~pcforge.model.arch.schedule.STOP_FLAG_LAG` cycles after that token's issue)."""
 
     def __init__(self, sch: Schedule, learns: bool):
         self.schedule = sch
         self.learns = learns
         self.layout = token_layout(sch)
         spec = sch.spec
-        super().__init__({
+        self.stops = stops_early(spec)
+        ports = {
             "control": In(stream.Signature(control_layout(spec))),
             "token": Out(self.layout),
             "pipe_busy": In(1),
@@ -106,7 +114,10 @@ class SlotController(wiring.Component):
             "busy": Out(1), "paused": Out(1), "done": Out(1),
             "iteration": Out(range(spec.iterations + 2)),
             "cycles": Out(32),
-        })
+        }
+        if self.stops:
+            ports["x_changed"] = In(2)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -145,11 +156,12 @@ class SlotController(wiring.Component):
         or a marker's (``next``: one more iteration, pausing here when asked; ``end``: the
         final drain)."""
         sch = self.schedule
-        T = sch.spec.iterations
         s = sch.slots[idx]
         if s.kind == "next":
-            return "next", [(r.it, r.it + 1), (r.slot, sch.first), (r.it_first, 0),
-                            (r.it_final, r.it + 1 == T)]
+            wait = sch.waits[idx][0]
+            if wait:
+                return "MARK", [(r.wait, wait - 1)]
+            return "next", self._next_pairs(r)
         if s.kind == "end":
             return "DRAIN", [(r.drain, FINAL_DRAIN_CYCLES - 1)]
         alts = [(cond.value(r.atoms), self._setup(r, job, sch.waits[idx][a]))
@@ -164,6 +176,25 @@ class SlotController(wiring.Component):
                 v = Mux(c, _as_value(pairs[k][1]), v)
             values.append((reg, v))
         return "ISSUE", [(r.slot, idx + 1)] + values
+
+    def _next_pairs(self, r: "_Registers") -> list:
+        """The ``next`` marker's (register, value) pairs: one more iteration — or, with the
+        exact stop, the final pass (``it`` ← T) when the stop flags say the state repeats
+        (:func:`pcforge.model.fixed_pcn.stop_iterations`: iteration it−1 changed no x; with
+        ``delayed_feedback`` neither did it−2)."""
+        sch = self.schedule
+        T = sch.spec.iterations
+        pairs = [(r.slot, sch.first), (r.it_first, 0)]
+        if not self.stops:
+            return pairs + [(r.it, r.it + 1), (r.it_final, r.it + 1 == T)]
+        quiet = ~Mux(r.it[0], r.chg[0], r.chg[1])          # iteration it − 1 changed nothing
+        stop = quiet & ~r.it_first
+        if sch.spec.schedule == "delayed_feedback":
+            stop = stop & r.last_quiet
+        if learns_incrementally(sch.spec):                 # the weights move: no stop
+            stop = stop & ~r.learn
+        return pairs + [(r.it, Mux(stop, T, r.it + 1)), (r.it_final, stop | (r.it + 1 == T)),
+                        (r.last_quiet, quiet & ~r.it_first)]
 
     def _choose_slot(self, m, r: "_Registers"):
         """SLOT: act on the first slot at or after ``slot`` whose condition holds, as a one-hot
@@ -202,6 +233,7 @@ class SlotController(wiring.Component):
         for state, fs in moves.items():
             with m.If(_or_tree(fs)):
                 if state == "next":
+                    m.d.comb += r.marker.eq(1)
                     with m.If(r.pause):
                         m.next = "PAUSED"
                     with m.Else():
@@ -212,18 +244,21 @@ class SlotController(wiring.Component):
     def _sequencer(self, m, r: "_Registers"):
         """The controller's state machine: IDLE (a start beat), SLOT (the first slot at or
         after ``slot`` whose condition holds acts), ISSUE (a job's wait, then one token per
-        cycle), DRAIN (the final drain), PAUSED (a resume beat)."""
+        cycle), MARK (with the exact stop: the ``next`` marker's wait, then its action), DRAIN
+        (the final drain), PAUSED (a resume beat)."""
         sch = self.schedule
         T = sch.spec.iterations
-        ctl = self.control
         with m.FSM(name="controller") as fsm:
             with m.State("IDLE"):
-                with m.If(ctl.valid & ctl.ready):
-                    m.d.sync += [r.mask.eq(ctl.payload.mask),
-                                 r.pause.eq(ctl.payload.pause),
-                                 r.learn.eq(ctl.payload.learn & int(self.learns)),
+                with m.If(r.beat):                      # a start beat (taken last cycle)
+                    m.d.sync += [r.mask.eq(r.beat_payload.mask),
+                                 r.pause.eq(r.beat_payload.pause),
+                                 r.learn.eq(r.beat_payload.learn & int(self.learns)),
                                  r.it.eq(0), r.it_first.eq(1), r.it_final.eq(int(T == 0)),
                                  r.cycles.eq(0), r.done.eq(0), r.slot.eq(0)]
+                    if self.stops:
+                        m.d.comb += r.start.eq(1)
+                        m.d.sync += r.last_quiet.eq(0)
                     m.next = "SLOT"
             with m.State("SLOT"):
                 self._choose_slot(m, r)
@@ -236,22 +271,42 @@ class SlotController(wiring.Component):
                                   r.bubble, r.j_Cm1, r.j_Nm1, r.job_end)
                     with m.If(r.job_end):
                         m.next = "SLOT"
+            if self.stops:
+                with m.State("MARK"):               # the next marker's wait (exact stop)
+                    with m.If(r.wait != 0):
+                        m.d.sync += r.wait.eq(r.wait - 1)
+                    with m.Else():
+                        m.d.comb += r.marker.eq(1)
+                        m.d.sync += [reg.eq(v) for reg, v in self._next_pairs(r)]
+                        with m.If(r.pause):
+                            m.next = "PAUSED"
+                        with m.Else():
+                            m.next = "SLOT"
             with m.State("DRAIN"):
                 m.d.sync += r.drain.eq(r.drain - 1)
                 with m.If(r.drain == 0):
                     m.d.sync += r.done.eq(1)
                     m.next = "IDLE"
             with m.State("PAUSED"):
-                with m.If(ctl.valid & ctl.ready):       # a resume beat (see _status)
+                with m.If(r.beat):                      # a resume beat (see _status)
                     m.next = "SLOT"
+        if self.stops:
+            # the stop flags: set by the node units' x writes, the one of iteration it − 1
+            # cleared by the marker that read it (its iteration's writes have all landed), both
+            # cleared by a start (one place assigns them: a later assignment would win)
+            clear = Mux(r.start, 0b11, Mux(r.marker, Mux(r.it[0], 0b01, 0b10), 0))
+            m.d.sync += r.chg.eq((r.chg & ~clear) | self.x_changed)
         return fsm
 
     def _status(self, m, r: "_Registers", fsm):
         """Status outputs, the working-cycle counter, and the registered host/start readies."""
         running = fsm.ongoing("SLOT") | fsm.ongoing("ISSUE") | fsm.ongoing("DRAIN")
-        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")),
-                     self.paused.eq(fsm.ongoing("PAUSED") & ~self.pipe_busy),
-                     self.done.eq(r.done), self.iteration.eq(r.it), self.cycles.eq(r.cycles)]
+        if self.stops:
+            running = running | fsm.ongoing("MARK")
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | r.beat),
+                     self.paused.eq(fsm.ongoing("PAUSED") & ~self.pipe_busy & ~r.beat),
+                     self.done.eq(r.done & ~r.beat), self.iteration.eq(r.it),
+                     self.cycles.eq(r.cycles)]
         with m.If(running):
             m.d.sync += r.cycles.eq(r.cycles + 1)
         # host_ok as a register (timing: the host's ready is a flip-flop, not the FSM's
@@ -264,12 +319,17 @@ class SlotController(wiring.Component):
         # control beat leaves, so last cycle's "idle/paused and no beat" holds now. (A resume
         # in the first paused cycle waits one cycle; a host waits for ``paused`` anyway, and
         # ``cycles`` counts no paused cycle.)
+        # The control beat itself is registered (``beat``, ``beat_payload``): the state machine
+        # acts on it a cycle after it is taken, from flip-flops beside it — not from the host
+        # link's valid across the chip (timing: that route once set the ECP5 fmax). The status
+        # outputs count the beat as taken at once (busy, not done, not paused), as before.
         host_ok = Signal()
         fired = self.control.valid & self.control.ready
+        m.d.sync += [r.beat.eq(fired), r.beat_payload.eq(self.control.payload)]
         m.d.sync += [host_ok.eq((fsm.ongoing("IDLE") | fsm.ongoing("PAUSED")) & ~self.pipe_busy
-                                & ~fired),
-                     r.idle_ok.eq(fsm.ongoing("IDLE") & ~self.pipe_busy & ~fired),
-                     r.paused_ok.eq(fsm.ongoing("PAUSED") & ~fired)]
+                                & ~fired & ~r.beat),
+                     r.idle_ok.eq(fsm.ongoing("IDLE") & ~self.pipe_busy & ~fired & ~r.beat),
+                     r.paused_ok.eq(fsm.ongoing("PAUSED") & ~fired & ~r.beat)]
         m.d.comb += self.control.ready.eq(Mux(self.control.payload.resume, r.paused_ok,
                                               r.idle_ok))
         m.d.comb += self.host_ok.eq(host_ok)
@@ -317,6 +377,8 @@ class SlotController(wiring.Component):
             m.d.comb += [nt.learn_w.eq((j_op == Op.LEARN) | fb_learn),
                          nt.learn_b.eq(((j_op == Op.LEARN) & (c_cnt == 0))
                                        | (fb_learn & (c_cnt == 0)))]
+        if self.stops:
+            m.d.comb += nt.par.eq(r.it[0])
         if delayed:
             self._fused_token(m, r, nt, lane_mask, row_bit)
         else:
@@ -458,6 +520,12 @@ class _Registers:
         it_first, it_final = Signal(), Signal()
         job_end = Signal()
         issue = Signal()
+        chg = Signal(2)                   # exact stop: an x changed in an iteration of parity p
+        last_quiet = Signal()             # exact stop: iteration it − 2 changed no x
+        marker = Signal()                 # a next marker acts this cycle
+        start = Signal()                  # the state machine acts on a start beat this cycle
+        beat = Signal()                   # a control beat was taken last cycle
+        beat_payload = Signal(control_layout(spec), reset_less=True)   # ... and its payload
         idle_ok = Signal()                # idle, pipeline empty (registered: see host_ok)
         paused_ok = Signal()              # paused (registered: see host_ok)
         self.__dict__.update({k: v for k, v in locals().items()

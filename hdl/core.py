@@ -295,9 +295,12 @@ class PCCore(wiring.Component):
 
         assert READ_STAGE["c"] + 2 == S["row"]
         assert S["rq"] == E_WRITE_STAGE and S["x"] == X_WRITE_STAGE == PIPELINE_DEPTH
-        node_units(m, pl, self, host, wr,
-                   NodeInputs(acc_row=acc_row, b_row=b_row, fb_row=fb_row, raw_c=raw["c"],
-                              x_lane=xl, e_lane=el, d_lane=dd, x_row=xs), S)
+        x_changed = node_units(m, pl, self, host, wr,
+                               NodeInputs(acc_row=acc_row, b_row=b_row, fb_row=fb_row,
+                                          raw_c=raw["c"], x_lane=xl, e_lane=el, d_lane=dd,
+                                          x_row=xs), S)
+        if x_changed is not None:
+            m.d.comb += ctl.x_changed.eq(x_changed)
         return m
 
     def _memory_ports(self, m) -> tuple[dict, dict]:

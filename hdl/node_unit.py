@@ -11,7 +11,7 @@ the error, cache and state words written back.
 """
 from __future__ import annotations
 
-from amaranth import Mux, Signal, signed
+from amaranth import Cat, Mux, Signal, signed
 
 from .controller import NodeOp, Op
 from .fixed import fit, requantize, round_shift
@@ -35,7 +35,8 @@ class NodeInputs:
 def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
     """Build the ``core``'s P node units in ``m``; ``host``: the
     :class:`~pcforge.hdl.host_port.HostPort` that shares the e and x write ports; ``ports``:
-    the write ports ``{"e": {(k, p): port}, "x": ..., "c": {p: port}}``."""
+    the write ports ``{"e": {(k, p): port}, "x": ..., "c": {p: port}}``. Returns the exact
+    stop's ``x_changed`` flags for the controller (None in cores without the stop)."""
     spec, P, A = core.spec, core.lanes, core.acc_width
     L = spec.L
     F = spec.formats
@@ -116,15 +117,38 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
     # ---- x + inc fitted; write x -----------------------------------------------
     tok_inc, tok_x = pl.tokens[S["inc"]], pl.tokens[S["x"]]
     x_new = [Signal(signed(X.width), name=f"x_new_{p}", reset_less=True) for p in range(P)]
+    x_chg = [Signal(name=f"x_chg_{p}", reset_less=True) for p in range(P)]
     for p in range(P):
         upd, _ = fit(x_i[p] + inc[p], X)
         with m.Switch(tok_inc.nop):
             with m.Case(NodeOp.FF):
-                m.d.sync += x_new[p].eq(xq_i[p])
+                m.d.sync += [x_new[p].eq(xq_i[p]), x_chg[p].eq(0)]
             with m.Case(NodeOp.ZERO):
-                m.d.sync += x_new[p].eq(0)
-            with m.Default():
-                m.d.sync += x_new[p].eq(upd)
+                m.d.sync += [x_new[p].eq(0), x_chg[p].eq(0)]
+            with m.Default():                   # an update: did the word change?
+                m.d.sync += [x_new[p].eq(upd), x_chg[p].eq(_changes(x_i[p], inc[p], X))]
         for k in range(L + 1):
             en = tok_x.valid & tok_x.we_x & (tok_x.node_layer == k) & tok_x.node_mask[p]
             host.write_port(ports["x"][k, p], en, tok_x.node_addr, x_new[p], Target.X, k, p)
+    if "par" not in tok_x.shape().members:
+        return None
+    # the exact stop's flags: some lane's x write changed its word, by the iteration's parity
+    # (registered: the controller sees it STOP_FLAG_LAG cycles after the token's issue)
+    changed = Signal(2, name="x_changed")
+    any_chg = Cat(*(x_chg[p] & tok_x.node_mask[p] for p in range(P))).any() \
+        & tok_x.valid & tok_x.we_x
+    m.d.sync += changed.eq(Mux(any_chg, Mux(tok_x.par, 0b10, 0b01), 0))
+    return changed
+
+
+def _changes(x, inc, X):
+    """Whether X(x + inc) differs from x (x inside X): from ``inc`` and x alone, beside the
+    adder rather than after it (timing) — saturating, only inc = 0 or a push past the rail it
+    already sits on keeps x; wrapping, only an inc ≡ 0 mod 2^width."""
+    if X.overflow == "saturate":
+        neg = inc[-1]
+        nonzero = inc.any()
+        at_max = x == X.max_int
+        at_min = x == X.min_int
+        return nonzero & ~(~neg & at_max) & ~(neg & at_min)
+    return inc[:X.width].any()

@@ -35,7 +35,8 @@ from .qformat import fit, requantize, round_shift
 from .spec import PCSpec
 from .weights import Weights
 
-__all__ = ["FixedPCN", "FixedResult", "SaturationCounts"]
+__all__ = ["FixedPCN", "FixedResult", "SaturationCounts", "stop_iterations", "stops",
+           "fewest_iterations"]
 
 #: Quantities whose saturation (or wrap) events are counted, per layer.
 COUNTED = ("x", "e", "eps", "w", "b")
@@ -74,6 +75,10 @@ class FixedResult:
     trace_e     e(t) for t = 0..T−1, the errors computed in iteration t — when traced
     energy      (T+1, B) float energy from e(0..T)
     trace_w     (W, b) after every iteration's update (incremental learning, when traced)
+    iterations  (B,) int: the iterations the hardware makes for each sample — T, or fewer
+                with the exact stop (:func:`stop_iterations`); the traces and the energy
+                still cover t = 0..T (after the stop every state repeats: that is why the stop
+                is exact)
     """
 
     x: list
@@ -82,6 +87,7 @@ class FixedResult:
     trace_x: list = field(default_factory=list)
     trace_e: list = field(default_factory=list)
     trace_w: list = field(default_factory=list)
+    iterations: np.ndarray = None
 
     @property
     def output(self) -> np.ndarray:
@@ -261,26 +267,34 @@ class FixedPCN:
 
     def relax(self, clamped: dict, mask, *, iterations: int | None = None,
               init: str | None = None, learning: str | None = None,
-              trace: bool = False) -> FixedResult:
+              trace: bool = False, stop: bool | None = None) -> FixedResult:
         """Relax (and optionally learn) exactly as the hardware does.
 
         ``learning``: ``None`` (inference), ``'after_relaxation'`` (T iterations, a final error
         pass, one update) or ``'incremental'`` (an update after every iteration from that
         iteration's errors). Learning needs a batch of one sample: the hardware updates its
-        weights between samples.
+        weights between samples. ``stop``: apply the exact stop (default: the spec's ``stop``);
+        the results are the same either way — only ``iterations`` (and the work done here)
+        differ.
         """
         spec = self.spec
         mask = spec.mask(mask)
         T = spec.iterations if iterations is None else iterations
         x = self.initial_state(clamped, mask, init)
-        if learning is not None and x[0].shape[0] != 1:
+        B = x[0].shape[0]
+        if learning is not None and B != 1:
             raise ValueError("fixed-point learning takes one sample at a time (batch of 1)")
+        stopping = stops(spec, learning) if stop is None else (stop and stops(spec, learning))
         cache = self._clamped_predictions(x, mask)
         tx, te, tw, energies = ([x] if trace else []), [], [], []
         fe = spec.formats.e.frac
         e = None
-        for _ in range(T):
-            e, a, x = self.iterate(x, mask, cache, e)
+        changed = []
+        for t in range(T):
+            e, a, new = self.iterate(x, mask, cache, e)
+            changed.append(np.any([np.any(new[l] != x[l], axis=1) for l in range(spec.n_layers)
+                                   if not mask[l]] or [np.zeros(B, bool)], axis=0))
+            x = new
             energies.append(_energy(e, fe))
             if learning == "incremental":
                 self.learn(e, a)
@@ -290,13 +304,24 @@ class FixedPCN:
             if trace:
                 tx.append(x)
                 te.append(e)
+            if stopping and t + 1 < T and \
+                    np.all(stop_iterations(changed, T, spec.schedule) <= t + 1):
+                # every sample's run has ended: the rest repeats the last state (padded)
+                for _ in range(T - t - 1):
+                    energies.append(energies[-1])
+                    if trace:
+                        tx.append(x)
+                        te.append(e)
+                break
+        n = stop_iterations(changed, T, spec.schedule) if stopping and changed \
+            else np.full(B, T, dtype=np.int64)
         acts = [self.activation(l, x[l]) for l in range(spec.L)]
         e = self.errors(x, acts, cache)
         energies.append(_energy(e, fe))
         if learning == "after_relaxation":
             self.learn(e, [a for a, _ in acts])
         return FixedResult(x=x, e=e, energy=np.array(energies), trace_x=tx, trace_e=te,
-                           trace_w=tw)
+                           trace_w=tw, iterations=n)
 
     def _clamped_predictions(self, x: list, mask) -> dict:
         """acc_l of every connection whose source layer is clamped (constant over a sample)."""
@@ -315,6 +340,47 @@ class FixedPCN:
         """One supervised sample: clamp input and target, relax and learn (hardware order)."""
         learning = learning or self.spec.learning
         return self.relax({0: x0_int, self.spec.L: target_int}, mode, learning=learning)
+
+
+def stops(spec: PCSpec, learning: str | None = None) -> bool:
+    """The exact stop applies to this run: the spec asks for it and the weights stay put
+    while relaxing (not incremental learning)."""
+    return spec.stop == "exact" and learning != "incremental"
+
+
+def stop_iterations(changed, T: int, schedule: str) -> np.ndarray:
+    """How many of the T iterations each sample runs under the exact stop, from ``changed``
+    ((t, B) bools: iteration t wrote some x word with a new value; t may stop short of T).
+
+    An iteration maps the state to the next one by a fixed function (the weights, clamped
+    values and cached predictions do not move while relaxing), so once the state repeats, every
+    later iteration repeats it and the final pass sees the same x: stopping there is exact.
+    The state is x under ``synchronous``; under ``delayed_feedback`` it is x together with the
+    errors fed back, e(t−1) = e(x(t−1)) — it repeats after *two* iterations that change no x.
+
+    The core decides at the end of iteration k (its ``next`` marker) from iteration k−1, whose
+    x writes have all landed by then (one iteration of lag instead of a pipeline drain per
+    iteration): it stops after iteration k when iteration k−1 changed nothing (and, with
+    ``delayed_feedback``, k ≥ 2 and iteration k−2 changed nothing either) — k + 1 iterations."""
+    if len(changed) == 0:
+        return np.full(1, T, dtype=np.int64)
+    changed = np.asarray(changed, dtype=bool).reshape(len(changed), -1)
+    n = np.full(changed.shape[1], T, dtype=np.int64)
+    first = 2 if schedule == "delayed_feedback" else 1
+    for k in range(first, min(T - 1, len(changed) + 1)):
+        clean = ~changed[k - 1]
+        if schedule == "delayed_feedback":
+            clean = clean & ~changed[k - 2]
+        n = np.where((n == T) & clean, k + 1, n)
+    return n
+
+
+def fewest_iterations(spec: PCSpec) -> int:
+    """The fewest iterations a run can make: T, or with the exact stop 2 (``synchronous``) or
+    3 (``delayed_feedback``) when T allows — a state at rest from the start."""
+    if spec.stop != "exact":
+        return spec.iterations
+    return min(spec.iterations, 3 if spec.schedule == "delayed_feedback" else 2)
 
 
 def _energy(e: list, frac: int) -> np.ndarray:

@@ -2,7 +2,8 @@
 fixed-point formats and rates.
 
 * :func:`digits_spec` — the default of every command: 64-64-10 ReLU on scikit-learn's bundled
-  8×8 digits (inputs 0–1), T = 20 relaxation steps, 16-bit formats, γ = 1/8, α = 2^-5.
+  8×8 digits (inputs 0–1), at most T = 20 relaxation steps (the exact stop ends a run once its
+  state repeats: bit-identical to all 20), 16-bit formats, γ = 1/8, α = 2^-5.
 """
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ DIGITS_INPUTS, DIGITS_CLASSES = 64, 10
 
 def digits_spec(hidden=(64,), activation: str = "relu", w_guard: int = 0,
                 **changes) -> PCSpec:
-    """The built-in default: 64-64-10 ReLU, T = 20, 16-bit formats, γ = 1/8, α = 2^-5
-    (``w_guard``: weight guard bits kept in the weight memories, default none)."""
+    """The built-in default: 64-64-10 ReLU, T = 20 with the exact stop, 16-bit formats,
+    γ = 1/8, α = 2^-5 (``w_guard``: weight guard bits kept in the weight memories, default
+    none)."""
     sizes = (DIGITS_INPUTS, *hidden, DIGITS_CLASSES)
     acts = ("identity",) + (activation,) * len(hidden)
     kw = dict(
         sizes=sizes, activations=acts, iterations=20, name="digits",
         formats=Formats(x=QFormat(16, 10), e=QFormat(16, 12), w=QFormat(16, 12),
                         b=QFormat(16, 12), w_guard=w_guard),
-        gamma=FixedConst(1, 3), alpha=FixedConst(1, 5))
+        gamma=FixedConst(1, 3), alpha=FixedConst(1, 5), stop="exact")
     kw.update(changes)
     return PCSpec(**kw)

@@ -3,7 +3,7 @@
 Every generator takes a seeded ``numpy.random.Generator``; a failing case is replayed from its
 seed (tests print it). The ranges cover what the hardware generator must support: 2–5 layers,
 sizes 1–24, widths 6–20, all rounding and overflow modes, every activation, random rates and
-clamp masks, weight guard bits.
+clamp masks, weight guard bits, with and without the exact stop.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .qformat import OVERFLOW_MODES, ROUNDING_MODES, FixedConst, QFormat
-from .spec import Formats, LEARNING_RULES, SCHEDULES, PCSpec, SpecError
+from .spec import Formats, LEARNING_RULES, SCHEDULES, STOPS, PCSpec, SpecError
 
 __all__ = ["random_spec", "random_int_weights", "random_clamped", "random_mask"]
 
@@ -39,14 +39,17 @@ def random_spec(rng: np.random.Generator, *, n_layers=(2, 5), size=(1, 24), widt
         alpha = FixedConst.from_float(float(rng.choice([2 ** -3, 2 ** -5, 0.01, 0.05])),
                                       int(rng.integers(6, 12)))
         guard = int(rng.integers(1, 5)) if rng.random() < 0.3 else 0
+        stop = str(rng.choice(STOPS))
+        T = int(rng.integers(iterations[0], iterations[1] + 1))
+        if stop == "exact":           # room to stop: a run can end after 2 (3) iterations
+            T = int(rng.integers(max(iterations[0], 3), max(iterations[1], 3) + 3))
         try:
-            return PCSpec(sizes=sizes, activations=acts,
-                          iterations=int(rng.integers(iterations[0], iterations[1] + 1)),
+            return PCSpec(sizes=sizes, activations=acts, iterations=T,
                           formats=Formats(x, e, w, b, w_guard=guard), gamma=gamma, alpha=alpha,
                           init=str(rng.choice(["feedforward", "zero"])),
                           learning=str(rng.choice(LEARNING_RULES)),
                           schedule=str(rng.choice(schedules)),
-                          table_bits=int(rng.integers(3, 9)), name="random")
+                          table_bits=int(rng.integers(3, 9)), name="random", stop=stop)
         except SpecError:
             continue
     raise RuntimeError("could not draw a valid random spec")

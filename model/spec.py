@@ -25,12 +25,13 @@ from .files import atomic_write
 from .qformat import MAX_DATAPATH_BITS, FixedConst, QFormat
 
 __all__ = ["SpecError", "Formats", "PCSpec", "DatapathBits", "INITS", "LEARNING_RULES",
-           "SCHEDULES", "MAX_LAYER_SIZE", "SPEC_FORMAT_VERSION"]
+           "SCHEDULES", "STOPS", "MAX_LAYER_SIZE", "SPEC_FORMAT_VERSION"]
 
 SPEC_FORMAT_VERSION = 1
 INITS = ("feedforward", "zero")
 LEARNING_RULES = ("after_relaxation", "incremental")
 SCHEDULES = ("synchronous", "delayed_feedback")
+STOPS = ("none", "exact")
 MAX_LAYER_SIZE = 4096
 MAX_ITERATIONS = 100_000
 MAX_STORAGE_WIDTH = 32
@@ -129,6 +130,10 @@ class PCSpec:
         memory can feed both W f(x) and Wᵀ e; the errors e(t) themselves are as in
         ``synchronous``.
     table_bits : log2 entries of activation tables (tanh), 1..12.
+    stop : ``none`` (every run makes T iterations) or ``exact``: a run stops relaxing once the
+        state can no longer change — bit-identical to running all T iterations, so T becomes
+        the maximum (see :func:`pcforge.model.fixed_pcn.stop_iterations` for the rule and why
+        it is exact). Not while learning incrementally (the weights move every iteration).
     """
 
     sizes: tuple
@@ -143,6 +148,7 @@ class PCSpec:
     schedule: str = "synchronous"
     table_bits: int = 8
     name: str = "pcn"
+    stop: str = "none"
 
     def __post_init__(self):
         object.__setattr__(self, "sizes", tuple(self.sizes) if _is_seq(self.sizes) else self.sizes)
@@ -223,7 +229,7 @@ class PCSpec:
             raise SpecError(f"network.iterations = {self.iterations!r}: T must be an integer "
                             f"in 1..{MAX_ITERATIONS}")
         for fld, allowed in (("init", INITS), ("learning", LEARNING_RULES),
-                             ("schedule", SCHEDULES)):
+                             ("schedule", SCHEDULES), ("stop", STOPS)):
             if getattr(self, fld) not in allowed:
                 raise SpecError(f"network.{fld} = {getattr(self, fld)!r} is unknown; "
                                 f"use one of {', '.join(allowed)}")
@@ -326,6 +332,8 @@ class PCSpec:
                 "learning": self.learning,
                 "schedule": self.schedule,
                 "table_bits": int(self.table_bits),
+                # omitted when "none": the digests of specs written before the stop existed
+                **({"stop": self.stop} if self.stop != "none" else {}),
             },
             "formats": self.formats.to_dict(),
             "rates": {"gamma": self.gamma.to_dict(), "alpha": self.alpha.to_dict()},
@@ -364,7 +372,7 @@ class PCSpec:
                             f"{SPEC_FORMAT_VERSION}; regenerate the spec")
         net = dict(d.get("network", {}))
         _check_keys("network", net, {"sizes", "activations", "iterations", "init", "learning",
-                                     "schedule", "table_bits"})
+                                     "schedule", "table_bits", "stop"})
         for req in ("sizes", "activations"):
             if req not in net:
                 raise SpecError(f"network.{req} is missing; add it under [network]")

@@ -161,7 +161,7 @@ async def run_core_job(dut, job: dict) -> dict:
         if board.learn:               # every weight and bias after the sample's learning
             conns = (peek.read_all() if peek is not None
                      else [await _read_conn(drv, core, l) for l in conn_layers])
-        bad += board.check_final(ref, xs, es, t, conns)
+        bad += board.check_final(ref, xs, es, t, conns, cycles=cycles)
         result["x"].append([v.tolist() for v in xs])
         result["e"].append([v.tolist() for v in es])
         result["cycles"].append(cycles)

@@ -4,11 +4,14 @@ FloatPCN on the digits test set: ``pcforge compare``.
 ``compare(spec, weights, out_dir)`` writes, once everything has run:
 
 * ``report.json`` — ``samples``, ``bit_exact_samples``, ``hw_test_accuracy``,
-  ``fixed_test_accuracy``, ``float_test_accuracy``, ``cycles_per_inference`` (and the cycle
-  model's value), per-layer ``max``/``mean`` |hw − float| of x, saturation counts of FixedPCN,
-  wall times, simulated cycles per second;
+  ``fixed_test_accuracy``, ``float_test_accuracy``, ``cycles_per_inference`` and the cycle
+  model's ``cycle_model`` (one number, or min/median/mean/max when the exact stop makes them
+  data-dependent; ``cycles_match_model``: sample by sample), ``iterations_run`` (how many
+  samples ran how many iterations), per-layer ``max``/``mean`` |hw − float| of x, saturation
+  counts of FixedPCN, wall times, simulated cycles per second;
 * ``report.md`` — the same as a readable table;
-* ``energy.png`` (energy per iteration, float / fixed / hardware), ``error_hist.png``
+* ``energy.png`` (energy per iteration, float / fixed / hardware), ``cycles.png`` (iterations
+  and cycles per sample: the exact stop's distribution), ``error_hist.png``
   (per-layer histograms of hw − float), ``scatter.png`` (float vs hardware outputs),
   ``profile.png`` (weights and activations against the chosen formats, as hls4ml profiles).
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.arch.cycles import cycle_report
+from ..model.arch.cycles import cycle_distribution, cycle_report
 from ..model.data import load_digits_split
 from ..model.files import atomic_write, atomic_write_json
 from ..model.fixed_pcn import FixedPCN
@@ -103,8 +106,13 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
 
     # final-state agreement with FixedPCN for every sample (the per-iteration check ran on the
     # traced ones inside the testbench)
-    exact = [not m and all(np.array_equal(hw_x[k][s], rq.x[k][s])
-                           for k in range(spec.n_layers)) for s, m in enumerate(bad)]
+    # and the cycle counter of every sample against the cycle model's for the iterations
+    # FixedPCN says it makes (all T, or fewer with the exact stop)
+    model_cyc = cycle_distribution(spec, lanes, rq.iterations, "inference")
+    hw_cyc = np.array(cycles, dtype=np.int64)
+    exact = [not m and hw_cyc[s] == model_cyc[s]
+             and all(np.array_equal(hw_x[k][s], rq.x[k][s]) for k in range(spec.n_layers))
+             for s, m in enumerate(bad)]
     hw_out = X.to_float(hw_x[-1])
     acc = {"hw": float(np.mean(hw_out.argmax(1) == y)),
            "fixed": float(np.mean(X.to_float(rq.x[-1]).argmax(1) == y)),
@@ -114,15 +122,20 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
         d = np.abs(X.to_float(hw_x[k]) - rf.x[k])
         per_layer.append({"layer": k, "max_abs_hw_minus_float": float(d.max()),
                           "mean_abs_hw_minus_float": float(d.mean())})
-    model_cycles = cycle_report(spec, lanes, "inference").total
+    model_cycles = _cycle_summary(model_cyc)
     report = {
         "spec_digest": spec.digest, "lanes": lanes, "simulator": SIMULATOR_NAMES[simulator],
         "samples": n, "bit_exact_samples": int(sum(exact)),
         "traced_samples": n_tr,
         "hw_test_accuracy": acc["hw"], "fixed_test_accuracy": acc["fixed"],
         "float_test_accuracy": acc["float"],
-        "cycles_per_inference": int(cycles[0]) if len(set(cycles)) == 1 else cycles,
+        "cycles_per_inference": _cycle_summary(hw_cyc),
         "cycle_model": model_cycles,
+        "cycles_match_model": bool(np.array_equal(hw_cyc, model_cyc)),
+        "stop": spec.stop,
+        "iterations_run": {str(k): int(c) for k, c in
+                           zip(*np.unique(rq.iterations, return_counts=True))},
+        "cycle_model_all_iterations": cycle_report(spec, lanes, "inference").total,
         "per_layer": per_layer,
         "saturation_counts": fx.sat.as_dict(),
         "hw_float_argmax_agreement": float(np.mean(hw_out.argmax(1) == rf.x[-1].argmax(1))),
@@ -138,7 +151,10 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     fig, ax = plt.subplots(figsize=(6, 4))
     ef = rf.energy[:, :n_tr].mean(axis=1)
     eq = rq.energy[:, :n_tr].mean(axis=1)
-    eh = np.mean(np.array(energy_hw), axis=0) if energy_hw else None
+    T = spec.iterations
+    # a run that stopped early read back fewer iterations: the rest repeats its final state
+    eh = (np.mean([e[:-1] + [e[-1]] * (T + 1 - len(e)) + [e[-1]] for e in energy_hw], axis=0)
+          if energy_hw else None)
     ax.semilogy(ef, "o-", label="FloatPCN (float64)")
     ax.semilogy(eq, "s--", label="FixedPCN (bit-exact model)")
     if eh is not None:
@@ -150,6 +166,21 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
                  "at equilibrium)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "energy.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    its = np.asarray(rq.iterations)
+    axes[0].hist(its, bins=np.arange(0.5, T + 1.5), rwidth=0.85)
+    axes[0].set_xlabel(f"iterations run (of T = {T})")
+    axes[0].set_ylabel("samples")
+    axes[0].set_title(f"stop = {spec.stop}", fontsize=9)
+    axes[1].hist(hw_cyc, bins=30)
+    axes[1].axvline(report["cycle_model_all_iterations"], color="k", ls="--", lw=1,
+                    label="all T iterations")
+    axes[1].set_xlabel(f"cycles per inference ({lanes} lanes)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "cycles.png", dpi=120)
     plt.close(fig)
 
     L = spec.L
@@ -204,7 +235,10 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
           f"| FixedPCN accuracy | {100 * acc['fixed']:.2f} % |",
           f"| FloatPCN accuracy | {100 * acc['float']:.2f} % |",
           f"| cycles per inference (simulated / model) | {report['cycles_per_inference']} / "
-          f"{model_cycles} |",
+          f"{model_cycles} (sample by sample equal: {report['cycles_match_model']}) |",
+          f"| iterations run (stop = {spec.stop}; T = {T}) | {report['iterations_run']} |",
+          f"| cycles per inference with all T iterations | "
+          f"{report['cycle_model_all_iterations']} |",
           f"| hardware vs float argmax agreement | "
           f"{100 * report['hw_float_argmax_agreement']:.2f} % |",
           f"| simulated cycles/s ({report['simulator']}) | "
@@ -213,8 +247,18 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     md += [f"| {p['layer']} | {p['max_abs_hw_minus_float']:.4g} | "
            f"{p['mean_abs_hw_minus_float']:.4g} |" for p in per_layer]
     md += ["", f"Saturations in FixedPCN: {fx.sat.as_dict()}", "",
-           "![energy](energy.png) ![errors](error_hist.png) ![scatter](scatter.png) "
+           "![energy](energy.png) ![cycles](cycles.png) ![errors](error_hist.png) "
+           "![scatter](scatter.png) "
            "![profile](profile.png)", ""]
     atomic_write(out / "report.md", "\n".join(md))
     atomic_write_json(out / "report.json", report)
     return report
+
+
+def _cycle_summary(cycles):
+    """One number when every sample took the same cycles, else min/median/mean/max."""
+    c = np.asarray(cycles, dtype=np.int64)
+    if c.size and np.all(c == c[0]):
+        return int(c[0])
+    return {"min": int(c.min()), "median": float(np.median(c)), "mean": float(c.mean()),
+            "max": int(c.max())} if c.size else 0

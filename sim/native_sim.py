@@ -265,7 +265,8 @@ class NativeCore(VerilatorCore):
             for t, (xs, es, conns) in enumerate(sw.pauses):
                 if t < len(ref.trace_e):
                     bad += board.check_pause(ref, t, xs, es, conns, row)
-            bad += board.check_final(ref, sw.xs, sw.es, len(sw.pauses), sw.conns, row, after)
+            bad += board.check_final(ref, sw.xs, sw.es, len(sw.pauses), sw.conns, row, after,
+                                     cycles=sw.cycles)
             res.x.append([v.tolist() for v in sw.xs])
             res.e.append([v.tolist() for v in sw.es])
             res.cycles.append(sw.cycles)

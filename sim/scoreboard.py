@@ -1,6 +1,7 @@
 """The scoreboard of a hardware run: FixedPCN on the same job, compared word for word with what
-the host read back — every x and e after every iteration when traced, the final state, and with
-learning every weight and bias after every update.
+the host read back — every x and e after every iteration when traced, the final state, the
+core's cycle counter against the cycle model (for the iterations FixedPCN says the run makes:
+fewer than T after an exact stop), and with learning every weight and bias after every update.
 
 Both ways of running the emitted Verilog use it: the cocotb testbench
 (:mod:`pcforge.sim.cocotb_bench`, protocol-level, with idle cycles and back-pressure) and the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.arch.cycles import cycle_report
 from ..model.fixed_pcn import FixedPCN
 from ..model.spec import PCSpec
 
@@ -36,6 +38,8 @@ class Scoreboard:
         W = [np.array(w, dtype=np.int64) for w in job["W"]]
         b = [np.array(v, dtype=np.int64) for v in job["b"]]
         self.model = FixedPCN(PCSpec.from_dict(job["model_spec"]), W, b)
+        self.lanes = int(job["lanes"])
+        self._cycles = {}
 
     @staticmethod
     def clamped(sample: dict) -> dict:
@@ -83,18 +87,33 @@ class Scoreboard:
                     bad.append(f"W_{l}/b_{l} after iteration {t}")
         return bad
 
+    def expected_cycles(self, ref, row: int = 0) -> int:
+        """The cycle model's count for the sample in ``row`` of ``ref`` (its iterations)."""
+        n = int(ref.iterations[row])
+        if n not in self._cycles:
+            self._cycles[n] = cycle_report(self.spec, self.lanes, self.mask, learn=self.learn,
+                                           iterations=n).total
+        return self._cycles[n]
+
     def check_final(self, ref, xs, es, pauses: int, conns=None, row: int = 0,
-                    after: list | None = None) -> list:
-        """The final state, the number of pauses seen, and after learning every W_l/b_l
-        (against ``after``, :meth:`weights` taken after the sample, default the model's now)."""
+                    after: list | None = None, cycles: int | None = None) -> list:
+        """The final state, the number of pauses seen (one per iteration the model says the
+        run makes), the core's ``cycles`` (when given) against the cycle model, and after
+        learning every W_l/b_l (against ``after``, :meth:`weights` taken after the sample,
+        default the model's now)."""
         bad = []
         for k in range(self.spec.n_layers):
             if not np.array_equal(xs[k], ref.x[k][row]):
                 bad.append(f"final x_{k}")
             if not np.array_equal(es[k], ref.e[k][row]):
                 bad.append(f"final e_{k}")
-        if self.trace and pauses != self.spec.iterations:
-            bad.append(f"{pauses} pauses for T = {self.spec.iterations}")
+        n = int(ref.iterations[row])
+        if self.trace and pauses != n:
+            bad.append(f"{pauses} pauses for the model's {n} iterations (T = "
+                       f"{self.spec.iterations})")
+        if cycles is not None and cycles != self.expected_cycles(ref, row):
+            bad.append(f"cycles {cycles}, the cycle model says {self.expected_cycles(ref, row)} "
+                       f"({n} iterations)")
         if conns is not None:
             for l, (got, want) in enumerate(zip(conns, after or self.weights()), start=1):
                 if not np.array_equal(got, want):

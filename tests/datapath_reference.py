@@ -53,9 +53,14 @@ def activation(name, x, X, table_bits):
     return q(t), q(1.0 - t * t)
 
 
-def relax(spec, W, b, clamped, mask, learning=None):
+def relax(spec, W, b, clamped, mask, learning=None, stop=False):
     """One sample. W[l-1][i][j], b[l-1][i] Python ints; clamped {l: list of ints}.
-    Returns (trace_x, trace_e, final_e, W, b) with W, b updated when learning."""
+    Returns (trace_x, trace_e, final_e, W, b) with W, b updated when learning.
+
+    ``stop``: the exact stop as the core makes it, written out from its description: at the end
+    of iteration k ≥ 1 the run stops when iteration k−1 changed no x (``delayed_feedback``:
+    k ≥ 2 and iterations k−1 and k−2 changed no x); the traces then end there (the run made
+    len(trace_e) iterations)."""
     F = spec.formats
     X, E, Wf, Bf, A = F.x, F.e, F.w, F.b, F.acc
     G, Ws = F.w_guard, F.w_store          # stored weights: G guard bits; products use W >> G
@@ -103,7 +108,9 @@ def relax(spec, W, b, clamped, mask, learning=None):
             x.append([0] * sizes[l])
     tx, te = [x], []
     e_prev = [[0] * n for n in sizes]
-    for _ in range(spec.iterations):
+    quiet = []                     # per iteration: it wrote no x word with a new value
+    delayed = spec.schedule == "delayed_feedback"
+    for k in range(spec.iterations):
         a = acts(x)
         e = errors(x, a)
         e_fb = e_prev if spec.schedule == "delayed_feedback" else e
@@ -126,9 +133,13 @@ def relax(spec, W, b, clamped, mask, learning=None):
             new.append(row)
         if learning == "incremental":
             learn(e, a)
+        quiet.append(new == x)
         x = new
         tx.append(x)
         te.append(e)
+        if stop and learning != "incremental" and k >= (2 if delayed else 1) \
+                and quiet[k - 1] and (not delayed or quiet[k - 2]):
+            break
     a = acts(x)
     e = errors(x, a)
     if learning == "after_relaxation":

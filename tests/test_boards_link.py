@@ -6,6 +6,7 @@ that stops, a WRITE while running). Every response must be the model's, byte for
 after each sequence every memory must hold what the model's valid writes put there."""
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pytest
 from amaranth import Module
@@ -218,6 +219,7 @@ def test_run_status_and_busy_through_the_link():
     STATUS reports done with the cycle model's cycle count."""
     rng = np.random.default_rng(8399)
     spec = random_spec(rng, size=(2, 8), iterations=(2, 3), n_layers=(3, 3))
+    spec = dataclasses.replace(spec, stop="none")     # all T iterations: a known count
     core = PCCore(spec, 2)
     link = HostLink(core, design_id=0x1234_5678, timeout_cycles=TIMEOUT)
     mask = spec.mask("inference")

@@ -123,3 +123,15 @@ def test_analog_sweep_bad_input(tmp_path, args, msg):
                         *args], capture_output=True, text=True)
     assert r.returncode != 0 and msg in (r.stderr + r.stdout), r.stderr
     assert not out.exists()
+
+
+def test_spec_stop_option(tmp_path):
+    """The digits default stops exactly; ``--stop none`` writes a spec that always makes T
+    iterations (and an unknown rule is refused by the option)."""
+    for args, want in (([], "exact"), (["--stop", "none"], "none")):
+        path = tmp_path / f"s{want}.toml"
+        r = CliRunner().invoke(main, ["spec", "--out", str(path)] + args)
+        assert r.exit_code == 0, r.output
+        assert PCSpec.load(path).stop == want
+    r = CliRunner().invoke(main, ["spec", "--out", str(tmp_path / "x.toml"), "--stop", "soon"])
+    assert r.exit_code != 0 and "soon" in r.output

@@ -23,8 +23,11 @@ def _compare_case(seed):
     res = net.relax(clamped, mask, learning=learning, trace=True)
     tx, te, e_fin, W_ref, b_ref = ref.relax(
         spec, [w.tolist() for w in W], [v.tolist() for v in b],
-        {l: v[0].tolist() for l, v in clamped.items()}, mask, learning)
+        {l: v[0].tolist() for l, v in clamped.items()}, mask, learning,
+        stop=spec.stop == "exact")
     where = f"seed {seed}: spec {spec.to_dict()} mask {mask} learning {learning}"
+    assert len(te) == res.iterations[0], f"iterations run differ; {where}"
+    assert len(res.trace_x) == spec.iterations + 1, where
     for t, (xs, xr) in enumerate(zip(res.trace_x, tx)):
         for l in range(spec.n_layers):
             assert xs[l][0].tolist() == xr[l], f"x_{l}(t={t}) differs; {where}"
@@ -33,20 +36,23 @@ def _compare_case(seed):
             assert es[l][0].tolist() == er[l], f"e_{l}(t={t}) differs; {where}"
     for l in range(spec.n_layers):
         assert res.e[l][0].tolist() == e_fin[l], f"final e_{l} differs; {where}"
+        assert res.x[l][0].tolist() == tx[-1][l], f"final x_{l} differs; {where}"
     for l in range(spec.L):
         assert net.W[l].tolist() == W_ref[l], f"W_{l + 1} differs after learning; {where}"
         assert net.b[l].tolist() == b_ref[l], f"b_{l + 1} differs after learning; {where}"
-    return spec
+    return spec, int(res.iterations[0])
 
 
 def test_fixed_pcn_equals_naive_reference_on_random_specs():
     """Every x and e after every iteration, and every weight after learning, over many random
     specs (formats, rounding/overflow modes, activations, clamp masks, learning schedules)."""
-    seen = set()
+    seen, stopped = set(), 0
     for seed in range(N_RANDOM):
-        spec = _compare_case(seed)
+        spec, n = _compare_case(seed)
         seen.update(spec.activations)
+        stopped += n < spec.iterations
     assert seen == {"identity", "relu", "hardtanh", "tanh"}
+    assert stopped >= N_RANDOM // 20, f"only {stopped} runs stopped early: no stop coverage"
 
 
 def test_batch_equals_one_sample_at_a_time():
@@ -187,3 +193,52 @@ def test_delayed_feedback_uses_previous_errors():
         e_prev = e
     rs = FloatPCN(sync, w).relax({0: x0, 2: y}, "training")
     assert not np.allclose(rs.x[1], r.x[1])
+
+
+def test_exact_stop_changes_nothing_but_the_iterations_run():
+    """On random specs and batches the exact stop gives the very x, e, energies and traces (and
+    weights after learning) of running all T iterations; only ``iterations`` differ, and a run
+    stops only where the state has repeated (the traces after it are constant)."""
+    stopped = 0
+    for seed in range(N_RANDOM // 2):
+        rng = np.random.default_rng(10_000 + seed)
+        spec = random_spec(rng, iterations=(1, 12))
+        W, b = random_int_weights(spec, rng, scale=float(rng.choice([0.05, 0.5])))
+        mask = random_mask(spec, rng)
+        learning = [None, "after_relaxation"][seed % 2]
+        clamped = random_clamped(spec, mask, rng, batch=1 if learning else 5)
+        runs = []
+        for stop in (True, False):
+            net = FixedPCN(spec.__class__(**{**spec.__dict__, "stop": "exact"}), W, b)
+            runs.append((net, net.relax(clamped, mask, learning=learning, trace=True,
+                                        stop=stop)))
+        (n1, r1), (n0, r0) = runs
+        where = f"seed {10_000 + seed}: {spec.to_dict()} mask {mask}"
+        assert np.all(r0.iterations == spec.iterations), where
+        assert np.all((1 <= r1.iterations) & (r1.iterations <= spec.iterations)), where
+        for a, c in zip(r1.x + r1.e + r1.trace_x + r1.trace_e, r0.x + r0.e + r0.trace_x
+                        + r0.trace_e):
+            assert all(np.array_equal(u, v) for u, v in zip(a, c)), where
+        assert np.array_equal(r1.energy, r0.energy), where
+        for w1, w0 in zip(n1.W + n1.b, n0.W + n0.b):
+            assert np.array_equal(w1, w0), where
+        for row, n in enumerate(r1.iterations):        # after the stop every state repeats
+            for t in range(n, spec.iterations + 1):
+                assert all(np.array_equal(r1.trace_x[t][l][row], r1.trace_x[n][l][row])
+                           for l in range(spec.n_layers)), where
+        stopped += int(np.sum(r1.iterations < spec.iterations))
+    assert stopped >= N_RANDOM // 4, f"only {stopped} samples stopped early"
+
+
+def test_exact_stop_rule_needs_two_quiet_iterations_with_delayed_feedback():
+    from pcforge.model.fixed_pcn import stop_iterations
+    ch = np.array([[1], [0], [1], [0], [0], [0]], dtype=bool)
+    # synchronous: iteration 1 quiet → stop after iteration 2 (3 iterations)
+    assert stop_iterations(ch, 10, "synchronous").tolist() == [3]
+    # delayed: iterations 3 and 4 quiet → stop after iteration 5 (6 iterations)
+    assert stop_iterations(ch, 10, "delayed_feedback").tolist() == [6]
+    # the last marker ends the run anyway: never more than T
+    assert stop_iterations(ch[:2], 3, "synchronous").tolist() == [3]
+    assert stop_iterations(np.zeros((1, 1), bool), 5, "synchronous").tolist() == [2]
+    assert stop_iterations(np.zeros((1, 1), bool), 5, "delayed_feedback").tolist() == [5]
+    assert stop_iterations(np.zeros((2, 1), bool), 5, "delayed_feedback").tolist() == [3]

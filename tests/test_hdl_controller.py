@@ -11,7 +11,8 @@ from amaranth.sim import Simulator
 
 from pcforge.hdl.controller import NodeOp, Op, SlotController
 from pcforge.model.arch.cycles import cycle_report
-from pcforge.model.arch.schedule import FINAL_DRAIN_CYCLES, can_learn, schedule
+from pcforge.model.arch.schedule import FINAL_DRAIN_CYCLES, _Profile, can_learn, schedule
+from pcforge.model.fixed_pcn import stop_iterations
 from pcforge.model.randspec import random_mask, random_spec
 
 _OPS = {"pred": Op.PRED, "fb": Op.FB, "node": Op.NODE, "fused": Op.FUSED, "learn": Op.LEARN}
@@ -25,6 +26,7 @@ def _job_tokens(job, g, it, learns, incremental, delayed):
     nsrc = spec.sizes[job.lane_layer]
     c_base = sum(g.depth(k) for k in range(1, job.node_layer))
     op = _OPS[job.op]
+    c_bits = max(1, (max(2, sum(g.depth(k) for k in range(1, spec.L + 1))) - 1).bit_length())
 
     def lane_mask(c):
         return sum(1 << p for p in range(P) if c * P + p < nsrc)
@@ -44,7 +46,9 @@ def _job_tokens(job, g, it, learns, incremental, delayed):
         if delayed:
             t.update(fb_on=int(it != 0), bubble=t.get("bubble", 0), row_end=t.get("row_end", 0))
         if job.op != "fused":
-            t["cache_addr"] = c_base + t["node_addr"]
+            # truncated to the field (it holds every cache word; node layer 0 has no cache, its
+            # passes' addresses may run past it and are never used)
+            t["cache_addr"] = (c_base + t["node_addr"]) % (1 << c_bits)
         else:
             t["cache_addr"] = 0
         return t
@@ -92,16 +96,34 @@ def _job_tokens(job, g, it, learns, incremental, delayed):
     return out
 
 
-def model_tokens(sch, mask, learn):
-    """[(working cycle at which the token is in the issue register, fields)], total cycles."""
+def iterations_run(sch, mask, learn, plan):
+    """The iterations a run makes when iteration t's x writes change a word iff ``plan[t]``
+    (an iteration that writes no x changes nothing): T, or fewer with the exact stop."""
+    spec = sch.spec
+    T = spec.iterations
+    if spec.stop != "exact" or (learn and spec.learning == "incremental"):
+        return T
+    writes = [False] * T
+    for v in sch.visits(mask, learn):
+        if v.job is not None and v.slot >= sch.first and v.it < T \
+                and _Profile(v.job, sch.geometry).x_last is not None:
+            writes[v.it] = True
+    changed = [[bool(p and w)] for p, w in zip(plan, writes)]
+    return int(stop_iterations(changed, T, spec.schedule)[0])
+
+
+def model_tokens(sch, mask, learn, runs=None):
+    """[(working cycle at which the token is in the issue register, fields)], total cycles;
+    ``runs``: the iterations the run makes (default T)."""
     g, spec = sch.geometry, sch.spec
     learns = can_learn(spec)
     incremental = spec.learning == "incremental" and spec.schedule == "synchronous"
     delayed = spec.schedule == "delayed_feedback"
     t, out = 0, []
-    for v in sch.visits(mask, learn):
+    for v in sch.visits(mask, learn, its=range(spec.iterations if runs is None else runs)):
         if v.job is None:
-            t += 1 + (FINAL_DRAIN_CYCLES if sch.slots[v.slot].kind == "end" else 0)
+            t += 1 + sch.waits[v.slot][0] \
+                + (FINAL_DRAIN_CYCLES if sch.slots[v.slot].kind == "end" else 0)
             continue
         t += 1 + sch.waits[v.slot][v.alt]
         for tok in _job_tokens(v.job, g, v.it, learns, incremental, delayed):
@@ -110,11 +132,14 @@ def model_tokens(sch, mask, learn):
     return out, t
 
 
-def run_controller(sch, mask, learn, pause):
+def run_controller(sch, mask, learn, pause, plan=()):
     """Drive the controller alone; returns the tokens seen (working cycle, fields), the final
-    cycle counter, the iterations seen at each pause, and whether host_ok held when idle."""
+    cycle counter, the iterations seen at each pause, and whether host_ok held when idle.
+    With the exact stop, ``x_changed`` is pulsed for a token that writes x in iteration t when
+    ``plan[t]`` (as the node units would, earlier than they can: the flags' lag is the core's)."""
     dut = SlotController(sch, can_learn(sch.spec))
     seen, pauses, flags = [], [], {}
+    stops = sch.spec.stop == "exact"
 
     async def bench(ctx):
         await ctx.tick()
@@ -133,6 +158,11 @@ def run_controller(sch, mask, learn, pause):
                 flags["host_ok_running"] &= int(not ctx.get(dut.host_ok))
             bits = ctx.get(Value.cast(dut.token))
             tok = {name: (bits >> f.offset) & ((1 << f.width) - 1) for name, f in dut.layout}
+            if stops:
+                it = ctx.get(dut.iteration)
+                hit = tok["valid"] and tok["we_x"] and it < len(plan) and plan[it] \
+                    and tok["nop"] in (NodeOp.ERR.value, NodeOp.UPD.value)
+                ctx.set(dut.x_changed, (1 << tok["par"]) if hit else 0)
             if tok.pop("valid"):
                 seen.append((ctx.get(dut.cycles), tok))
             if ctx.get(dut.paused):
@@ -168,18 +198,39 @@ def test_controller_issues_the_models_tokens_at_the_models_cycles(seed):
     mask = random_mask(spec, rng)
     learn = can_learn(spec) and bool(rng.integers(0, 2))
     pause = bool(seed % 3 == 0)
-    want, total = model_tokens(sch, mask, learn)
-    seen, pauses, flags = run_controller(sch, mask, learn, pause)
-    ctx = f"seed {7000 + seed}: {spec.schedule}/{spec.learning}, lanes {lanes}, mask {mask}"
+    plan = [bool(v) for v in rng.random(spec.iterations) < 0.6]
+    runs = iterations_run(sch, mask, learn, plan)
+    want, total = model_tokens(sch, mask, learn, runs)
+    seen, pauses, flags = run_controller(sch, mask, learn, pause, plan)
+    ctx = (f"seed {7000 + seed}: {spec.schedule}/{spec.learning}/stop {spec.stop}, lanes "
+           f"{lanes}, mask {mask}, plan {plan}")
     assert len(seen) == len(want), ctx
     for k, ((cy, got), (t, exp)) in enumerate(zip(seen, want)):
         diff = {f: (got[f], exp[f]) for f in exp if got[f] != exp[f]}
         assert cy == t and not diff, f"{ctx}: token {k} at cycle {cy} (model {t}): {diff}"
-    assert flags["cycles"] == total == cycle_report(spec, lanes, mask, learn=learn).total, ctx
+    assert flags["cycles"] == total == cycle_report(spec, lanes, mask, learn=learn,
+                                                    iterations=runs).total, ctx
     assert flags["iteration"] == spec.iterations, ctx
     assert flags["host_ok_idle"] == 1 and flags["host_ok_running"] == 1, ctx
     if pause:
-        assert pauses == list(range(1, spec.iterations + 1)), ctx
+        # the pause after the stop shows it = T: the final pass comes next
+        assert pauses == list(range(1, runs)) + [spec.iterations], ctx
+
+
+def test_random_controller_cases_stop_early():
+    """Some cases above end their relaxation with the exact stop, in both schedules."""
+    seen = set()
+    for seed in CASES:
+        rng = np.random.default_rng(7000 + seed)
+        spec = random_spec(rng, size=(1, 9), iterations=(1, 4))
+        lanes = int(rng.integers(1, 5))
+        sch = schedule(spec, lanes)
+        mask = random_mask(spec, rng)
+        learn = can_learn(spec) and bool(rng.integers(0, 2))
+        plan = [bool(v) for v in rng.random(spec.iterations) < 0.6]
+        if iterations_run(sch, mask, learn, plan) < spec.iterations:
+            seen.add(spec.schedule)
+    assert seen == {"synchronous", "delayed_feedback"}
 
 
 def test_the_model_sees_a_wrong_token():

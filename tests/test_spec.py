@@ -29,6 +29,7 @@ def test_digest_is_stable_and_sensitive():
     assert len(a.digest) == 16
     assert digits_spec(iterations=21).digest != a.digest
     assert digits_spec(name="other").digest == a.digest          # the name is not content
+    assert digits_spec(stop="none").digest != a.digest
 
 
 @pytest.mark.parametrize("kw, field", [
@@ -40,6 +41,7 @@ def test_digest_is_stable_and_sensitive():
     (dict(init="random"), "network.init"),
     (dict(learning="backprop"), "network.learning"),
     (dict(schedule="async"), "network.schedule"),
+    (dict(stop="soon"), "network.stop"),
     (dict(table_bits=20), "network.table_bits"),
     (dict(clamp={"inference": [True, False]}), "clamp.inference"),
 ])

@@ -80,11 +80,15 @@ def verilator_runs():
 
 def test_random_specs_and_digits_bit_exact_through_verilator(verilator_runs):
     cases, runs = verilator_runs
-    for case, (run, expect) in zip(cases[:-1], runs[:-1]):
-        for i, bad in enumerate(run.mismatches):
+    stopped = set()
+    for case, run in zip(cases[:-1], runs[:-1]):
+        for i, bad in enumerate(run.mismatches):     # incl. the cycles against the cycle model
             assert not bad, f"{case.name} sample {i}: {bad[:6]}"
-        assert run.cycles == [expect] * len(case.samples), case.name
+        assert len(run.cycles) == len(case.samples), case.name
+        if any(len(e) - 1 < case.spec.iterations for e in run.energy):
+            stopped.add(case.spec.schedule)
     assert {c.spec.schedule for c in cases} == {"synchronous", "delayed_feedback"}
+    assert stopped == {"synchronous", "delayed_feedback"}, "no run ended with the exact stop"
     learners = [c.spec.learning for c in cases if c.learn]
     assert learners.count("after_relaxation") >= 5 and learners.count("incremental") >= 5
 
@@ -92,7 +96,7 @@ def test_random_specs_and_digits_bit_exact_through_verilator(verilator_runs):
 def test_scoreboard_catches_a_broken_design(verilator_runs):
     cases, runs = verilator_runs
     assert cases[-1].hw is not None
-    assert any(runs[-1][0].mismatches), "a design with a flipped rounding mode went unnoticed"
+    assert any(runs[-1].mismatches), "a design with a flipped rounding mode went unnoticed"
 
 
 def test_icarus_agrees_with_verilator_and_the_model():

@@ -3,17 +3,21 @@
 It walks the very slot list the controller walks (:mod:`pcforge.model.arch.schedule`) under the
 run's clamp mask, iteration counter and learn flag: a job costs 1 set-up cycle + its wait (the
 hazard-derived constant of its slot) + one cycle per token, a ``next`` marker 1, the ``end``
-marker 1 + :data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES`. Where values live is
+marker 1 + :data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES`. With the exact stop a run makes
+as many iterations as FixedPCN says (``FixedResult.iterations``): pass them as ``iterations``;
+:func:`cycle_distribution` gives the cycles of many samples at once. Where values live is
 :class:`~pcforge.model.arch.geometry.CoreGeometry`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..spec import PCSpec
-from .schedule import FINAL_DRAIN_CYCLES, learns_incrementally, schedule
+import numpy as np
 
-__all__ = ["CycleReport", "cycle_report", "multipliers_per_lane"]
+from ..spec import PCSpec
+from .schedule import learns_incrementally, marker_cost, schedule
+
+__all__ = ["CycleReport", "cycle_report", "cycle_distribution", "multipliers_per_lane"]
 
 
 @dataclass
@@ -50,8 +54,12 @@ class CycleReport:
                 "utilisation": self.utilisation, "waits": self.waits}
 
 
-def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False) -> CycleReport:
+def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False,
+                 iterations: int | None = None) -> CycleReport:
     """The exact cycle count of one run of the core (the hardware's ``cycles`` counter).
+
+    ``iterations``: the iterations the run makes (default T; with the exact stop, FixedPCN's
+    ``FixedResult.iterations`` of the sample — 1..T).
 
     ``learn``: with ``learning = "after_relaxation"`` the run ends with one read-modify-write
     row sweep per connection; with ``"incremental"`` (synchronous schedule) every iteration
@@ -64,11 +72,18 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False
     g = sch.geometry
     n = spec.sizes
     T = spec.iterations
-    prologue, final, per_iter = 0, 0, [0] * T
+    runs = T if iterations is None else int(iterations)
+    if not 1 <= runs <= T:
+        raise ValueError(f"a run makes 1..T = {T} iterations, not {iterations}")
+    if runs < T and spec.stop != "exact":
+        raise ValueError(f"a run of {runs} < T = {T} iterations needs the exact stop "
+                         "(spec stop = \"exact\")")
+    prologue, final, per_iter = 0, 0, [0] * runs
     macs = lane_cycles = waits = 0
-    for v in sch.visits(spec.mask(mask), learn):
+    for v in sch.visits(spec.mask(mask), learn, its=range(runs)):
         if v.job is None:
-            cost = 1 + (FINAL_DRAIN_CYCLES if sch.slots[v.slot].kind == "end" else 0)
+            cost = marker_cost(sch, v.slot)
+            waits += sch.waits[v.slot][0]
         else:
             job = v.job
             wait = sch.waits[v.slot][v.alt]
@@ -90,6 +105,16 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False
     return CycleReport(prologue=prologue, per_iteration=per_iter, final_pass=final,
                        useful_macs=macs, mac_lane_cycles=lane_cycles, lanes=lanes,
                        multipliers_per_lane=multipliers_per_lane(spec), waits=waits)
+
+
+def cycle_distribution(spec: PCSpec, lanes: int, iterations, mask="inference",
+                       learn: bool = False) -> np.ndarray:
+    """The cycles of many runs from their iteration counts (``FixedResult.iterations``): an
+    int64 array like ``iterations``."""
+    its = np.asarray(iterations, dtype=np.int64)
+    table = {int(k): cycle_report(spec, lanes, mask, learn, iterations=int(k)).total
+             for k in np.unique(its)}
+    return np.vectorize(table.__getitem__, otypes=[np.int64])(its) if its.size else its
 
 
 def multipliers_per_lane(spec: PCSpec) -> int:

@@ -42,8 +42,20 @@ this holds in every run the core can be asked for (every mask, iteration and lea
 largest wait any run needs. The hardware loads these constants and the cycle model adds them;
 nothing is decided at run time but which slots run.
 
-Cycle accounting: a job costs 1 (set-up) + wait + tokens cycles, a ``next`` marker 1, the
-``end`` marker 1 + :data:`FINAL_DRAIN_CYCLES` (until the last write has landed).
+Exact stop
+----------
+With ``stop = "exact"`` the ``next`` marker of iteration k ≥ 1 ends the run's relaxation (the
+iteration counter jumps to T: the final pass follows) when iteration k−1 wrote no x word with a
+new value (``delayed_feedback``: nor did iteration k−2; see
+:func:`pcforge.model.fixed_pcn.stop_iterations`). The node units flag each changing x write by
+the iteration's parity; the marker reads the flag :data:`STOP_FLAG_LAG` cycles after the last
+x-writing token of iteration k−1 at the earliest — the ``next`` slot's wait makes sure, found by
+the same walk as the hazards (usually 0: iteration k's own jobs had to wait for those writes).
+The walk then also covers a final pass after iterations 1, 2 and 3.
+
+Cycle accounting: a job costs 1 (set-up) + wait + tokens cycles, a ``next`` marker 1 + its
+wait (0 without the stop), the ``end`` marker 1 + :data:`FINAL_DRAIN_CYCLES` (until the last
+write has landed).
 """
 from __future__ import annotations
 
@@ -60,7 +72,8 @@ from ..spec import PCSpec
 __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "M", "Job", "Slot", "Schedule",
            "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
            "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
-           "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES"]
+           "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES", "STOP_FLAG_LAG",
+           "stops_early", "marker_cost"]
 
 #: The core's pipeline, stage by stage (cycles after the issue register, stage 0); every stage
 #: number the generator and the cycle model use comes from here. Stage 1 registers each memory's
@@ -83,6 +96,10 @@ X_WRITE_STAGE = STAGES["x"]
 PIPELINE_DEPTH = X_WRITE_STAGE
 #: Cycles the ``end`` marker waits after its own cycle: every write of the run has landed.
 FINAL_DRAIN_CYCLES = X_WRITE_STAGE
+#: Cycles from a token's issue until the controller sees, in its stop flag, whether the token's
+#: x write changed its word (the exact stop): the write at :data:`X_WRITE_STAGE` with the
+#: compare beside it, the OR over the lanes registered, then the flag register.
+STOP_FLAG_LAG = X_WRITE_STAGE + 3
 #: Write stage per memory kind (x: value nodes, e: errors, c: cached predictions, w, b).
 WRITE_STAGE = {"x": X_WRITE_STAGE, "e": E_WRITE_STAGE, "c": E_WRITE_STAGE,
                "w": W_WRITE_STAGE, "b": W_WRITE_STAGE}
@@ -107,6 +124,11 @@ def learns_incrementally(spec: PCSpec) -> bool:
 
 def can_learn(spec: PCSpec) -> bool:
     return learns_after(spec) or learns_incrementally(spec)
+
+
+def stops_early(spec: PCSpec) -> bool:
+    """The core has the exact stop (its flags and the ``next`` marker's decision)."""
+    return spec.stop == "exact"
 
 
 # ---- run-time conditions ------------------------------------------------------------------
@@ -381,6 +403,7 @@ class _Profile:
     def __init__(self, job: Job, g: CoreGeometry):
         self.reads, self.writes = {}, {}
         self.span = 0                                # last write cycle relative to w0 + 1
+        self.x_last = None                           # the last token that writes some x
         spec, P = g.spec, g.lanes
         n = spec.sizes
         op, l = job.op, job.layer
@@ -467,6 +490,8 @@ class _Profile:
             last = self.writes[key] = np.full(self._size(key, locs), _NONE_W, dtype=np.int64)
         np.maximum.at(last, locs, toks)
         self.span = max(self.span, int(np.max(toks)) + WRITE_STAGE[key[0]] + 1)
+        if key[0] == "x":
+            self.x_last = max(self.x_last or 0, int(np.max(toks)))
 
     @staticmethod
     def _size(key, locs):
@@ -534,7 +559,7 @@ class Schedule:
         spans = {}
         for v in self.visits(mask, learn):
             if v.job is None:
-                t += 1 + (FINAL_DRAIN_CYCLES if self.slots[v.slot].kind == "end" else 0)
+                t += marker_cost(self, v.slot)
                 continue
             r0 = t + 1 + (max(0, busy_until - t - 1) if drain else self.waits[v.slot][v.alt])
             count += r0 < busy_until
@@ -551,11 +576,22 @@ def _scenarios(spec: PCSpec) -> list:
             for learn in learns]
 
 
-def _hazard_its(T: int) -> list:
-    """Iterations the hazard walk visits: the first, then two more (the first of them follows
-    the first iteration, the second a steady one; every later iteration repeats the timing of
-    the second), then the final pass."""
-    return list(range(min(T, 3)))
+def _hazard_its(spec: PCSpec) -> list:
+    """The iteration lists the hazard walk visits: the first iteration, then two more (the
+    first of them follows the first iteration, the second a steady one; every later iteration
+    repeats the timing of the second), then the final pass. With the exact stop the final pass
+    may follow any iteration ≥ 1 and a marker's decision looks one iteration back: every
+    prefix of four iterations."""
+    T = spec.iterations
+    if stops_early(spec):
+        return [list(range(k)) for k in range(1, min(T, 4) + 1)]
+    return [list(range(min(T, 3)))]
+
+
+def marker_cost(sch: "Schedule", slot: int) -> int:
+    """Cycles of a marker: 1, + the ``next`` slot's wait (the exact stop's flag), + the final
+    drain for ``end``."""
+    return 1 + sch.waits[slot][0] + (FINAL_DRAIN_CYCLES if sch.slots[slot].kind == "end" else 0)
 
 
 def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
@@ -581,15 +617,23 @@ def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
 
     if scenarios is None:
         scenarios = _scenarios(spec)
-    its = _hazard_its(spec.iterations)
+    stop = stops_early(spec)
+    T = spec.iterations
     for _ in range(100):
         changed = False
-        for mask, learn in scenarios:
+        for (mask, learn), its in itertools.product(scenarios, _hazard_its(spec)):
             t = 0                                         # the current decision cycle
             recent = []                                   # (w0, job, horizon)
-            for v in visits(slots, first, mask, spec.iterations, learn, its):
+            flags = {}                                    # iteration: its stop flag is final
+            for v in visits(slots, first, mask, T, learn, its):
                 if v.job is None:
-                    t += 1
+                    if stop and slots[v.slot].kind == "next" and v.it - 1 in flags:
+                        late = flags[v.it - 1] - (t + waits[v.slot][0])
+                        if late > 0:
+                            waits[v.slot][0] += late
+                            changed = True
+                    t += 1 + waits[v.slot][0] + (FINAL_DRAIN_CYCLES
+                                                 if slots[v.slot].kind == "end" else 0)
                     continue
                 r0 = t + 1 + waits[v.slot][v.alt]
                 recent = [w for w in recent if w[2] > r0]
@@ -599,6 +643,9 @@ def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
                     r0 = req
                     changed = True
                 recent.append((r0, v.job, r0 + profile(v.job).span))
+                x_last = profile(v.job).x_last
+                if stop and v.slot >= first and v.it < T and x_last is not None:
+                    flags[v.it] = max(flags.get(v.it, 0), r0 + x_last + STOP_FLAG_LAG)
                 t = r0 + v.job.tokens(g)
         if not changed:
             return tuple(tuple(w) for w in waits)

@@ -17,13 +17,13 @@ from ..boards.report import resource_rows
 from ..model.activations import ACTIVATIONS
 from ..model.files import atomic_write_json
 from ..model.presets import DIGITS_CLASSES, DIGITS_INPUTS, digits_spec
-from ..model.spec import LEARNING_RULES, PCSpec, SpecError
+from ..model.spec import LEARNING_RULES, STOPS, PCSpec, SpecError
 from ..model.weights import WeightsError
 from ..sim.simulators import SIMULATORS
 from ..sim.toolchain import ToolMissing
 
 __all__ = ["console", "errors", "progress", "write_json", "spec_from_options", "load_input",
-           "ACTIVATION", "LEARNING_RULE", "BOARD", "SIMULATOR_OPTION", "build_and_report",
+           "ACTIVATION", "LEARNING_RULE", "STOP_RULE", "BOARD", "SIMULATOR_OPTION", "build_and_report",
            "print_build_report"]
 
 console = Console(stderr=False)
@@ -31,6 +31,7 @@ console = Console(stderr=False)
 #: Option types whose choices come from where they are defined.
 ACTIVATION = click.Choice(ACTIVATIONS)
 LEARNING_RULE = click.Choice(LEARNING_RULES)
+STOP_RULE = click.Choice(STOPS)
 BOARD = click.Choice(sorted(BOARDS))
 SIMULATOR_OPTION = click.option(
     "--simulator", type=click.Choice(SIMULATORS), default="native", show_default=True,
@@ -66,7 +67,8 @@ def write_json(path: Path, obj: dict):
     atomic_write_json(path, obj, sort_keys=True)
 
 
-def spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard=0) -> PCSpec:
+def spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard=0,
+                      stop=None) -> PCSpec:
     """The spec a digits command works on: ``--spec`` (checked against the data set's shape),
     else the built-in digits default with the options' changes."""
     if spec_path:
@@ -81,6 +83,8 @@ def spec_from_options(spec_path, hidden, activation, iterations, learning, w_gua
         changes["iterations"] = iterations
     if learning:
         changes["learning"] = learning
+    if stop:
+        changes["stop"] = stop
     return digits_spec(hidden=tuple(hidden), activation=activation, w_guard=w_guard, **changes)
 
 

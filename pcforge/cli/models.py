@@ -8,7 +8,8 @@ import numpy as np
 from rich.table import Table
 
 from ..model.train import LR_SCHEDULES
-from .common import (ACTIVATION, LEARNING_RULE, SIMULATOR_OPTION, console, errors, load_input,
+from .common import (ACTIVATION, LEARNING_RULE, SIMULATOR_OPTION, STOP_RULE, console, errors,
+                     load_input,
                      progress, spec_from_options, write_json)
 
 __all__ = ["train", "infer", "spec_cmd", "train_models"]
@@ -185,9 +186,12 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
     console.print(t)
     console.print(f"every weight and bias equal to FixedPCN after all "
                   f"{metrics['updates_checked']} samples' updates; "
-                  f"{metrics['cycles_per_training_sample']}"
-                  f" cycles per training sample (model {metrics['cycle_model_per_training_sample']}"
-                  f"); wrote {out / 'metrics.json'}, {out / 'weights.npz'}, {out / 'spec.toml'}")
+                  f"{metrics['cycles_per_training_sample']} cycles per training sample "
+                  f"(median; {metrics['cycles_per_training_sample_range'][0]}–"
+                  f"{metrics['cycles_per_training_sample_range'][1]}, each equal to the cycle "
+                  f"model's; {metrics['cycle_model_per_training_sample']} with all T "
+                  f"iterations); wrote {out / 'metrics.json'}, {out / 'weights.npz'}, "
+                  f"{out / 'spec.toml'}")
 
 
 @click.command()
@@ -254,9 +258,12 @@ def infer(spec_path, weights_path, input_path, model, mode, limit):
 @click.option("--learning", type=LEARNING_RULE, default=None)
 @click.option("--w-guard", type=int, default=0, show_default=True,
               help="Weight guard bits kept in the weight memories (formats.w_guard).")
-def spec_cmd(out, hidden, activation, iterations, learning, w_guard):
+@click.option("--stop", type=STOP_RULE, default=None,
+              help="exact: end a run once its state repeats (bit-identical to all T "
+                   "iterations; the default); none: always T iterations.")
+def spec_cmd(out, hidden, activation, iterations, learning, w_guard, stop):
     """Write the built-in digits spec (with changes) as TOML, to edit by hand."""
     with errors():
-        spec = spec_from_options(None, hidden, activation, iterations, learning, w_guard)
+        spec = spec_from_options(None, hidden, activation, iterations, learning, w_guard, stop)
         spec.save(out)
         console.print(f"wrote {out} (digest {spec.digest})")
