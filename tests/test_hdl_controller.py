@@ -189,16 +189,22 @@ def run_controller(sch, mask, learn, pause, plan=()):
 CASES = list(range(14))
 
 
-@pytest.mark.parametrize("seed", CASES)
-def test_controller_issues_the_models_tokens_at_the_models_cycles(seed):
+def controller_case(seed):
+    """Random spec, lanes, schedule, mask, learn flag and stop-flag plan of case ``seed``."""
     rng = np.random.default_rng(7000 + seed)
     spec = random_spec(rng, size=(1, 9), iterations=(1, 4))
     lanes = int(rng.integers(1, 5))
     sch = schedule(spec, lanes)
     mask = random_mask(spec, rng)
     learn = can_learn(spec) and bool(rng.integers(0, 2))
-    pause = bool(seed % 3 == 0)
     plan = [bool(v) for v in rng.random(spec.iterations) < 0.6]
+    return spec, lanes, sch, mask, learn, plan
+
+
+@pytest.mark.parametrize("seed", CASES)
+def test_controller_issues_the_models_tokens_at_the_models_cycles(seed):
+    spec, lanes, sch, mask, learn, plan = controller_case(seed)
+    pause = bool(seed % 3 == 0)
     runs = iterations_run(sch, mask, learn, plan)
     want, total = model_tokens(sch, mask, learn, runs)
     seen, pauses, flags = run_controller(sch, mask, learn, pause, plan)
@@ -221,13 +227,7 @@ def test_random_controller_cases_stop_early():
     """Some cases above end their relaxation with the exact stop, in both schedules."""
     seen = set()
     for seed in CASES:
-        rng = np.random.default_rng(7000 + seed)
-        spec = random_spec(rng, size=(1, 9), iterations=(1, 4))
-        lanes = int(rng.integers(1, 5))
-        sch = schedule(spec, lanes)
-        mask = random_mask(spec, rng)
-        learn = can_learn(spec) and bool(rng.integers(0, 2))
-        plan = [bool(v) for v in rng.random(spec.iterations) < 0.6]
+        spec, _, sch, mask, learn, plan = controller_case(seed)
         if iterations_run(sch, mask, learn, plan) < spec.iterations:
             seen.add(spec.schedule)
     assert seen == {"synchronous", "delayed_feedback"}
