@@ -26,6 +26,7 @@ bench: $(STAMP)          ## benchmarks: tables on stdout, JSON in benchmarks/res
 	$(BIN)/python benchmarks/learning_remedy.py
 	$(BIN)/python benchmarks/bench_sim.py
 	$(BIN)/python benchmarks/bench_boards.py
+	$(BIN)/python benchmarks/bench_workloads.py
 	$(BIN)/pcforge analog sweep --out benchmarks/results/analog
 
 clean:
