@@ -27,15 +27,15 @@ Pipeline (a token per cycle; every stage is a register). The stages and their nu
 :data:`pcforge.model.arch.schedule.STAGES` — the one table the generator, the schedule and the
 cycle model share; the write and late-read stages are asserted where they are built::
 
-  0      issue register (the controller's token)    sum1   adder tree (1st half); learning: α·e·a
-  fan    the token copied (fan-out to the memories)  sum2   adder tree (2nd half); learning: rounding
-  2      read addresses registered beside each port  row    row accumulator; learning: W, b written
-  3      memory data                                 node   node operands (acc + bias, cache, Σ W e)
+  0      issue register (the controller's token)    sum2   adder tree (2nd half); learning: rounding
+  1      read addresses registered beside each port  row    row accumulator; learning: W, b written
+  2      memory data                                 node   node operands (acc + bias, cache, Σ W e)
   raw    memory data registered                      diff   x·2^s − acc
   sel    lanes' operands selected; f, f'             rq     requantize e, ε, x; e and cache written
   opd    multiplier operands registered              delta  δ = f'·ε − e·2^fx
   dsp    ... again, beside each multiplier           inc    γ·δ rounded
   mul    products; lane accumulators                 x      x + inc fitted; x written
+  sum1   adder tree (1st half); learning: α·e·a
 
 Every memory output is registered before any logic (an ECP5 block RAM's clock-to-output is
 ~6 ns), and every multiplier's input twice, the second time beside its multiplier (an ECP5

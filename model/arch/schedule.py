@@ -30,8 +30,8 @@ x_{l−1}; f(l) the one-sweep pass of ``delayed_feedback``; ``docs/hardware.md``
 Hazards instead of drains
 -------------------------
 A token reads its operands at :data:`READ_STAGE` (its memory addresses are registered from the
-fan-out copy of the issue register: stage 2; biases and cached predictions later) and writes its
-results :data:`W_WRITE_STAGE` (weights, biases), :data:`E_WRITE_STAGE` (errors, cached predictions) or
+issue register: stage 1; biases and cached predictions later) and writes its results
+:data:`W_WRITE_STAGE` (weights, biases), :data:`E_WRITE_STAGE` (errors, cached predictions) or
 :data:`X_WRITE_STAGE` (value nodes) cycles later. A job may start while earlier ones are still in
 the pipeline as long as every location it reads is read after the last write to it: for a
 writer job whose first token issues at cycle w0 and a reader at r0,
@@ -76,20 +76,16 @@ __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "M", "Job", "Slot
            "stops_early", "marker_cost"]
 
 #: The core's pipeline, stage by stage (cycles after the issue register, stage 0); every stage
-#: number the generator and the cycle model use comes from here. Stage 1 is a copy of the issue
-#: register that only fans the token out (timing: the controller's issue register then drives
-#: one register per bit, so it stays beside the controller's decision logic, and the copy sits
-#: among the memories — without it, 16 lanes on the ECP5 spent 4 ns routing the decision across
-#: the chip), stage 2 registers each memory's read address, stage 3 is the memory's data; then:
-#: ``raw`` the memory words registered,
+#: number the generator and the cycle model use comes from here. Stage 1 registers each memory's
+#: read address, stage 2 is the memory's data; then: ``raw`` the memory words registered,
 #: ``sel`` the lanes' operands selected and f, f' (activation unit), ``opd`` the multiplier
 #: operands, ``dsp`` the same again beside each multiplier, ``mul`` the products (lane
 #: accumulators), ``sum1``/``sum2`` the two halves of the adder tree across lanes (learning: α·e·a,
 #: then rounded), ``row`` the row accumulator (learning: W and b written), ``node`` the node
 #: units' operands, ``diff`` x·2^s − acc, ``rq`` requantized e, ε, x (e and the cache written),
 #: ``delta`` δ = f'·ε − e·2^fx, ``inc`` γ·δ rounded, ``x`` x + inc fitted and written.
-STAGES = {"fan": 1, "raw": 4, "sel": 5, "opd": 6, "dsp": 7, "mul": 8, "sum1": 9, "sum2": 10,
-          "row": 11, "node": 12, "diff": 13, "rq": 14, "delta": 15, "inc": 16, "x": 17}
+STAGES = {"raw": 3, "sel": 4, "opd": 5, "dsp": 6, "mul": 7, "sum1": 8, "sum2": 9, "row": 10,
+          "node": 11, "diff": 12, "rq": 13, "delta": 14, "inc": 15, "x": 16}
 #: Stage (cycles after issue) at which learning writes W and b.
 W_WRITE_STAGE = STAGES["row"]
 #: Stage at which errors e and the prediction cache are written.
@@ -111,8 +107,7 @@ WRITE_STAGE = {"x": X_WRITE_STAGE, "e": E_WRITE_STAGE, "c": E_WRITE_STAGE,
 #: port's address is a register loaded from the token one stage earlier). Biases and cached
 #: predictions are only needed by the node units, so their (unshared) ports are read late
 #: instead of carrying the words down the pipeline.
-READ_STAGE = {"x": STAGES["fan"] + 1, "e": STAGES["fan"] + 1, "w": STAGES["fan"] + 1,
-              "b": STAGES["sum2"] - 2, "c": STAGES["row"] - 2}
+READ_STAGE = {"x": 1, "e": 1, "w": 1, "b": 7, "c": 8}
 
 
 # ---- learning capabilities ---------------------------------------------------------------
