@@ -28,6 +28,7 @@ Prints one table per workload and writes benchmarks/results/bench_workloads.json
 from __future__ import annotations
 
 import ctypes
+import itertools
 import platform
 import shutil
 import subprocess
@@ -116,16 +117,23 @@ def lean_relax(W, b, acts, clamped, mask, T, gamma, init_zero, learn, alpha):
     return x, W, b
 
 
-def compile_c(tmp: Path):
-    """Compile pc_relax.c with the system C compiler into a shared library; returns the
-    ctypes function and the compiler's command line."""
+#: the C loop's builds: plain -O2 (a scalar loop as written: each dot product is one dependent
+#: chain of adds), and what the compiler makes of it when allowed to reorder float sums and use
+#: the machine's vector units (the fastest this source gets)
+C_BUILDS = {"-O2": ("-O2",), "-O3 -march=native -ffast-math": ("-O3", "-march=native",
+                                                                "-ffast-math")}
+
+
+def compile_c(tmp: Path, flags=C_BUILDS["-O2"]):
+    """Compile pc_relax.c with the system C compiler and ``flags`` into a shared library;
+    returns the ctypes function and the compiler's command line."""
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:
         cc = "cc"
     if shutil.which(cc) is None:
         sys.exit("no C compiler (cc) on PATH: the README requires one (e.g. apt-get install gcc)")
-    lib = tmp / "pc_relax.so"
-    cmd = [cc, "-O2", "-shared", "-fPIC", str(C_SOURCE), "-o", str(lib), "-lm"]
+    lib = tmp / f"pc_relax{abs(hash(flags))}.so"
+    cmd = [cc, *flags, "-shared", "-fPIC", str(C_SOURCE), "-o", str(lib), "-lm"]
     subprocess.run(cmd, check=True)
     fn = ctypes.CDLL(str(lib)).pc_relax
     dp = np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")
@@ -134,7 +142,7 @@ def compile_c(tmp: Path):
     fn.argtypes = [ctypes.c_int, ip, ip, dp, dp, dp, dp, up, ctypes.c_int, ctypes.c_int,
                    ctypes.c_double, ctypes.c_int, ctypes.c_int, ctypes.c_double, dp]
     fn.restype = ctypes.c_int
-    return fn, " ".join(cmd[:3])
+    return fn, " ".join(cmd[:1 + len(flags)])
 
 
 class CRelax:
@@ -176,14 +184,16 @@ def best_us(fn, n: int, repeats: int = 3) -> float:
 
 class CpuImplementations:
     """Every CPU implementation of workload ``wl`` on float ``weights``: FloatPCN (the package's
-    model), the lean numpy loop (any batch) and the C loop (batch 1, ``c_fn`` from
-    :func:`compile_c`). :meth:`check` compares them; :meth:`timings` times them."""
+    model), the lean numpy loop (any batch) and the C loop (batch 1; ``c_fns``: {build label:
+    function from :func:`compile_c`}). :meth:`check` compares them; :meth:`timings` times
+    them."""
 
-    def __init__(self, wl: Workload, weights: Weights, c_fn):
+    def __init__(self, wl: Workload, weights: Weights, c_fns: dict):
         self.wl, self.spec = wl, wl.spec
         self.W0 = [np.array(w, dtype=np.float64) for w in weights.W]
         self.b0 = [np.array(v, dtype=np.float64) for v in weights.b]
-        self.c = CRelax(c_fn, wl.spec, Weights(self.W0, self.b0), wl)
+        self.cs = {k: CRelax(fn, wl.spec, Weights(self.W0, self.b0), wl)
+                   for k, fn in c_fns.items()}
         self.N = next(iter(wl.clamped.values())).shape[0]
 
     def part(self, lo, hi) -> dict:
@@ -220,15 +230,15 @@ class CpuImplementations:
         if wl.learn:
             assert all(np.allclose(W_lean[l], net.W[l], **close) for l in range(L)), \
                 f"{wl.key}: the lean numpy loop's update differs from FloatPCN's"
-        c, stopped = self.c, []
-        for i in range(n):
+        stopped = []
+        for i, c in itertools.product(range(n), self.cs.values()):
             ref1, net1 = self.float_run(i, i + 1)
             runs = []
             for c.stop in (1, 0):        # the exact stop changes nothing but the iterations run
-                self.reset_c()
+                self.reset_c(c)
                 its = c.run({l: v[i] for l, v in wl.clamped.items()})
                 runs.append((c.x.copy(), c.W.copy(), c.b.copy()))
-                if c.stop:
+                if c.stop and c is next(iter(self.cs.values())):
                     stopped.append(its)
             assert all(np.array_equal(u, v) for u, v in zip(*runs)), \
                 f"{wl.key}: the C loop's exact stop changed its result"
@@ -240,17 +250,17 @@ class CpuImplementations:
                 assert all(np.allclose(Wc[l].reshape(self.W0[l].shape), net1.W[l], **close)
                            for l in range(L)), f"{wl.key}: the C loop's update differs"
                 assert np.allclose(c.b, np.concatenate(net1.b), **close)
-        self.reset_c()
+            self.reset_c(c)
         return stopped
 
-    def reset_c(self):
-        self.c.W[:] = np.concatenate([w.ravel() for w in self.W0])
-        self.c.b[:] = np.concatenate(self.b0)
+    def reset_c(self, c):
+        c.W[:] = np.concatenate([w.ravel() for w in self.W0])
+        c.b[:] = np.concatenate(self.b0)
 
     def timings(self, n1: int = 100) -> list:
         """(implementation, µs per sample) on one thread, best of a few repeats."""
         wl, L, acts = self.wl, self.spec.L, self.spec.activations
-        N, c = self.N, self.c
+        N = self.N
         n1 = min(n1, N)
         n256 = (N // 256) * 256 or N
         samples = [{l: v[i] for l, v in wl.clamped.items()} for i in range(n1)]
@@ -275,10 +285,12 @@ class CpuImplementations:
                             v = W0[l] @ f_float(acts[l], v) + b0[l]
                 rows.append(("numpy feed-forward pass, batch 1", best_us(ff, n1)))
             # W2: the update stays in, so each sample sees the previous one's weights (as on chip)
-            for c.stop, name in ((0, "scalar C loop (-O2), batch 1"),
-                                 (1, "scalar C loop (-O2), exact stop, batch 1")):
-                rows.append((name, best_us(lambda: [c.run(s) for s in samples], n1, repeats=5)))
-            self.reset_c()
+            for label, c in self.cs.items():
+                for c.stop, name in ((0, f"scalar C loop ({label}), batch 1"),
+                                     (1, f"scalar C loop ({label}), exact stop, batch 1")):
+                    rows.append((name, best_us(lambda: [c.run(s) for s in samples], n1,
+                                               repeats=5)))
+                self.reset_c(c)
         return rows
 
 
@@ -338,14 +350,17 @@ def main():
     weights = Weights(net.W, net.b)
     builds = board_builds(args, spec, lambda s: console.print(s, style="dim"))
     with tempfile.TemporaryDirectory() as tmp:
-        c_fn, cc = compile_c(Path(tmp))
+        c_fns, cc = {}, []
+        for label, flags in C_BUILDS.items():
+            c_fns[label], cmd = compile_c(Path(tmp), flags)
+            cc.append(cmd)
         results = []
         for wl in workloads(spec, data):
             fixed = FixedPCN.from_float(wl.spec, weights)
             clamped_q = {l: fixed.quantize(v) for l, v in wl.clamped.items()}
             its = fixed.relax(clamped_q, wl.mask).iterations
             hw = hardware_rows(wl, its, builds)
-            impl = CpuImplementations(wl, weights, c_fn)
+            impl = CpuImplementations(wl, weights, c_fns)
             c_info = {"c_loop_iterations_with_stop": impl.check()}
             cpu = impl.timings()
             best = {}
