@@ -12,7 +12,10 @@ from .clocking import PLLClock, ecp5_pll, ice40_pll
 from .profiles import BoardProfile
 from .system import PCSystem
 
-__all__ = ["BoardTop", "link_timing"]
+__all__ = ["BoardTop", "link_timing", "CLOCK_TOLERANCE"]
+
+#: How far the PLL's output may be from the requested clock (a fraction of it); further is refused.
+CLOCK_TOLERANCE = 0.01
 
 
 def link_timing(clock_mhz: float, baud: int) -> tuple:
@@ -26,7 +29,17 @@ class BoardTop(Elaboratable):
                  weights=None):
         self.board = board
         pll = ice40_pll if board.family == "ice40" else ecp5_pll
-        self.pll = pll(board.osc_mhz, clock_mhz or board.clock_mhz)
+        requested = board.clock_mhz if clock_mhz is None else float(clock_mhz)
+        if not requested > 0:
+            raise SpecError(f"clock {requested} MHz: give a core clock above 0 MHz "
+                            f"(the {board.name}'s default is {board.clock_mhz:g} MHz)")
+        self.pll = pll(board.osc_mhz, requested)
+        if abs(self.pll.f_out_mhz / requested - 1) > CLOCK_TOLERANCE:
+            raise SpecError(
+                f"clock {requested:g} MHz: the {board.device}'s PLL cannot make it from the "
+                f"{board.osc_mhz:g} MHz oscillator (the nearest it makes is "
+                f"{self.pll.f_out_mhz:.3f} MHz); choose a clock the PLL reaches, e.g. the "
+                f"{board.name}'s default {board.clock_mhz:g} MHz")
         self.clock_mhz = self.pll.f_out_mhz
         self.divisor, self.timeout_cycles = link_timing(self.clock_mhz, board.baud)
         self.baud_actual = self.clock_mhz * 1e6 / self.divisor

@@ -135,3 +135,50 @@ def test_spec_stop_option(tmp_path):
         assert PCSpec.load(path).stop == want
     r = CliRunner().invoke(main, ["spec", "--out", str(tmp_path / "x.toml"), "--stop", "soon"])
     assert r.exit_code != 0 and "soon" in r.output
+
+
+# ---- numbers out of range are refused, never read as "the default" (issue 18, first rows) ----
+@pytest.mark.parametrize("args, option", [
+    (["train", "--epochs", "0"], "--epochs"),
+    (["train", "--epochs", "-1"], "--epochs"),
+    (["train", "-T", "0"], "--iterations"),
+    (["train", "--lr", "-1"], "--lr"),
+    (["train", "--lr", "0"], "--lr"),
+    (["train", "--batch", "0"], "--batch"),
+    (["train", "--on", "hardware", "--limit", "0"], "--limit"),
+    (["train", "--on", "hardware", "--test-limit", "-3"], "--test-limit"),
+    (["spec", "-T", "0"], "--iterations"),
+    (["run", "--epochs", "0"], "--epochs"),
+    (["build", "--board", "icebreaker", "--clock", "0"], "--clock"),
+    (["build", "--board", "ulx3s", "--clock", "-5"], "--clock"),
+])
+def test_out_of_range_numbers_are_refused(tmp_path, args, option):
+    out = tmp_path / "out"
+    where = ["--out", str(out / "s.toml" if args[0] == "spec" else out)]
+    r = CliRunner().invoke(main, args + where)
+    assert r.exit_code == 2, r.output
+    assert option in r.output and "range" in r.output, r.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_infer_limit_out_of_range(trained, limit):
+    r = CliRunner().invoke(main, ["infer", "--spec", str(trained / "spec.toml"), "--weights",
+                                  str(trained / "weights.npz"), "--limit", limit])
+    assert r.exit_code == 2 and "--limit" in r.output, r.output
+
+
+def test_infer_limit_one_infers_one(trained):
+    r = CliRunner().invoke(main, ["infer", "--spec", str(trained / "spec.toml"), "--weights",
+                                  str(trained / "weights.npz"), "--limit", "1"])
+    assert r.exit_code == 0 and "inference (1 samples" in r.output, r.output
+
+
+@pytest.mark.parametrize("board, clock, nearest", [("icebreaker", "1000", "528.000"),
+                                                   ("ulx3s", "1000", "400.000"),
+                                                   ("icebreaker", "5", "8.438")])
+def test_a_clock_the_pll_cannot_make_is_refused_before_any_work(tmp_path, board, clock, nearest):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["build", "--board", board, "--clock", clock, "--out", str(out)])
+    assert r.exit_code != 0 and "PLL cannot make it" in r.output and nearest in r.output, r.output
+    assert "Traceback" not in r.output and not out.exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..boards.profiles import BOARDS
-from .common import BOARD, build_and_report, errors
+from .common import BOARD, POSITIVE_FLOAT, build_and_report, errors
 
 __all__ = ["build"]
 
@@ -22,7 +22,7 @@ _CLOCKS = ", ".join(f"{b.name} {b.clock_mhz:g}" for b in BOARDS.values())
               help="Trained weights (.npz) to hold in the bitstream (else loaded over UART).")
 @click.option("--lanes", type=int, default=None,
               help=f"MAC lanes (default: the board's: {_DEFAULTS}).")
-@click.option("--clock", "clock_mhz", type=float, default=None,
+@click.option("--clock", "clock_mhz", type=POSITIVE_FLOAT, default=None,
               help=f"Core clock in MHz (default: the board's: {_CLOCKS}).")
 @click.option("--ignore-estimate", is_flag=True,
               help="Build even when the pre-synthesis estimate says the design does not fit "

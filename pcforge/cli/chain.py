@@ -17,10 +17,10 @@ __all__ = ["run"]
 @click.option("--out", type=click.Path(file_okay=False), default="runs/digits",
               show_default=True, help="Output folder for every artefact of the chain.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--lanes", type=int, default=8, show_default=True,
               help="MAC lanes of the generated core.")
-@click.option("--limit", type=int, default=None,
+@click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Compare only the first N test digits on the hardware (default: all).")
 @click.option("--board", type=click.Choice([*sorted(BOARDS), "none"]),
               default="icebreaker", show_default=True,

@@ -29,6 +29,8 @@ __all__ = ["console", "errors", "progress", "write_json", "spec_from_options", "
 console = Console(stderr=False)
 
 #: Option types whose choices come from where they are defined.
+#: a number that must be above zero (a rate, a clock): 0 is refused, never read as "the default"
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 ACTIVATION = click.Choice(ACTIVATIONS)
 LEARNING_RULE = click.Choice(LEARNING_RULES)
 STOP_RULE = click.Choice(STOPS)
@@ -79,7 +81,7 @@ def spec_from_options(spec_path, hidden, activation, iterations, learning, w_gua
                 f"{DIGITS_CLASSES} outputs, the spec has sizes {list(spec.sizes)}")
         return spec
     changes = {}
-    if iterations:
+    if iterations is not None:
         changes["iterations"] = iterations
     if learning:
         changes["learning"] = learning

@@ -45,7 +45,7 @@ def hdl_cmd(spec_path, lanes, out):
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
               help=".npy or .csv, one sample per row (default: the first digits test sample).")
 @click.option("--lanes", type=int, default=8, show_default=True)
-@click.option("--limit", type=int, default=4, show_default=True,
+@click.option("--limit", type=click.IntRange(min=1), default=4, show_default=True,
               help="At most this many samples.")
 @click.option("--waves", type=click.Path(dir_okay=False), default=None,
               help="Write a waveform of the run here (.vcd; .fst needs the lz4 headers); "
@@ -100,7 +100,8 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator)
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @click.option("--lanes", type=int, default=8, show_default=True)
-@click.option("--limit", type=int, default=None, help="Only the first N test samples.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N test samples.")
 @SIMULATOR_OPTION
 def compare_cmd(spec_path, weights_path, out, lanes, limit, simulator):
     """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set:

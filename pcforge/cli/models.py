@@ -8,9 +8,8 @@ import numpy as np
 from rich.table import Table
 
 from ..model.train import LR_SCHEDULES
-from .common import (ACTIVATION, LEARNING_RULE, SIMULATOR_OPTION, STOP_RULE, console, errors,
-                     load_input,
-                     progress, spec_from_options, write_json)
+from .common import (ACTIVATION, LEARNING_RULE, POSITIVE_FLOAT, SIMULATOR_OPTION, STOP_RULE,
+                     console, errors, load_input, progress, spec_from_options, write_json)
 
 __all__ = ["train", "infer", "spec_cmd", "train_models"]
 
@@ -23,7 +22,7 @@ def _train_options(f):
                      help="Hidden layer size; repeat for more layers."),
         click.option("--activation", type=ACTIVATION, default="relu", show_default=True,
                      help="Activation of the hidden layers."),
-        click.option("--iterations", "-T", type=int, default=None,
+        click.option("--iterations", "-T", type=click.IntRange(min=1), default=None,
                      help="Relaxation iterations T (default: the spec's, 20)."),
         click.option("--learning", type=LEARNING_RULE, default=None,
                      help="Learning rule (default: the spec's)."),
@@ -34,13 +33,13 @@ def _train_options(f):
                      show_default=True,
                      help="float: FloatPCN, batched, Adam/SGD. fixed: FixedPCN, one sample at "
                           "a time with the hardware's SGD rule (α from the spec)."),
-        click.option("--epochs", type=int, default=None,
+        click.option("--epochs", type=click.IntRange(min=1), default=None,
                      help="Epochs (default: 50 float, 10 fixed)."),
-        click.option("--batch", type=int, default=32, show_default=True,
+        click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
                      help="Batch size (float trainer)."),
         click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
                      show_default=True, help="Float trainer's optimizer."),
-        click.option("--lr", type=float, default=3e-3, show_default=True,
+        click.option("--lr", type=POSITIVE_FLOAT, default=3e-3, show_default=True,
                      help="Float trainer's (initial) learning rate."),
         click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES),
                      default="cosine", show_default=True,
@@ -75,7 +74,7 @@ def train_models(out, spec_path, hidden, activation, iterations, learning, train
     metrics = {"spec_digest": spec.digest, "seed": seed, "trainer": trainer,
                "train_samples": len(data.x_train), "test_samples": len(data.x_test)}
     if trainer == "float":
-        epochs = epochs or 50
+        epochs = 50 if epochs is None else epochs
         with progress(f"float PC ({optimizer})") as cb:
             net, hist = train_float(spec, data, epochs=epochs, batch=batch, optimizer=optimizer,
                                     lr=lr, lr_schedule=lr_schedule, seed=seed, progress=cb)
@@ -83,7 +82,7 @@ def train_models(out, spec_path, hidden, activation, iterations, learning, train
         fixed = FixedPCN.from_float(spec, weights)
         metrics.update(optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, batch=batch)
     else:
-        epochs = epochs or 10
+        epochs = 10 if epochs is None else epochs
         with progress("fixed-point PC (hardware SGD)") as cb:
             fixed, hist = train_fixed(spec, data, epochs=epochs, seed=seed, progress=cb)
         weights = fixed.to_float_weights()
@@ -132,9 +131,9 @@ def _mlp_act(spec):
                    "after every update.")
 @click.option("--lanes", type=int, default=8, show_default=True,
               help="MAC lanes of the core (--on hardware).")
-@click.option("--limit", type=int, default=None,
+@click.option("--limit", type=click.IntRange(min=1), default=None,
               help="--on hardware: training samples per epoch (default: all 1437).")
-@click.option("--test-limit", type=int, default=None,
+@click.option("--test-limit", type=click.IntRange(min=1), default=None,
               help="--on hardware: evaluate on the first N test digits (default: all 360).")
 @SIMULATOR_OPTION
 @_train_options
@@ -160,7 +159,7 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
         PCCore.check_learns(spec)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    epochs = epochs or 6
+    epochs = 6 if epochs is None else epochs
     console.print(f"[bold]training on the hardware[/]: spec {spec.digest} (sizes "
                   f"{list(spec.sizes)}, learning {spec.learning}), {lanes} lanes, {epochs} "
                   f"epochs, building the Verilator model (cached)")
@@ -203,7 +202,8 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
               show_default=True)
 @click.option("--mode", default="inference", show_default=True,
               help="Clamp mode from the spec's [clamp] table.")
-@click.option("--limit", type=int, default=None, help="Only the first N samples.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N samples.")
 def infer(spec_path, weights_path, input_path, model, mode, limit):
     """Run inference (relaxation with the input clamped) in float and/or fixed point."""
     from ..model.data import load_digits_split
@@ -220,7 +220,7 @@ def infer(spec_path, weights_path, input_path, model, mode, limit):
         else:
             d = load_digits_split()
             x, labels = d.x_test, d.y_test
-        if limit:
+        if limit is not None:
             x = x[:limit]
             labels = labels[:limit] if labels is not None else None
         t = Table(title=f"inference ({len(x)} samples, mode {mode})")
@@ -254,7 +254,7 @@ def infer(spec_path, weights_path, input_path, model, mode, limit):
 @click.option("--out", type=click.Path(dir_okay=False), required=True)
 @click.option("--hidden", type=int, multiple=True, default=(64,), show_default=True)
 @click.option("--activation", type=ACTIVATION, default="relu", show_default=True)
-@click.option("--iterations", "-T", type=int, default=None)
+@click.option("--iterations", "-T", type=click.IntRange(min=1), default=None)
 @click.option("--learning", type=LEARNING_RULE, default=None)
 @click.option("--w-guard", type=int, default=0, show_default=True,
               help="Weight guard bits kept in the weight memories (formats.w_guard).")
