@@ -1,7 +1,10 @@
 """``Weights``: the float64 parameters W_1..W_L, b_1..b_L of a network, checked against a spec.
 
-Stored as ``.npz`` with arrays ``W1..WL``, ``b1..bL`` and ``spec_digest``/``sizes`` for a
-consistency check on load. Shapes: ``W_l`` is ``(n_l, n_{l-1})``, ``b_l`` is ``(n_l,)``.
+Stored as ``.npz`` with arrays ``W1..WL``, ``b1..bL`` and the spec's ``spec_digest``, ``sizes``
+and ``activations``, checked on load: weights are refused under a spec of other sizes or other
+activations (the same numbers would mean another function). Other spec fields (formats, rates,
+T, the stop) may differ: the float weights are quantised for the spec they are used with.
+Shapes: ``W_l`` is ``(n_l, n_{l-1})``, ``b_l`` is ``(n_l,)``.
 """
 from __future__ import annotations
 
@@ -71,6 +74,7 @@ class Weights:
         arrays |= {f"b{l}": np.asarray(self.b[l - 1], np.float64) for l in range(1, spec.L + 1)}
         arrays["sizes"] = np.array(spec.sizes)
         arrays["spec_digest"] = np.array(spec.digest)
+        arrays["activations"] = np.array(spec.activations)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         return atomic_write(path, buf.getvalue())
@@ -82,15 +86,33 @@ class Weights:
         if not path.is_file():
             raise WeightsError(f"weights file {path} does not exist; train one with "
                                "`pcforge train --out DIR`")
+        size = path.stat().st_size
+        if size == 0:
+            raise WeightsError(f"weights file {path} is empty (0 bytes): an interrupted write? "
+                               "Train again with `pcforge train --out DIR`")
+        if not zipfile.is_zipfile(path):
+            head = path.read_bytes()[:6]
+            kind = ("a single .npy array, not an .npz archive" if head.startswith(b"\x93NUMPY")
+                    else f"not an .npz archive ({size} bytes starting {head!r})")
+            raise WeightsError(f"{path} is {kind}; pcforge weights are the .npz file "
+                               "`pcforge train` writes (W1..WL, b1..bL, sizes, spec_digest)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise WeightsError(f"{path} is not a readable .npz weights file: {exc}") from None
         if "sizes" in data and tuple(int(v) for v in data["sizes"]) != tuple(spec.sizes):
             raise WeightsError(f"{path} holds weights for sizes {list(map(int, data['sizes']))}, "
                                f"but the spec has sizes {list(spec.sizes)}; pass the spec the "
                                "weights were trained with")
+        if "activations" in data and tuple(map(str, data["activations"])) != spec.activations:
+            theirs = str(data["spec_digest"]) if "spec_digest" in data else "unknown"
+            raise WeightsError(
+                f"{path} was trained under spec {theirs} with activations "
+                f"{list(map(str, data['activations']))}; the spec given ({spec.digest}) has "
+                f"activations {list(spec.activations)}, so the same weights would compute "
+                "another function. Pass the spec saved beside the weights (spec.toml), or train "
+                "for this spec (`pcforge train --spec S --out DIR`)")
         W, b = [], []
         for l in range(1, spec.L + 1):
             for key, out in ((f"W{l}", W), (f"b{l}", b)):

@@ -182,3 +182,52 @@ def test_a_clock_the_pll_cannot_make_is_refused_before_any_work(tmp_path, board,
     r = CliRunner().invoke(main, ["build", "--board", board, "--clock", clock, "--out", str(out)])
     assert r.exit_code != 0 and "PLL cannot make it" in r.output and nearest in r.output, r.output
     assert "Traceback" not in r.output and not out.exists()
+
+
+# ---- malformed or out-of-range inputs (issue 18) ---------------------------------------------
+def _infer(trained, path, *extra):
+    return CliRunner().invoke(main, ["infer", "--spec", str(trained / "spec.toml"), "--weights",
+                                     str(trained / "weights.npz"), "--input", str(path), *extra])
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("nan.npy", lambda p: np.save(p, np.full((2, 64), np.nan)), "NaN or infinite"),
+    ("inf.csv", lambda p: p.write_text(",".join(["inf"] + ["0"] * 63) + "\n"), "NaN or infinite"),
+    ("empty.npy", lambda p: np.save(p, np.zeros((0, 64))), "no samples"),
+    ("strings.npy", lambda p: np.save(p, np.array([["a"] * 64])), "not numbers"),
+    ("cube.npy", lambda p: np.save(p, np.zeros((2, 8, 8))), "3-D array"),
+    ("zero.npy", lambda p: p.write_bytes(b""), "not a readable"),
+])
+def test_malformed_inputs_are_refused_with_the_reason(trained, tmp_path, name, make, message):
+    path = tmp_path / name
+    make(path)
+    for model in ("float", "fixed"):
+        r = _infer(trained, path, "--model", model)
+        assert r.exit_code == 1 and message in r.output, r.output
+        assert "Traceback" not in r.output
+
+
+def test_inputs_outside_the_x_range_warn_with_the_count_and_strict_refuses(trained, tmp_path):
+    x = np.zeros((3, 64))
+    x[0, :5] = 40.0          # beyond Q6.10's ±32
+    x[2, 0] = 1e9
+    np.save(tmp_path / "raw.npy", x)
+    r = _infer(trained, tmp_path / "raw.npy")
+    assert r.exit_code == 0 and "6 of 192 input values" in r.output and "saturate" in r.output
+    r = _infer(trained, tmp_path / "raw.npy", "--strict")
+    assert r.exit_code == 1 and "6 of 192 input values" in r.output, r.output
+    np.save(tmp_path / "ok.npy", np.full((2, 64), 0.5))
+    r = _infer(trained, tmp_path / "ok.npy", "--strict")
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
+
+
+@pytest.mark.parametrize("extra, named", [(["--hidden", "16"], "--hidden"),
+                                          (["--activation", "tanh"], "--activation"),
+                                          (["-T", "5"], "--iterations"),
+                                          (["--w-guard", "2"], "--w-guard")])
+def test_options_that_conflict_with_spec_are_refused(trained, tmp_path, extra, named):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["train", "--spec", str(trained / "spec.toml"), "--out",
+                                  str(out), "--no-mlp", "--epochs", "1", *extra])
+    assert r.exit_code == 2 and named in r.output and "--spec" in r.output, r.output
+    assert not out.exists()

@@ -129,8 +129,41 @@ def test_weights_missing_array_and_bad_file(tmp_path):
     with pytest.raises(WeightsError, match="no array 'b1'"):
         Weights.load(tmp_path / "w.npz", spec)
     (tmp_path / "junk.npz").write_text("not a zip")
-    with pytest.raises(WeightsError, match="not a readable"):
+    with pytest.raises(WeightsError, match="not an .npz archive"):
         Weights.load(tmp_path / "junk.npz", spec)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)), "not an .npz archive"),
+    (b"\x80\x04\x95pickled", "not an .npz archive"),
+    (b"PK\x03\x04truncated zip", "not"),
+], ids=["empty", "random", "pickle", "broken-zip"])
+def test_malformed_weights_files_are_named(tmp_path, content, message):
+    """Random bytes, an empty file, a pickle, a broken zip: a WeightsError naming the file."""
+    f = tmp_path / "w.npz"
+    f.write_bytes(content)
+    with pytest.raises(WeightsError, match=message) as exc:
+        Weights.load(f, digits_spec())
+    assert str(f) in str(exc.value)
+
+
+def test_a_single_npy_array_is_not_a_weights_file(tmp_path):
+    np.save(tmp_path / "w.npy", np.zeros((64, 64)))
+    with pytest.raises(WeightsError, match="single .npy array"):
+        Weights.load(tmp_path / "w.npy", digits_spec())
+
+
+def test_weights_under_other_activations_are_refused_naming_both_digests(tmp_path):
+    """Same sizes, another activation: the same numbers would be another network."""
+    tanh = digits_spec(activation="tanh")
+    Weights.init(tanh, np.random.default_rng(0)).save(tmp_path / "w.npz", tanh)
+    relu = digits_spec()
+    with pytest.raises(WeightsError, match="activations") as exc:
+        Weights.load(tmp_path / "w.npz", relu)
+    assert tanh.digest in str(exc.value) and relu.digest in str(exc.value)
+    # other rates, T or the stop are fine: the float weights are quantised for the spec in use
+    Weights.load(tmp_path / "w.npz", tanh.replace(iterations=7, stop="none"))
 
 
 def test_weights_round_trip(tmp_path):

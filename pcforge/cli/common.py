@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -69,11 +70,25 @@ def write_json(path: Path, obj: dict):
     atomic_write_json(path, obj, sort_keys=True)
 
 
+#: options that shape the network: given together with --spec they are refused, not ignored
+_SPEC_SHAPING = ("hidden", "activation", "iterations", "learning", "w_guard", "stop")
+
+
 def spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard=0,
                       stop=None) -> PCSpec:
     """The spec a digits command works on: ``--spec`` (checked against the data set's shape),
     else the built-in digits default with the options' changes."""
     if spec_path:
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            given = [f"--{name.replace('_', '-')}" for name in _SPEC_SHAPING
+                     if name in ctx.params and ctx.get_parameter_source(name) in
+                     (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+            if given:
+                raise click.UsageError(
+                    f"{' and '.join(given)} would change the network, but --spec {spec_path} "
+                    "already defines it: edit the spec file (or drop --spec to start from the "
+                    "built-in digits default with these options)")
         spec = PCSpec.load(spec_path)
         if spec.sizes[0] != DIGITS_INPUTS or spec.sizes[-1] != DIGITS_CLASSES:
             raise click.ClickException(
@@ -90,18 +105,51 @@ def spec_from_options(spec_path, hidden, activation, iterations, learning, w_gua
     return digits_spec(hidden=tuple(hidden), activation=activation, w_guard=w_guard, **changes)
 
 
-def load_input(path: Path, n: int) -> np.ndarray:
-    """Samples from a ``.npy`` or ``.csv`` file (one per row) for an input layer of ``n``."""
+def load_input(path: Path, n: int, x_format=None, strict: bool = False) -> np.ndarray:
+    """Samples from a ``.npy`` or ``.csv`` file (one per row) for an input layer of ``n``: a
+    numeric 1-D (one sample) or 2-D array of finite numbers, or a clear error. With ``x_format``
+    (the spec's X format) values outside its range — they would saturate when quantised — are
+    counted: a warning, or with ``strict`` an error."""
     if not path.is_file():
         raise click.ClickException(f"input file {path} does not exist")
     try:
-        x = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
-    except ValueError as exc:
+        x = (np.load(path, allow_pickle=False) if path.suffix == ".npy"
+             else np.loadtxt(path, delimiter=",", ndmin=2))
+    except (ValueError, OSError, EOFError) as exc:
         raise click.ClickException(f"{path} is not a readable .npy/.csv array: {exc}") from None
+    if not isinstance(x, np.ndarray):
+        raise click.ClickException(f"{path} holds several arrays (an .npz archive?); give one "
+                                   ".npy array or a .csv file, one sample per row")
+    if x.dtype.kind not in "biuf":
+        raise click.ClickException(f"{path} holds {x.dtype} values, not numbers: give one "
+                                   f"sample of {n} numbers per row")
+    if x.ndim > 2:
+        raise click.ClickException(f"{path} is a {x.ndim}-D array {x.shape}; give one sample "
+                                   f"per row (2-D: samples × {n}), e.g. x.reshape(len(x), -1)")
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if x.size == 0:
+        raise click.ClickException(f"{path} holds no samples (shape {x.shape}); give at least "
+                                   f"one row of {n} values")
     if x.shape[1] != n:
         raise click.ClickException(f"{path} has {x.shape[1]} values per sample; the spec's input "
                                    f"layer has {n}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        raise click.ClickException(f"{path} holds {int(bad.sum())} NaN or infinite values (in "
+                                   f"samples {', '.join(map(str, rows[:5]))}"
+                                   f"{' …' if len(rows) > 5 else ''}); give finite inputs")
+    if x_format is not None:
+        lo, hi = x_format.min_value, x_format.max_value
+        out = (x < lo) | (x > hi)
+        if out.any():
+            fate = "wrap around" if x_format.overflow == "wrap" else "saturate"
+            msg = (f"{int(out.sum())} of {x.size} input values in {path} are outside the x "
+                   f"format's range [{lo:g}, {hi:g}] and {fate} when quantised (the digits "
+                   f"inputs are pixels scaled to 0–1; found {x.min():g} … {x.max():g})")
+            if strict:
+                raise click.ClickException(msg + "; scale the inputs, or drop --strict")
+            console.print(f"[yellow]warning:[/] {msg}; --strict refuses such inputs")
     return x
 
 

@@ -43,7 +43,8 @@ def hdl_cmd(spec_path, lanes, out):
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
-              help=".npy or .csv, one sample per row (default: the first digits test sample).")
+              help=".npy or .csv, one sample per row, values in the x format's range (digits: "
+                   "pixels scaled to 0–1); default: the first digits test sample.")
 @click.option("--lanes", type=int, default=8, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=4, show_default=True,
               help="At most this many samples.")
@@ -62,7 +63,7 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator)
     with errors():
         spec = PCSpec.load(spec_path)
         weights = Weights.load(weights_path, spec)
-        x = (load_input(Path(input_path), spec.sizes[0]) if input_path
+        x = (load_input(Path(input_path), spec.sizes[0], spec.formats.x) if input_path
              else load_digits_split().x_test[:1])[:limit]
         fx = FixedPCN.from_float(spec, weights)
         xq = fx.quantize(x, 0)

@@ -197,14 +197,17 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
-              help=".npy or .csv with one sample per row (default: the digits test set).")
+              help=".npy or .csv with one sample per row, values in the x format's range (the "
+                   "digits are pixels scaled to 0–1); default: the digits test set.")
+@click.option("--strict", is_flag=True,
+              help="Refuse inputs outside the x format's range (default: warn with the count).")
 @click.option("--model", type=click.Choice(["float", "fixed", "both"]), default="both",
               show_default=True)
 @click.option("--mode", default="inference", show_default=True,
               help="Clamp mode from the spec's [clamp] table.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N samples.")
-def infer(spec_path, weights_path, input_path, model, mode, limit):
+def infer(spec_path, weights_path, input_path, strict, model, mode, limit):
     """Run inference (relaxation with the input clamped) in float and/or fixed point."""
     from ..model.data import load_digits_split
     from ..model.fixed_pcn import FixedPCN
@@ -216,7 +219,7 @@ def infer(spec_path, weights_path, input_path, model, mode, limit):
         weights = Weights.load(weights_path, spec)
         labels = None
         if input_path:
-            x = load_input(Path(input_path), spec.sizes[0])
+            x = load_input(Path(input_path), spec.sizes[0], spec.formats.x, strict)
         else:
             d = load_digits_split()
             x, labels = d.x_test, d.y_test
