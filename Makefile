@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-run: $(STAMP)            ## the main job on the built-in digits default
-	$(BIN)/pcforge run --out runs/digits
+run: $(STAMP)            ## the main job on the built-in digits default (replaces runs/digits)
+	$(BIN)/pcforge run --out runs/digits --force
 
 test: $(STAMP)           ## the whole test suite
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup

@@ -14,13 +14,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from ..model.arch.cycles import cycle_report
 from ..model.fixed_pcn import fewest_iterations
-from ..model.files import atomic_copy, atomic_write, atomic_write_json
+from ..model.files import atomic_copy, atomic_write, atomic_write_json, private_folder
 from ..model.spec import PCSpec
 from ..sim.toolchain import (arrays_digest, cache_root, generator_hash, package_version,
                              patched_environ, yowasp_tool)
@@ -159,8 +158,7 @@ def _run_toolchain(profile: BoardProfile, top: BoardTop) -> Path:
     """Yosys + nextpnr + the packer on ``top`` in a new private folder of the cache; returns
     the folder (its ``build/`` holds the tools' outputs). A failed or interrupted build leaves
     nothing behind."""
-    cache_root().mkdir(parents=True, exist_ok=True)         # a fresh machine has none yet
-    work = Path(tempfile.mkdtemp(prefix=f"{profile.name}-", dir=cache_root()))
+    work = private_folder(cache_root(), prefix=f"{profile.name}-")  # sweeps killed builds
     env = toolchain_env(profile.family)
     Path(env["YOWASP_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
     try:

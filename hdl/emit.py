@@ -27,6 +27,8 @@ __all__ = ["emit", "verilog_text", "convert_verilog", "write_verilog", "manifest
            "TOP_NAME"]
 
 TOP_NAME = "pcforge_core"
+#: the files :func:`emit` writes into its folder
+OUTPUTS = (f"{TOP_NAME}.v", "manifest.json", "spec.toml")
 
 
 @dataclass
@@ -118,7 +120,7 @@ def emit(spec: PCSpec, lanes: int, out_dir) -> EmitResult:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a directory; choose another path")
     out.mkdir(parents=True, exist_ok=True)
-    vpath, mpath, spath = out / f"{TOP_NAME}.v", out / "manifest.json", out / "spec.toml"
+    vpath, mpath, spath = (out / name for name in OUTPUTS)
     atomic_write(vpath, text)
     atomic_write(spath, spec.to_toml())
     atomic_write_json(mpath, info, sort_keys=True)

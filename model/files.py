@@ -1,15 +1,27 @@
 """Files that every layer writes — specs, weights, Verilog, reports — are written atomically: the
 content goes to a temporary file beside the target, which is renamed into place only when it is
 complete, so a killed job never leaves a half-written file under the final name.
+
+Work folders (a Verilator build, a place-and-route run) are made by :func:`private_folder`:
+named after the host and process that own them, removed by their owner when it fails or is
+interrupted, and swept by the next job when their owner died without cleaning up (``kill -9``,
+a power cut), so a cache never collects half-built entries.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
+import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_json", "atomic_copy"]
+__all__ = ["atomic_write", "atomic_write_json", "atomic_copy", "private_folder",
+           "sweep_abandoned"]
+
+#: the marker in a work folder's name: ``<prefix>partial-<host>-<pid>-<random>``
+_PARTIAL = re.compile(r"partial-(?P<host>[^/]+)-(?P<pid>\d+)-[^-/]+$")
 
 
 def _temporary(path: Path) -> Path:
@@ -49,3 +61,44 @@ def atomic_copy(src, dst) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return dst
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:                 # another user's live process
+        return True
+    return True
+
+
+def sweep_abandoned(parent) -> list[Path]:
+    """Remove the work folders in ``parent`` whose owning process (on this host) is gone;
+    returns what was removed. Folders of live processes and of other hosts (a shared cache)
+    are left alone."""
+    parent = Path(parent)
+    removed = []
+    if not parent.is_dir():
+        return removed
+    host = _host()
+    for p in parent.iterdir():
+        m = _PARTIAL.search(p.name)
+        if m and m["host"] == host and not _alive(int(m["pid"])):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def private_folder(parent, prefix: str = "") -> Path:
+    """A new, empty work folder in ``parent`` (created) owned by this process; first sweeps
+    the folders that dead processes left there (:func:`sweep_abandoned`)."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_abandoned(parent)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}partial-{_host()}-{os.getpid()}-",
+                                 dir=parent))

@@ -240,6 +240,16 @@ class PCSpec:
         for fld in ("gamma", "alpha"):
             if not isinstance(getattr(self, fld), FixedConst):
                 raise SpecError(f"rates.{fld} must be a FixedConst, not {getattr(self, fld)!r}")
+        if self.gamma.value > 1:
+            raise SpecError(f"rates.gamma = {self.gamma.value:g}: a state step larger than 1 "
+                            "overshoots each node's own prediction (x - γe passes μ), and the "
+                            "relaxation diverges or saturates; use 0 < gamma <= 1 (0.05-0.5 is "
+                            "usual, the digits preset uses 0.125)")
+        if self.alpha.value > 1:
+            raise SpecError(f"rates.alpha = {self.alpha.value:g}: a learning rate larger than 1 "
+                            "moves each weight past the value that cancels its error and "
+                            "training diverges; use 0 < alpha <= 1 (0.001-0.1 is usual, the "
+                            "digits preset uses 0.03125)")
         if not isinstance(self.formats, Formats):
             raise SpecError(f"formats must be a Formats, not {self.formats!r}")
 

@@ -154,17 +154,24 @@ def train_fixed(spec: PCSpec, data: Dataset, *, epochs: int = 10, learning: str 
     return net, hist
 
 
-def mlp_baseline(data: Dataset, hidden=(64,), activation: str = "relu", seed: int = 0) -> float:
+def mlp_baseline(data: Dataset, hidden=(64,), activation: str = "relu", seed: int = 0,
+                 progress=None) -> float:
     """Test accuracy of scikit-learn's MLPClassifier of the same shape (Adam, early stopping
-    off, up to 500 epochs)."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
+    off, up to 500 epochs; stops as ``fit`` does once the training loss has not improved by
+    ``tol`` for ``n_iter_no_change`` epochs). Trained an epoch at a time (``partial_fit``) so
+    that ``progress(epoch, 500, {"loss": ...})`` can follow it."""
     from sklearn.neural_network import MLPClassifier
 
     clf = MLPClassifier(hidden_layer_sizes=tuple(hidden), activation=activation,
                         max_iter=500, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(data.x_train, data.y_train)
+    classes = np.unique(data.y_train)
+    best, stale = np.inf, 0
+    for ep in range(clf.max_iter):
+        clf.partial_fit(data.x_train, data.y_train, classes=classes)
+        stale = stale + 1 if clf.loss_ > best - clf.tol else 0
+        best = min(best, clf.loss_)
+        if progress:
+            progress(ep + 1, clf.max_iter, {"loss": clf.loss_})
+        if stale > clf.n_iter_no_change:
+            break
     return float(clf.score(data.x_test, data.y_test))

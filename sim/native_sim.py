@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..hdl.core import PCCore
 from ..hdl.emit import TOP_NAME
-from ..model.files import atomic_write
+from ..model.files import atomic_write, private_folder
 from .host_program import ProgramFile, program_for_job, weight_memories
 from .scoreboard import Scoreboard, energy_of
 from .toolchain import ToolMissing, cache_root, verilator_env, verilator_version
@@ -137,8 +137,7 @@ def build_harness(vfile: Path, top: str, harness: Path, generated: dict, obj: Pa
     env = verilator_env()
     if shutil.which("make", path=env["PATH"]) is None:
         raise ToolMissing("building a Verilator harness needs make (e.g. apt install make)")
-    obj.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="obj-", dir=obj.parent))
+    tmp = private_folder(obj.parent, prefix="obj-")         # sweeps killed builds
     try:
         src = tmp / "src"
         src.mkdir()

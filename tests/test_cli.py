@@ -1,7 +1,9 @@
 """The pcforge CLI: help on every command, train/infer outputs, clear errors, nothing half-written."""
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,6 +153,11 @@ def test_spec_stop_option(tmp_path):
     (["run", "--epochs", "0"], "--epochs"),
     (["build", "--board", "icebreaker", "--clock", "0"], "--clock"),
     (["build", "--board", "ulx3s", "--clock", "-5"], "--clock"),
+    (["build", "--board", "ulx3s", "--lanes", "0"], "--lanes"),
+    (["hdl", "--lanes", "-2"], "--lanes"),
+    (["run", "--lanes", "0"], "--lanes"),
+    (["analog", "sweep", "--seeds", "0"], "--seeds"),
+    (["analog", "sweep", "--jobs", "-1"], "--jobs"),
 ])
 def test_out_of_range_numbers_are_refused(tmp_path, args, option):
     out = tmp_path / "out"
@@ -231,3 +238,162 @@ def test_options_that_conflict_with_spec_are_refused(trained, tmp_path, extra, n
                                   str(out), "--no-mlp", "--epochs", "1", *extra])
     assert r.exit_code == 2 and named in r.output and "--spec" in r.output, r.output
     assert not out.exists()
+
+
+# ---- --out checked before any work; earlier outputs kept unless --force (issue 18) ----------
+#: every command that writes an output folder, with the arguments it needs and one of the
+#: files it writes there
+OUT_COMMANDS = [
+    (["train", "--no-mlp", "--epochs", "1"], "weights.npz"),
+    (["train", "--on", "hardware", "--epochs", "1"], "metrics.json"),
+    (["hdl"], "pcforge_core.v"),
+    (["compare", "--spec", "{spec}", "--weights", "{weights}"], "report.json"),
+    (["verify", "--specs", "1"], "verify.json"),
+    (["build", "--board", "icebreaker"], "report.md"),
+    (["run"], "weights.npz"),
+    (["run"], "board"),
+    (["analog", "sweep", "--quick"], "results.json"),
+]
+
+
+def _args(cmd, trained):
+    return [a.format(spec=trained / "spec.toml", weights=trained / "weights.npz") for a in cmd]
+
+
+@pytest.mark.parametrize("cmd, product", OUT_COMMANDS, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else v)
+def test_earlier_outputs_are_kept_unless_force(trained, tmp_path, cmd, product):
+    out = tmp_path / "out"
+    (out / product).parent.mkdir(parents=True, exist_ok=True)
+    if product == "board":
+        (out / product).mkdir()
+    else:
+        (out / product).write_text("an earlier run's output")
+    r = CliRunner().invoke(main, [*_args(cmd, trained), "--out", str(out)])
+    assert r.exit_code == 1 and "already holds" in r.output and product in r.output, r.output
+    assert "--force" in r.output and "Traceback" not in r.output
+    assert sorted(p.name for p in out.iterdir()) == [product]          # nothing else written
+    if product != "board":
+        assert (out / product).read_text() == "an earlier run's output"
+
+
+@pytest.mark.parametrize("cmd, product", OUT_COMMANDS[:7], ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else v)
+def test_an_unwritable_out_is_refused_before_any_work(trained, tmp_path, cmd, product):
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("x")
+    for out, says in ((in_the_way / "sub", "is a file"), (in_the_way, "is a file"),
+                      ("/proc/pcforge-out", "not writable")):
+        r = CliRunner().invoke(main, [*_args(cmd, trained), "--out", str(out)])
+        assert r.exit_code in (1, 2) and says in r.output and "--out" in r.output, r.output
+        assert "Traceback" not in r.output and "Errno" not in r.output.split("(")[0]
+    assert in_the_way.read_text() == "x"
+
+
+def test_force_overwrites_and_a_second_run_without_it_keeps(tmp_path):
+    path = tmp_path / "s.toml"
+    assert CliRunner().invoke(main, ["spec", "--out", str(path), "-T", "7"]).exit_code == 0
+    r = CliRunner().invoke(main, ["spec", "--out", str(path), "-T", "9"])
+    assert r.exit_code == 1 and "exists" in r.output and "--force" in r.output, r.output
+    assert PCSpec.load(path).iterations == 7
+    r = CliRunner().invoke(main, ["spec", "--out", str(path), "-T", "9", "--force"])
+    assert r.exit_code == 0, r.output
+    assert PCSpec.load(path).iterations == 9
+
+
+def test_hdl_force_rewrites_the_folder(tmp_path):
+    out = tmp_path / "hdl"
+    assert CliRunner().invoke(main, ["hdl", "--lanes", "2", "--out", str(out)]).exit_code == 0
+    v1 = (out / "pcforge_core.v").read_text()
+    r = CliRunner().invoke(main, ["hdl", "--lanes", "1", "--out", str(out)])
+    assert r.exit_code == 1 and (out / "pcforge_core.v").read_text() == v1
+    r = CliRunner().invoke(main, ["hdl", "--lanes", "1", "--out", str(out), "--force"])
+    assert r.exit_code == 0, r.output
+    assert (out / "pcforge_core.v").read_text() != v1
+
+
+# ---- long steps show progress in plain logs too (issue 18) --------------------------------
+def test_status_prints_start_heartbeat_and_end_when_not_on_a_terminal(capsys, monkeypatch):
+    import time
+
+    from pcforge.cli import common
+    monkeypatch.setattr(common, "HEARTBEAT_S", 0.2)
+    assert not common.console.is_terminal
+    with common.status("building the model"):
+        time.sleep(0.75)
+    out = capsys.readouterr().out
+    assert out.startswith("building the model ...")
+    assert out.count("building the model: still running") >= 2, out
+    assert "building the model: done in 0." in out
+
+
+def test_progress_prints_tenths_and_a_heartbeat_in_a_plain_log(capsys, monkeypatch):
+    import time
+
+    from pcforge.cli import common
+    monkeypatch.setattr(common, "HEARTBEAT_S", 0.3)
+    with common.progress("job") as cb:
+        time.sleep(0.8)                            # a slow first step: heartbeat lines
+        for k in range(1, 101):
+            cb(k, 100, {"loss": 1.0 / k})
+    out = capsys.readouterr().out
+    assert "still running" in out, out
+    lines = [ln for ln in out.splitlines() if "%" in ln and "still" not in ln]
+    assert len(lines) == 11, out                   # the first report, then one per tenth
+    assert lines[0].strip().startswith("job:   1.0%") and lines[-1].strip().startswith(
+        "job: 100.0%"), out
+    assert "loss 0.01" in lines[-1] and "job: done in" in out
+
+
+def test_train_shows_the_mlp_bar_epochs(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "t"), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    assert "MLPClassifier bar (epochs, at most 500) ..." in r.output
+    assert "MLPClassifier bar (epochs, at most 500): done in" in r.output
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert m["mlp_test_accuracy"] > 0.9
+
+
+# ---- a killed job leaves nothing behind (issue 18) ----------------------------------------
+def test_work_folders_of_dead_processes_are_swept(tmp_path):
+    from pcforge.model.files import _host, private_folder
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    left = tmp_path / f"icebreaker-partial-{_host()}-{dead}-abc123"
+    mine = tmp_path / f"icebreaker-partial-{_host()}-{os.getpid()}-def456"
+    other_host = tmp_path / f"icebreaker-partial-elsewhere-{dead}-ghi789"
+    keep = tmp_path / "icebreaker-0123456789abcdef"
+    for p in (left, mine, other_host, keep):
+        (p / "build").mkdir(parents=True)
+    new = private_folder(tmp_path, prefix="icebreaker-")
+    assert not left.exists()
+    assert mine.exists() and other_host.exists() and keep.exists() and new.is_dir()
+    assert new.name.startswith(f"icebreaker-partial-{_host()}-{os.getpid()}-")
+
+
+def test_a_build_killed_with_sigterm_leaves_nothing_behind(tmp_path):
+    """The issue's case: a build killed mid-way used to leave its temporary folder in the
+    cache. The real ``pcforge`` script is started, terminated once its work folder exists,
+    and must exit as terminated with the folder, and any output, gone."""
+    import os
+    import signal
+    import time
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    env = dict(os.environ, PCFORGE_CACHE=str(cache))
+    env.setdefault("YOWASP_CACHE_DIR", str(Path.home() / ".cache" / "pcforge" / "yowasp"))
+    exe = Path(sys.executable).with_name("pcforge")
+    proc = subprocess.Popen([str(exe), "build", "--board", "icebreaker", "--out", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not list(cache.glob("icebreaker-partial-*")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    assert list(cache.glob("icebreaker-partial-*")), "the build never made its work folder"
+    time.sleep(1.0)                                      # well into elaboration or synthesis
+    proc.send_signal(signal.SIGTERM)
+    log = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + signal.SIGTERM, log
+    assert "terminated (SIGTERM)" in log
+    assert not list(cache.glob("*partial*")), list(cache.iterdir())
+    assert not (cache / "bitstreams").exists() or not any((cache / "bitstreams").iterdir())
+    assert not out.exists() or not any(out.iterdir())

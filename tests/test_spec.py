@@ -179,6 +179,22 @@ def test_rates_are_exact_constants():
     assert s.gamma.value == 0.099609375
 
 
+@pytest.mark.parametrize("rate", ["gamma", "alpha"])
+def test_rates_above_one_refused_in_python_and_toml(rate, tmp_path):
+    """γ = 1000 used to be accepted (FixedPCN saturated and scored 5 %); now the spec refuses
+    any rate above 1, from Python and from a TOML file, while exactly 1 is still allowed."""
+    assert digits_spec(**{rate: FixedConst.from_float(1.0, 3)}).to_dict()
+    with pytest.raises(SpecError, match=f"rates.{rate} = 1000"):
+        digits_spec(**{rate: FixedConst.from_float(1000.0, 3)})
+    path = digits_spec().save(tmp_path / "s.toml")
+    text = path.read_text()
+    block = f"[rates.{rate}]\nmantissa = 1\n"
+    assert block in text
+    path.write_text(text.replace(block, f"[rates.{rate}]\nmantissa = 1000\n"))
+    with pytest.raises(SpecError, match=f"0 < {rate} <= 1"):
+        PCSpec.load(path)
+
+
 def test_weight_guard_bits_roundtrip_and_validation(tmp_path):
     from pcforge.model.presets import digits_spec
     plain = digits_spec()

@@ -7,6 +7,9 @@ Command modules never import this one, so each imports on its own.
 """
 from __future__ import annotations
 
+import signal
+import sys
+
 import click
 
 from .analog import analog
@@ -15,7 +18,7 @@ from .chain import run
 from .hardware import compare_cmd, hdl_cmd, sim_cmd, verify_cmd
 from .models import infer, spec_cmd, train
 
-__all__ = ["main"]
+__all__ = ["main", "entry"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,3 +35,20 @@ def main():
 for command in (train, infer, spec_cmd, hdl_cmd, sim_cmd, compare_cmd, verify_cmd, build, run,
                 analog):
     main.add_command(command)
+
+
+def _terminated(signum, frame):
+    # unwind like Ctrl-C: every ``finally`` and ``except BaseException`` runs, so work folders
+    # are removed and no output is left half-written; then exit as a terminated process does
+    print(f"pcforge: terminated ({signal.Signals(signum).name}); partial work removed",
+          file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
+
+
+def entry():
+    """The ``pcforge`` console script: :func:`main` with SIGTERM (``kill``, a job scheduler's
+    time limit, a CI timeout) handled like Ctrl-C, so a killed build leaves nothing behind."""
+    signal.signal(signal.SIGTERM, _terminated)
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, _terminated)          # the terminal closed
+    main(prog_name="pcforge")

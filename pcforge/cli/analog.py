@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ..model.files import atomic_write
-from .common import console, errors, progress, write_json
+from .common import FORCE_OPTION, console, errors, output_folder, progress, write_json
 
 __all__ = ["analog"]
 
@@ -54,17 +54,18 @@ def _markdown(res: dict) -> str:
               help="Spec TOML (default: the digits default, trained here in float).")
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), default=None,
               help="Float weights .npz for --spec (default: train them here).")
-@click.option("--seeds", type=int, default=10, show_default=True,
+@click.option("--seeds", type=click.IntRange(min=1), default=10, show_default=True,
               help="Monte Carlo chips per point.")
-@click.option("--jobs", type=int, default=0, show_default=True,
+@click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes (0: every local core).")
 @click.option("--only", multiple=True,
               help="Sweep only these non-idealities (repeat); 'drift' for the drift series.")
-@click.option("--finetune-epochs", type=int, default=1, show_default=True,
+@click.option("--finetune-epochs", type=click.IntRange(min=0), default=1, show_default=True,
               help="Epochs of PC learning on the substrate in arm (b).")
 @click.option("--quick", is_flag=True,
               help="A smaller sweep: 3 chips, 3 levels each, 180 test and 480 training digits.")
-def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, quick):
+@FORCE_OPTION
+def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, quick, force):
     """Monte Carlo accuracy of the digits network against each non-ideality and against drift
     time: float-trained weights programmed (a) versus PC learning on the noisy substrate (b)."""
     from ..model.analog.config import NONIDEALITIES
@@ -76,6 +77,7 @@ def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, 
     from ..model.train import train_float
     from ..model.weights import Weights
 
+    output_folder(out, ("results.json", "results.md"), force)
     with errors():
         if (spec_path is None) != (weights_path is None):
             raise click.UsageError("give --spec and --weights together, or neither (then the "

@@ -6,9 +6,12 @@ from pathlib import Path
 import click
 
 from ..boards.profiles import BOARDS
-from .common import BOARD, POSITIVE_FLOAT, build_and_report, errors
+from .common import BOARD, FORCE_OPTION, POSITIVE_FLOAT, build_and_report, errors, output_folder
 
-__all__ = ["build"]
+__all__ = ["build", "BUILD_OUTPUTS"]
+
+#: what ``build`` writes into its --out folder (beside the bitstream and nextpnr.log)
+BUILD_OUTPUTS = ("report.json", "report.md")
 
 _DEFAULTS = ", ".join(f"{b.name} {b.lanes}" for b in BOARDS.values())
 _CLOCKS = ", ".join(f"{b.name} {b.clock_mhz:g}" for b in BOARDS.values())
@@ -20,15 +23,17 @@ _CLOCKS = ", ".join(f"{b.name} {b.clock_mhz:g}" for b in BOARDS.values())
               help="Spec TOML (default: the built-in digits spec).")
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), default=None,
               help="Trained weights (.npz) to hold in the bitstream (else loaded over UART).")
-@click.option("--lanes", type=int, default=None,
+@click.option("--lanes", type=click.IntRange(min=1), default=None,
               help=f"MAC lanes (default: the board's: {_DEFAULTS}).")
 @click.option("--clock", "clock_mhz", type=POSITIVE_FLOAT, default=None,
               help=f"Core clock in MHz (default: the board's: {_CLOCKS}).")
 @click.option("--ignore-estimate", is_flag=True,
               help="Build even when the pre-synthesis estimate says the design does not fit "
                    "(its LUT/FF counts are rough; nextpnr has the last word).")
-@click.option("--out", type=click.Path(file_okay=False), required=True)
-def build(board, spec_path, weights_path, lanes, clock_mhz, ignore_estimate, out):
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Output folder: the bitstream, report.json, report.md, nextpnr.log.")
+@FORCE_OPTION
+def build(board, spec_path, weights_path, lanes, clock_mhz, ignore_estimate, out, force):
     """Bitstream (Yosys + nextpnr from YoWASP wheels) + report.json/report.md: clock, post-route
     fmax and timing, LUT/FF/DSP/BRAM used, available and estimated. Cached by spec, lanes,
     clock, weights and toolchain version. A design that cannot fit is refused before
@@ -37,6 +42,7 @@ def build(board, spec_path, weights_path, lanes, clock_mhz, ignore_estimate, out
     from ..model.presets import digits_spec
     from ..model.spec import PCSpec
     from ..model.weights import Weights
+    output_folder(out, BUILD_OUTPUTS, force)
     with errors():
         spec = PCSpec.load(spec_path) if spec_path else digits_spec()
         weights = None

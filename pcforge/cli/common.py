@@ -3,6 +3,10 @@ bars, JSON output, the spec from options, input files, and the choices that the 
 boards define (never repeated here as literals)."""
 from __future__ import annotations
 
+import os
+import tempfile
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +27,8 @@ from ..model.weights import WeightsError
 from ..sim.simulators import SIMULATORS
 from ..sim.toolchain import ToolMissing
 
-__all__ = ["console", "errors", "progress", "write_json", "spec_from_options", "load_input",
+__all__ = ["console", "errors", "status", "progress", "write_json", "FORCE_OPTION",
+           "output_folder", "output_file", "spec_from_options", "load_input",
            "ACTIVATION", "LEARNING_RULE", "STOP_RULE", "BOARD", "SIMULATOR_OPTION", "build_and_report",
            "print_build_report"]
 
@@ -51,9 +56,50 @@ def errors():
         raise click.ClickException(str(exc)) from None
 
 
+#: seconds between the "still running" lines of a long step in a plain (non-terminal) log
+HEARTBEAT_S = 15.0
+
+
+def _plain() -> bool:
+    """True when the console is not a terminal (a log file, CI, a pipe): rich's live
+    spinners and bars print nothing there until the end, so plain lines are printed instead."""
+    return not console.is_terminal
+
+
+@contextmanager
+def status(label: str):
+    """A step without a known length (a Verilator build, place-and-route): a spinner on a
+    terminal; in a plain log a start line, a "still running" line every :data:`HEARTBEAT_S`
+    seconds and an end line with the time taken."""
+    t0 = time.perf_counter()
+    if not _plain():
+        with console.status(label):
+            yield
+        return
+    console.print(f"{label} ...")
+    done = threading.Event()
+
+    def beat():
+        while not done.wait(HEARTBEAT_S):
+            console.print(f"  {label}: still running ({time.perf_counter() - t0:.0f} s)")
+    th = threading.Thread(target=beat, daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        done.set()
+        th.join()
+    console.print(f"{label}: done in {time.perf_counter() - t0:.1f} s")
+
+
 @contextmanager
 def progress(label: str):
-    """A rich progress bar; yields a ``progress(done, total, info)`` callback."""
+    """A progress bar; yields a ``progress(done, total, info)`` callback. In a plain log it
+    prints a line per tenth of the job, and a "still running" line when a step between two
+    calls is long (e.g. the first run's Verilator build)."""
+    if _plain():
+        yield from _plain_progress(label)
+        return
     cols = [TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*cols, console=console, transient=False) as prog:
@@ -63,6 +109,98 @@ def progress(label: str):
             txt = "  ".join(f"{k} {v:.4g}" for k, v in info.items())
             prog.update(task, completed=done / total, info=txt)
         yield cb
+
+
+def _plain_progress(label: str):
+    t0 = time.perf_counter()
+    state = {"tenth": -1, "last": t0, "frac": 0.0}
+    lock = threading.Lock()
+    done = threading.Event()
+    console.print(f"{label} ...")
+
+    def line(frac, info=""):
+        el = time.perf_counter() - t0
+        left = f", ~{el / frac - el:.0f} s left" if 0 < frac < 1 else ""
+        console.print(f"  {label}: {frac:6.1%} ({el:.0f} s{left}){info}")
+
+    def cb(done_, total, info):
+        frac = done_ / total if total else 1.0
+        txt = "".join(f"  {k} {v:.4g}" for k, v in info.items())
+        with lock:
+            state["frac"] = frac
+            state["last"] = time.perf_counter()
+            if int(frac * 10) > state["tenth"]:
+                state["tenth"] = int(frac * 10)
+                line(frac, txt)
+
+    def beat():
+        while not done.wait(HEARTBEAT_S / 3):
+            with lock:
+                if time.perf_counter() - state["last"] >= HEARTBEAT_S:
+                    state["last"] = time.perf_counter()
+                    line(state["frac"], "  still running")
+    th = threading.Thread(target=beat, daemon=True)
+    th.start()
+    try:
+        yield cb
+    finally:
+        done.set()
+        th.join()
+    console.print(f"{label}: done in {time.perf_counter() - t0:.1f} s")
+
+
+FORCE_OPTION = click.option(
+    "--force", is_flag=True, default=False,
+    help="Overwrite the outputs of an earlier run in --out (kept otherwise).")
+
+
+def _writable(path: Path, what: str):
+    """Refuse ``path`` (a folder to be written, existing or not) unless a file can be created
+    there: probed for real in its nearest existing folder, so a read-only file system, a
+    missing permission or a file in the way is found before any work, not after it."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise click.ClickException(f"{what} {path}: {probe} is a file, not a folder; choose "
+                                   "another path")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".pcforge-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise click.ClickException(f"{what} {path} is not writable ({exc.strerror or exc} in "
+                                   f"{probe}); choose a folder you can write") from None
+
+
+def output_folder(out, products, force: bool, option: str = "--out") -> Path:
+    """Check an output folder before any work: writable (see :func:`_writable`), and holding
+    none of ``products`` (the names this command writes there) from an earlier run unless
+    ``force``. Nothing is created here: a command that fails leaves no empty folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise click.ClickException(f"{option} {out} is a file; give a folder")
+    _writable(out, option)
+    found = [p for p in products if (out / p).exists()]
+    if found and not force:
+        raise click.ClickException(
+            f"{option} {out} already holds {', '.join(found)} from an earlier run; pass --force "
+            "to overwrite them, or choose another folder")
+    return out
+
+
+def output_file(path, force: bool, option: str = "--out") -> Path:
+    """As :func:`output_folder` for a command that writes one file."""
+    path = Path(path)
+    if path.is_dir():
+        raise click.ClickException(f"{option} {path} is a folder; give a file name")
+    _writable(path.parent, option)
+    if path.exists() and not force:
+        raise click.ClickException(f"{option} {path} exists; pass --force to overwrite it, or "
+                                   "choose another name")
+    return path
 
 
 def write_json(path: Path, obj: dict):
@@ -176,7 +314,8 @@ def build_and_report(board: str, spec: PCSpec, out: Path, **kw) -> dict:
     a clear error, and the report printed."""
     from ..boards.build import BuildFailed, build_board      # (amaranth: only when building)
     try:
-        rep = build_board(board, spec, out, log=console.print, **kw)
+        with status(f"{board} bitstream"):
+            rep = build_board(board, spec, out, log=console.print, **kw)
     except BuildFailed as exc:
         raise click.ClickException(str(exc)) from None
     print_build_report(rep, Path(out))

@@ -7,26 +7,33 @@ import click
 import numpy as np
 from rich.table import Table
 
-from .common import SIMULATOR_OPTION, console, errors, load_input, progress, write_json
+from .common import (FORCE_OPTION, SIMULATOR_OPTION, console, errors, load_input, output_folder,
+                     progress, status, write_json)
 
-__all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report", "verify_cmd"]
+__all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report", "verify_cmd",
+           "COMPARE_OUTPUTS"]
+
+#: what ``compare`` writes into its --out folder (beside its plots)
+COMPARE_OUTPUTS = ("report.json", "report.md")
 
 
 @click.command("hdl")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,
               help="Spec TOML (default: the built-in digits spec).")
-@click.option("--lanes", type=int, default=8, show_default=True,
+@click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True,
               help="MAC lanes P (the iCE40UP5K has 8 DSPs).")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Output folder: pcforge_core.v, manifest.json, spec.toml.")
-def hdl_cmd(spec_path, lanes, out):
+@FORCE_OPTION
+def hdl_cmd(spec_path, lanes, out, force):
     """Generate the core's Verilog and manifest from a spec (Amaranth's bundled Yosys)."""
-    from ..hdl.emit import emit
+    from ..hdl.emit import OUTPUTS, emit
     from ..model.presets import digits_spec
     from ..model.spec import PCSpec
+    output_folder(out, OUTPUTS, force)
     with errors():
         spec = PCSpec.load(spec_path) if spec_path else digits_spec()
-        with console.status(f"elaborating and converting the core ({lanes} lanes)"):
+        with status(f"elaborating and converting the core ({lanes} lanes)"):
             res = emit(spec, lanes, out)
         cyc = res.info["estimated_cycles"]
         table = Table(title=f"pcforge_core — spec {spec.digest}, {lanes} lanes")
@@ -45,7 +52,7 @@ def hdl_cmd(spec_path, lanes, out):
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
               help=".npy or .csv, one sample per row, values in the x format's range (digits: "
                    "pixels scaled to 0–1); default: the first digits test sample.")
-@click.option("--lanes", type=int, default=8, show_default=True)
+@click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=4, show_default=True,
               help="At most this many samples.")
 @click.option("--waves", type=click.Path(dir_okay=False), default=None,
@@ -75,9 +82,9 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator)
                           "writes no waveforms)")
         kw = {"waves": Path(waves).suffix[1:]} if waves else {}
         core = emitted_core(spec, lanes, simulator=simulator, **kw)
-        with console.status(f"building the {simulator} model (cached after the first time)"):
+        with status(f"building the {simulator} model (cached after the first time)"):
             core.build()
-        with console.status(f"simulating {len(x)} sample(s)"):
+        with status(f"simulating {len(x)} sample(s)"):
             run = core.run(fx.W, fx.b, [{0: v} for v in xq], "inference", trace=True,
                            check=False, waves=waves)
         t = Table(title=f"cycle-accurate run ({simulator}, {lanes} lanes)")
@@ -99,16 +106,19 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator)
 @click.command("compare")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
-@click.option("--out", type=click.Path(file_okay=False), required=True)
-@click.option("--lanes", type=int, default=8, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Output folder: report.json, report.md and the plots.")
+@FORCE_OPTION
+@click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N test samples.")
 @SIMULATOR_OPTION
-def compare_cmd(spec_path, weights_path, out, lanes, limit, simulator):
+def compare_cmd(spec_path, weights_path, out, lanes, limit, simulator, force):
     """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set:
     report.json, report.md and plots in OUT."""
     from ..model.spec import PCSpec
     from ..model.weights import Weights
+    output_folder(out, COMPARE_OUTPUTS, force)
     with errors():
         spec = PCSpec.load(spec_path)
         weights = Weights.load(weights_path, spec)
@@ -148,15 +158,16 @@ def compare_and_report(spec, weights, out: Path, lanes: int, limit,
               help="Cores per Verilator build.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write verify.json (counts, coverage, failures) here.")
-def verify_cmd(specs, first_seed, group, out):
+@FORCE_OPTION
+def verify_cmd(specs, first_seed, group, out, force):
     """Verify many random networks through the emitted Verilog (Verilator, native harness):
     every x and e of every iteration, every weight after every update and every cycle count
     equal to FixedPCN and the cycle model — both schedules, both learning rules, named and
     random clamp masks, idle cycles and back-pressure on the host streams."""
     from ..sim.verify import verify_random_specs
+    if out:
+        output_folder(out, ("verify.json",), force)
     with errors():
-        if out:
-            Path(out).mkdir(parents=True, exist_ok=True)
         with progress(f"verifying {specs} random networks") as cb:
             rep = verify_random_specs(specs, first_seed=first_seed, group=group, progress=cb)
         t = Table(title=f"{specs} random networks (seeds {first_seed}…{first_seed + specs - 1})"

@@ -8,10 +8,14 @@ import numpy as np
 from rich.table import Table
 
 from ..model.train import LR_SCHEDULES
-from .common import (ACTIVATION, LEARNING_RULE, POSITIVE_FLOAT, SIMULATOR_OPTION, STOP_RULE,
-                     console, errors, load_input, progress, spec_from_options, write_json)
+from .common import (ACTIVATION, FORCE_OPTION, LEARNING_RULE, POSITIVE_FLOAT, SIMULATOR_OPTION,
+                     STOP_RULE, console, errors, load_input, output_file, output_folder, progress,
+                     spec_from_options, write_json)
 
-__all__ = ["train", "infer", "spec_cmd", "train_models"]
+__all__ = ["train", "infer", "spec_cmd", "train_models", "TRAIN_OUTPUTS"]
+
+#: what ``train`` writes into its --out folder
+TRAIN_OUTPUTS = ("spec.toml", "weights.npz", "metrics.json")
 
 
 def _train_options(f):
@@ -96,9 +100,10 @@ def train_models(out, spec_path, hidden, activation, iterations, learning, train
     metrics["fixed_test_accuracy"] = accuracy_fixed(fixed, data.x_test, data.y_test)
     metrics["fixed_saturation"] = fixed.sat.as_dict()
     if mlp:
-        with console.status("training the MLPClassifier bar"):
+        with progress("MLPClassifier bar (epochs, at most 500)") as cb:
             metrics["mlp_test_accuracy"] = mlp_baseline(data, hidden=spec.sizes[1:-1],
-                                                        activation=_mlp_act(spec), seed=seed)
+                                                        activation=_mlp_act(spec), seed=seed,
+                                                        progress=cb)
     # everything is computed: only now write the outputs (each atomically)
     out.mkdir(parents=True, exist_ok=True)
     spec.save(out / "spec.toml")
@@ -129,17 +134,19 @@ def _mlp_act(spec):
               help="model: the numpy models (--trainer). hardware: the emitted core learns on "
                    "chip, cycle-accurate (--simulator), every weight checked against FixedPCN "
                    "after every update.")
-@click.option("--lanes", type=int, default=8, show_default=True,
+@click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True,
               help="MAC lanes of the core (--on hardware).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="--on hardware: training samples per epoch (default: all 1437).")
 @click.option("--test-limit", type=click.IntRange(min=1), default=None,
               help="--on hardware: evaluate on the first N test digits (default: all 360).")
 @SIMULATOR_OPTION
+@FORCE_OPTION
 @_train_options
-def train(out, where, lanes, limit, test_limit, simulator, **kw):
+def train(out, where, lanes, limit, test_limit, simulator, force, **kw):
     """Train a PC network on the built-in digits data set: in float or fixed point, or on the
     hardware itself."""
+    output_folder(out, TRAIN_OUTPUTS, force)
     with errors():
         if where == "hardware":
             _train_on_hardware(out, lanes, limit, test_limit, simulator, **kw)
@@ -254,7 +261,8 @@ def infer(spec_path, weights_path, input_path, strict, model, mode, limit):
 
 
 @click.command("spec")
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="The TOML file to write.")
 @click.option("--hidden", type=int, multiple=True, default=(64,), show_default=True)
 @click.option("--activation", type=ACTIVATION, default="relu", show_default=True)
 @click.option("--iterations", "-T", type=click.IntRange(min=1), default=None)
@@ -264,8 +272,10 @@ def infer(spec_path, weights_path, input_path, strict, model, mode, limit):
 @click.option("--stop", type=STOP_RULE, default=None,
               help="exact: end a run once its state repeats (bit-identical to all T "
                    "iterations; the default); none: always T iterations.")
-def spec_cmd(out, hidden, activation, iterations, learning, w_guard, stop):
+@FORCE_OPTION
+def spec_cmd(out, hidden, activation, iterations, learning, w_guard, stop, force):
     """Write the built-in digits spec (with changes) as TOML, to edit by hand."""
+    output_file(out, force)
     with errors():
         spec = spec_from_options(None, hidden, activation, iterations, learning, w_guard, stop)
         spec.save(out)
