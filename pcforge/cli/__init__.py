@@ -15,6 +15,7 @@ import click
 from .analog import analog
 from .boards import build
 from .chain import run
+from .exchange import export_cmd, import_cmd
 from .hardware import compare_cmd, hdl_cmd, sim_cmd, verify_cmd
 from .models import infer, spec_cmd, train
 
@@ -33,7 +34,7 @@ def main():
 
 
 for command in (train, infer, spec_cmd, hdl_cmd, sim_cmd, compare_cmd, verify_cmd, build, run,
-                analog):
+                analog, import_cmd, export_cmd):
     main.add_command(command)
 
 
