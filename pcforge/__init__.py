@@ -6,11 +6,14 @@ from the module that defines it). The subpackages, in their one import direction
 ``model`` (spec, float and fixed-point models, training; ``model.arch`` the core's geometry,
 schedule and cycles; ``model.analog`` analog co-design), ``hdl`` (Amaranth generators), ``sim``
 (cycle-accurate simulation and the toolchain), ``boards`` (bitstreams, host link, the simulated
-board) and ``cli`` (the ``pcforge`` command).
+board) and ``cli`` (the ``pcforge`` command). :func:`convert` (:mod:`pcforge.api`) is the
+Python entry point: spec + weights or an ONNX MLP → a :class:`HardwareModel` that predicts
+bit-exactly, traces, simulates the emitted Verilog and builds bitstreams.
 """
 from .model import (FixedConst, FixedPCN, FloatPCN, Formats, PCSpec, QFormat, SpecError,
                     Weights, WeightsError)
+from .api import HardwareModel, convert
 
 __version__ = "0.1.0"
 __all__ = ["FixedConst", "FixedPCN", "FloatPCN", "Formats", "PCSpec", "QFormat", "SpecError",
-           "Weights", "WeightsError", "__version__"]
+           "Weights", "WeightsError", "convert", "HardwareModel", "__version__"]
