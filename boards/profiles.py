@@ -26,6 +26,9 @@ class BoardProfile:
     lutram_bits: int = 0        # smaller memories become distributed RAM (ECP5: DPR16X4)
     bitstream_ext: str = ".bin"
     serial_hint: str = ""
+    programmer_board: str = ""  # openFPGALoader's name for the board (-b)
+    sram: bool = True           # the programmer can load the FPGA's SRAM (else: flash only)
+    usb_hint: str = ""          # what the programmer looks for on USB
 
     def platform(self):
         """The amaranth-boards platform object."""
@@ -43,7 +46,10 @@ BOARDS = {
         available={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30},
         bram_bits=4096, bram_widths=((16, 256), (8, 512), (4, 1024), (2, 2048)),
         bitstream_ext=".bin",
-        serial_hint="the FT2232H's second interface, e.g. /dev/ttyUSB1"),
+        serial_hint="the FT2232H's second interface, e.g. /dev/ttyUSB1",
+        # the iCE40 configures itself from the SPI flash the FT2232H writes: no SRAM mode
+        programmer_board="ice40_generic", sram=False,
+        usb_hint="the FT2232H (lsusb: 0403:6010 Future Technology Devices)"),
     "ulx3s": BoardProfile(
         name="ulx3s", family="ecp5", device="LFE5U-85F", package="CABGA381",
         osc_mhz=25.0, clock_mhz=100.0, lanes=8, baud=1_000_000, logic_ram_bits=0,
@@ -51,7 +57,9 @@ BOARDS = {
         bram_bits=18432,
         bram_widths=((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
         lutram_bits=2048, bitstream_ext=".bit",
-        serial_hint="the FT231X, e.g. /dev/ttyUSB0"),
+        serial_hint="the FT231X, e.g. /dev/ttyUSB0",
+        programmer_board="ulx3s", sram=True,
+        usb_hint="the FT231X (lsusb: 0403:6015 Future Technology Devices)"),
 }
 
 

@@ -5,8 +5,12 @@ wheel and driven under cocotb by the same host driver that talks to a real board
 """
 from __future__ import annotations
 
+import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from importlib.metadata import version
+from pathlib import Path
 
 from ..hdl.emit import write_verilog
 from ..model.spec import PCSpec
@@ -47,13 +51,50 @@ class SimBoard:
         self.build_s = time.perf_counter() - t0
         return self
 
-    def run(self, job: dict) -> dict:
+    def run(self, job: dict, bench: str = "pcforge.boards.simulated_bench") -> dict:
         """Run the board bench on ``job`` (see :mod:`pcforge.boards.simulated_bench`)."""
         if not hasattr(self, "runner"):
             self.build()
         job = {"spec": self.spec.to_dict(), "lanes": self.lanes, "divisor": self.divisor,
                "timeout_cycles": self.timeout_cycles, **job}
         t0 = time.perf_counter()
-        res = run_cocotb(self.runner, "pcforge.boards.simulated_bench", BOARD_TOP, self.dir, job)
+        res = run_cocotb(self.runner, bench, BOARD_TOP, self.dir, job)
         res["wall_s"] = time.perf_counter() - t0
         return res
+
+    @contextmanager
+    def serve_pty(self, max_s: float = 1800.0, ready_s: float = 600.0):
+        """The simulated board on a serial port: yields the path of a pseudo-terminal that
+        behaves as the board's USB-serial port (:mod:`pcforge.boards.pty_bench`); the
+        simulation ends when the ``with`` block does. ``result`` (a dict, filled at the end):
+        bytes each way and simulated cycles."""
+        if not hasattr(self, "runner"):
+            self.build()
+        with tempfile.TemporaryDirectory(prefix="pcforge-pty-") as tmp:
+            pty_file, stop_file = Path(tmp) / "pty", Path(tmp) / "stop"
+            result, failure = {}, []
+
+            def serve():
+                try:
+                    result.update(self.run({"pty_file": str(pty_file),
+                                            "stop_file": str(stop_file), "max_s": max_s},
+                                           bench="pcforge.boards.pty_bench"))
+                except BaseException as exc:                     # reported to the caller
+                    failure.append(exc)
+            th = threading.Thread(target=serve, name="pcforge-sim-board", daemon=True)
+            th.start()
+            t0 = time.monotonic()
+            while not pty_file.exists():
+                if failure or not th.is_alive():
+                    raise RuntimeError(f"the simulated board did not start: "
+                                       f"{failure[0] if failure else 'no pty'}")
+                if time.monotonic() - t0 > ready_s:
+                    raise RuntimeError(f"the simulated board made no pty in {ready_s:.0f} s")
+                time.sleep(0.05)
+            try:
+                yield pty_file.read_text(), result
+            finally:
+                stop_file.touch()
+                th.join(timeout=120)
+            if failure:
+                raise failure[0]

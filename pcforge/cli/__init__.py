@@ -15,6 +15,7 @@ import click
 from .analog import analog
 from .boards import build
 from .chain import run
+from .devices import board_group, flash_cmd
 from .exchange import export_cmd, import_cmd
 from .hardware import compare_cmd, hdl_cmd, sim_cmd, verify_cmd
 from .models import infer, spec_cmd, train
@@ -34,7 +35,7 @@ def main():
 
 
 for command in (train, infer, spec_cmd, hdl_cmd, sim_cmd, compare_cmd, verify_cmd, build, run,
-                analog, import_cmd, export_cmd):
+                analog, import_cmd, export_cmd, flash_cmd, board_group):
     main.add_command(command)
 
 
