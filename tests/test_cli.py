@@ -397,3 +397,29 @@ def test_a_build_killed_with_sigterm_leaves_nothing_behind(tmp_path):
     assert not list(cache.glob("*partial*")), list(cache.iterdir())
     assert not (cache / "bitstreams").exists() or not any((cache / "bitstreams").iterdir())
     assert not out.exists() or not any(out.iterdir())
+
+
+# ---- the front page (issue 18) ------------------------------------------------------------
+def _all_commands(group, path=()):
+    import click
+    for name, cmd in group.commands.items():
+        yield (*path, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _all_commands(cmd, (*path, name))
+
+
+def test_help_names_every_command_in_a_newcomers_order_and_cuts_nothing():
+    r = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    assert r.exit_code == 0
+    text = r.output
+    intro = text.split("Options:")[0]
+    for name in main.commands:                       # every command is placed in the order
+        assert f" {name}" in intro, name
+    listed = [ln.split()[0] for ln in text.split("Commands:")[1].splitlines() if ln.strip()]
+    assert listed[:3] == ["run", "train", "import"] and set(listed) == set(main.commands)
+    for path, cmd in _all_commands(main):
+        r = CliRunner().invoke(main, [*path, "--help"], terminal_width=80)
+        assert r.exit_code == 0, path
+        body = r.output.split("\n", 1)[1]                    # (the usage line has [ARGS]...)
+        assert "..." not in body, (path, r.output)            # click's mark of a cut text
+        assert cmd.short_help and len(cmd.short_help) <= 66, path

@@ -23,19 +23,34 @@ from .models import infer, spec_cmd, train
 __all__ = ["main", "entry"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _NewcomerOrder(click.Group):
+    """Lists the commands in the order they were added (a newcomer's order), not by name."""
+
+    def list_commands(self, ctx):
+        return list(self.commands)
+
+
+@click.group(cls=_NewcomerOrder, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pcforge")
 def main():
     """pcforge: predictive coding networks to verified FPGA hardware.
 
-    The golden models (float64 and bit-exact fixed point) and training on the built-in digits
-    data set, the core's Verilog, cycle-accurate simulation against the models, and bitstreams
-    for the iCEBreaker and the ULX3S.
+    \b
+    In the order a newcomer uses them:
+      1. run              the whole chain on the shipped digits set, once
+      2. train | import   a network: trained here, or an ONNX MLP from elsewhere
+      3. infer            float and bit-exact fixed-point answers on inputs
+      4. hdl, sim         the core's Verilog; a few inputs through it
+      5. compare, verify  hardware vs models on the test set; on many random nets
+      6. build            a bitstream for the iCEBreaker or the ULX3S
+      7. flash, board     program a board; drive it from the host
+    export (ONNX), spec (a TOML to edit) and analog (crossbar sweeps) go alongside.
+    Every command says more with -h.
     """
 
 
-for command in (train, infer, spec_cmd, hdl_cmd, sim_cmd, compare_cmd, verify_cmd, build, run,
-                analog, import_cmd, export_cmd, flash_cmd, board_group):
+for command in (run, train, import_cmd, infer, hdl_cmd, sim_cmd, compare_cmd, verify_cmd, build,
+                flash_cmd, board_group, export_cmd, spec_cmd, analog):
     main.add_command(command)
 
 

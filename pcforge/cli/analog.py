@@ -15,7 +15,7 @@ from .common import FORCE_OPTION, console, errors, output_folder, progress, writ
 __all__ = ["analog"]
 
 
-@click.group()
+@click.group(short_help="Analog crossbar co-design: Monte Carlo sweeps.")
 def analog():
     """Analog substrate: continuous-time PC on crossbars with device non-idealities."""
 
@@ -47,7 +47,7 @@ def _markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-@analog.command("sweep")
+@analog.command("sweep", short_help="Accuracy against each analog non-ideality and drift.")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Output folder: results.json, results.md, nonidealities.png, drift.png.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,

@@ -17,7 +17,7 @@ _DEFAULTS = ", ".join(f"{b.name} {b.lanes}" for b in BOARDS.values())
 _CLOCKS = ", ".join(f"{b.name} {b.clock_mhz:g}" for b in BOARDS.values())
 
 
-@click.command("build")
+@click.command("build", short_help="Bitstream + report (fmax, resources) for a board.")
 @click.option("--board", type=BOARD, required=True)
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,
               help="Spec TOML (default: the built-in digits spec).")

@@ -13,7 +13,7 @@ from .models import TRAIN_OUTPUTS, train_models
 __all__ = ["run"]
 
 
-@click.command()
+@click.command(short_help="The whole chain on digits: train → Verilog → compare → bitstream.")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/digits",
               show_default=True, help="Output folder for every artefact of the chain.")
 @click.option("--seed", type=int, default=0, show_default=True)

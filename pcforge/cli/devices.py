@@ -18,7 +18,7 @@ from .common import (BOARD, FORCE_OPTION, console, errors, load_input, output_fo
 __all__ = ["flash_cmd", "board_group"]
 
 
-@click.command("flash")
+@click.command("flash", short_help="Program a board with a built bitstream.")
 @click.option("--board", type=BOARD, required=True)
 @click.argument("build_dir", type=click.Path(file_okay=False))
 @click.option("--flash", "to_flash", is_flag=True,
@@ -117,13 +117,13 @@ def _connect(port, board, spec_path, lanes, baud, timeout_s, check=True):
     return link, spec, lanes
 
 
-@click.group("board")
+@click.group("board", short_help="Drive a connected board: status, infer, train.")
 def board_group():
     """Drive a connected board (programmed with `pcforge flash`) over its UART: status,
     inference and on-chip learning, each checked against the fixed-point model."""
 
 
-@board_group.command("status")
+@board_group.command("status", short_help="What the board holds and is doing.")
 @_board_options
 def board_status(port, board, spec_path, lanes, baud, timeout_s):
     """What the board holds and is doing: design id (= which spec), lanes, run state."""
@@ -154,7 +154,7 @@ def board_status(port, board, spec_path, lanes, baud, timeout_s):
             "or flash the matching bitstream")
 
 
-@board_group.command("infer")
+@board_group.command("infer", short_help="Inference on the board, checked against FixedPCN.")
 @_board_options
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), default=None,
               help="Load these weights over the link first (default: the bitstream's).")
@@ -213,7 +213,7 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
         raise click.ClickException(f"{len(xq) - exact} samples differ from FixedPCN")
 
 
-@board_group.command("train")
+@board_group.command("train", short_help="On-chip learning over the link, checked against FixedPCN.")
 @_board_options
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), default=None,
               help="Start from these weights (default: random, --seed).")

@@ -18,7 +18,7 @@ IMPORT_OUTPUTS = ("spec.toml", "weights.npz", "import.json")
 PROBE_SAMPLES = 256
 
 
-@click.command("import")
+@click.command("import", short_help="A PC network from an ONNX MLP (spec + weights).")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Output folder: spec.toml, weights.npz, import.json.")
@@ -27,6 +27,7 @@ PROBE_SAMPLES = 256
               help="Inputs (.npy/.csv, one sample per row) whose feed-forward ranges choose the "
                    "value formats (default: an interval bound over --input-range).")
 @click.option("--input-range", nargs=2, type=float, default=(0.0, 1.0), show_default=True,
+              metavar="LOW HIGH",
               help="Range of every input value (for the interval bound and the check inputs).")
 @click.option("--width", type=click.IntRange(4, 32), default=16, show_default=True,
               help="Bits of the x, e, w and b formats (the integer bits are chosen).")
@@ -89,7 +90,7 @@ def import_cmd(model, out, calibration_path, input_range, width, iterations, nam
     console.print(f"wrote {out / 'spec.toml'}, {out / 'weights.npz'}, {out / 'import.json'}")
 
 
-@click.command("export")
+@click.command("export", short_help="A trained PC network's feed-forward pass as ONNX.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)

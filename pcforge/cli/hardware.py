@@ -17,7 +17,7 @@ __all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report", "verify_cm
 COMPARE_OUTPUTS = ("report.json", "report.md")
 
 
-@click.command("hdl")
+@click.command("hdl", short_help="The core's Verilog and manifest from a spec.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), default=None,
               help="Spec TOML (default: the built-in digits spec).")
 @click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True,
@@ -46,7 +46,7 @@ def hdl_cmd(spec_path, lanes, out, force):
         console.print(f"wrote {res.verilog}, {res.manifest}, {res.spec}")
 
 
-@click.command("sim")
+@click.command("sim", short_help="Run the Verilog cycle-accurately on a few inputs.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
@@ -103,7 +103,7 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator)
             raise click.ClickException("the hardware differs from FixedPCN (see above)")
 
 
-@click.command("compare")
+@click.command("compare", short_help="Hardware vs FixedPCN vs FloatPCN on the test set.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True,
@@ -149,7 +149,7 @@ def compare_and_report(spec, weights, out: Path, lanes: int, limit,
     return rep
 
 
-@click.command("verify")
+@click.command("verify", short_help="Many random networks: hardware = model, bit for bit.")
 @click.option("--specs", type=click.IntRange(min=1), default=200, show_default=True,
               help="Random networks to verify (each from its own seed).")
 @click.option("--first-seed", type=click.IntRange(min=0), default=0, show_default=True,

@@ -126,7 +126,7 @@ def _mlp_act(spec):
     return {"relu": "relu", "tanh": "tanh", "identity": "identity"}.get(a, "relu")
 
 
-@click.command()
+@click.command(short_help="Train a PC network on digits (float, fixed point or on chip).")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Output folder for spec.toml, weights.npz, metrics.json.")
 @click.option("--on", "where", type=click.Choice(["model", "hardware"]), default="model",
@@ -200,7 +200,7 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
                   f"{out / 'spec.toml'}")
 
 
-@click.command()
+@click.command(short_help="Float and bit-exact fixed-point inference on inputs.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
@@ -260,7 +260,7 @@ def infer(spec_path, weights_path, input_path, strict, model, mode, limit):
                           f" argmax agreement {agree:.2%}")
 
 
-@click.command("spec")
+@click.command("spec", short_help="Write the digits spec as TOML, to edit by hand.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="The TOML file to write.")
 @click.option("--hidden", type=int, multiple=True, default=(64,), show_default=True)
