@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,8 @@ class WeightsError(ValueError):
 class Weights:
     W: list      # W[l-1] is W_l, float64 (n_l, n_{l-1})
     b: list      # b[l-1] is b_l, float64 (n_l,)
+    #: the digest of the spec the weights were saved under ("" when not read from a file)
+    trained_under: str = field(default="", compare=False)
 
     def check(self, spec: PCSpec) -> "Weights":
         """Raise :class:`WeightsError` naming the first array whose shape does not match."""
@@ -122,6 +124,8 @@ class Weights:
                                        f"b1..b{spec.L}")
                 out.append(np.asarray(data[key], dtype=np.float64))
         try:
-            return cls(W, b).check(spec)
+            w = cls(W, b).check(spec)
         except WeightsError as exc:
             raise WeightsError(f"{path}: {exc}") from None
+        w.trained_under = str(data["spec_digest"]) if "spec_digest" in data else ""
+        return w

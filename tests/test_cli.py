@@ -423,3 +423,19 @@ def test_help_names_every_command_in_a_newcomers_order_and_cuts_nothing():
         body = r.output.split("\n", 1)[1]                    # (the usage line has [ARGS]...)
         assert "..." not in body, (path, r.output)            # click's mark of a cut text
         assert cmd.short_help and len(cmd.short_help) <= 66, path
+
+
+def test_weights_from_another_spec_of_the_same_shape_are_requantised_with_a_note(trained,
+                                                                                 tmp_path):
+    """Other formats (here T and the stop): allowed, and said — both digests named."""
+    spec = PCSpec.load(trained / "spec.toml")
+    import dataclasses
+    other = dataclasses.replace(spec, iterations=7)
+    other.save(tmp_path / "other.toml")
+    r = CliRunner().invoke(main, ["infer", "--spec", str(tmp_path / "other.toml"), "--weights",
+                                  str(trained / "weights.npz"), "--limit", "3"])
+    assert r.exit_code == 0, r.output
+    assert spec.digest in r.output and other.digest in r.output and "re-quantised" in r.output
+    r = CliRunner().invoke(main, ["infer", "--spec", str(trained / "spec.toml"), "--weights",
+                                  str(trained / "weights.npz"), "--limit", "3"])
+    assert r.exit_code == 0 and "re-quantised" not in r.output

@@ -38,6 +38,9 @@ def test_sim_native_and_cocotb_print_the_same_rows(small):
                                       str(d / "w.npz"), "--lanes", "3", "--input",
                                       str(d / "x.npy"), "--simulator", sim])
         assert r.exit_code == 0, r.output
+        # not on a terminal: the (first-run: long) model build says when it starts and ends
+        assert f"building the {sim} model (cached after the first time) ..." in r.output
+        assert f"building the {sim} model (cached after the first time): done in" in r.output
         out[sim] = _table(r.output)
     assert out["native"] == out["cocotb"]
     assert out["native"].count("bit-exact") == 2 and "DIFFERS" not in out["native"]

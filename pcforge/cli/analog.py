@@ -10,7 +10,8 @@ import click
 from rich.table import Table
 
 from ..model.files import atomic_write
-from .common import FORCE_OPTION, console, errors, output_folder, progress, write_json
+from .common import (FORCE_OPTION, console, errors, load_weights, output_folder, progress,
+                     write_json)
 
 __all__ = ["analog"]
 
@@ -75,7 +76,6 @@ def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, 
     from ..model.presets import digits_spec
     from ..model.spec import PCSpec
     from ..model.train import train_float
-    from ..model.weights import Weights
 
     output_folder(out, ("results.json", "results.md"), force)
     with errors():
@@ -102,7 +102,7 @@ def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, 
             raise click.UsageError(str(exc)) from None
         if spec_path:
             spec = PCSpec.load(spec_path)
-            weights = Weights.load(weights_path, spec)
+            weights = load_weights(weights_path, spec)
             trained = False
         else:
             spec = digits_spec()

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from ..boards.profiles import BOARDS
-from .common import BOARD, FORCE_OPTION, POSITIVE_FLOAT, build_and_report, errors, output_folder
+from .common import (BOARD, FORCE_OPTION, POSITIVE_FLOAT, build_and_report, errors, load_weights,
+                     output_folder)
 
 __all__ = ["build", "BUILD_OUTPUTS"]
 
@@ -41,13 +42,12 @@ def build(board, spec_path, weights_path, lanes, clock_mhz, ignore_estimate, out
     from ..model.fixed_pcn import FixedPCN
     from ..model.presets import digits_spec
     from ..model.spec import PCSpec
-    from ..model.weights import Weights
     output_folder(out, BUILD_OUTPUTS, force)
     with errors():
         spec = PCSpec.load(spec_path) if spec_path else digits_spec()
         weights = None
         if weights_path:
-            fx = FixedPCN.from_float(spec, Weights.load(weights_path, spec))
+            fx = FixedPCN.from_float(spec, load_weights(weights_path, spec))
             weights = (fx.W, fx.b)
         rep = build_and_report(board, spec, Path(out), weights=weights, lanes=lanes,
                                clock_mhz=clock_mhz, ignore_estimate=ignore_estimate)

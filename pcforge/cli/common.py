@@ -27,7 +27,7 @@ from ..model.weights import WeightsError
 from ..sim.simulators import SIMULATORS
 from ..sim.toolchain import ToolMissing
 
-__all__ = ["console", "errors", "status", "progress", "write_json", "FORCE_OPTION",
+__all__ = ["console", "errors", "status", "progress", "write_json", "FORCE_OPTION", "load_weights",
            "output_folder", "output_file", "spec_from_options", "load_input",
            "ACTIVATION", "LEARNING_RULE", "STOP_RULE", "BOARD", "SIMULATOR_OPTION", "build_and_report",
            "print_build_report"]
@@ -210,6 +210,19 @@ def write_json(path: Path, obj: dict):
 
 #: options that shape the network: given together with --spec they are refused, not ignored
 _SPEC_SHAPING = ("hidden", "activation", "iterations", "learning", "w_guard", "stop")
+
+
+def load_weights(path, spec: PCSpec):
+    """:meth:`Weights.load`, saying so when the weights were saved under another spec (same
+    sizes and activations, other formats, rates or T): they are re-quantised for this one."""
+    from ..model.weights import Weights
+    w = Weights.load(path, spec)
+    if w.trained_under and w.trained_under != spec.digest:
+        console.print(f"note: {path} was saved under spec {w.trained_under}; this spec is "
+                      f"{spec.digest} (same sizes and activations): the float weights are "
+                      "re-quantised to its formats. To use the original, pass the spec.toml "
+                      "saved beside the weights")
+    return w
 
 
 def spec_from_options(spec_path, hidden, activation, iterations, learning, w_guard=0,

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..boards.profiles import BOARDS, board_profile
 from .common import (BOARD, FORCE_OPTION, console, errors, load_input, output_folder, progress,
-                     spec_from_options, status, write_json)
+                     spec_from_options, status, write_json, load_weights)
 
 __all__ = ["flash_cmd", "board_group"]
 
@@ -168,11 +168,10 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
     from ..model.arch.cycles import cycle_report
     from ..model.data import load_digits_split
     from ..model.fixed_pcn import FixedPCN
-    from ..model.weights import Weights
     with errors():
         link, spec, lanes = _connect(port, board, spec_path, lanes, baud, timeout_s)
         if weights_path:
-            fx = FixedPCN.from_float(spec, Weights.load(weights_path, spec))
+            fx = FixedPCN.from_float(spec, load_weights(weights_path, spec))
             with status("loading the weights over the link"):
                 link.load_weights(fx.W, fx.b)
         else:
@@ -213,7 +212,8 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
         raise click.ClickException(f"{len(xq) - exact} samples differ from FixedPCN")
 
 
-@board_group.command("train", short_help="On-chip learning over the link, checked against FixedPCN.")
+@board_group.command("train",
+                     short_help="On-chip learning over the link, checked against FixedPCN.")
 @_board_options
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), default=None,
               help="Start from these weights (default: random, --seed).")
@@ -241,7 +241,7 @@ def board_train(port, board, spec_path, lanes, baud, timeout_s, weights_path, ep
         if spec_path:
             spec_from_options(spec_path, (64,), "relu", None, None)    # digits-shaped?
         link, spec, lanes = _connect(port, board, spec_path, lanes, baud, timeout_s)
-        w0 = (Weights.load(weights_path, spec) if weights_path
+        w0 = (load_weights(weights_path, spec) if weights_path
               else Weights.init(spec, np.random.default_rng(seed)))
         fx = FixedPCN.from_float(spec, w0)
         with status("loading the initial weights over the link"):

@@ -8,7 +8,7 @@ import numpy as np
 from rich.table import Table
 
 from .common import (FORCE_OPTION, console, errors, load_input, output_file, output_folder,
-                     write_json)
+                     write_json, load_weights)
 
 __all__ = ["import_cmd", "export_cmd", "IMPORT_OUTPUTS"]
 
@@ -43,7 +43,8 @@ def import_cmd(model, out, calibration_path, input_range, width, iterations, nam
     out = output_folder(out, IMPORT_OUTPUTS, force)
     lo, hi = input_range
     if not lo < hi:
-        raise click.BadParameter(f"{lo:g} {hi:g}: give the low end first", param_hint="--input-range")
+        raise click.BadParameter(f"{lo:g} {hi:g}: give the low end first",
+                                 param_hint="--input-range")
     with errors():
         calib = load_input(Path(calibration_path), None) if calibration_path else None
         try:
@@ -104,11 +105,10 @@ def export_cmd(spec_path, weights_path, fmt, dtype, out, force):
     tools: what the PC network computes with its input clamped (float; true tanh)."""
     from ..model.onnx_io import OPSET, export_onnx
     from ..model.spec import PCSpec
-    from ..model.weights import Weights
     out = output_file(out, force)
     with errors():
         spec = PCSpec.load(spec_path)
-        weights = Weights.load(weights_path, spec)
+        weights = load_weights(weights_path, spec)
         export_onnx(spec, weights, out, dtype=np.dtype(dtype).type)
     console.print(f"wrote {out} ({fmt}, opset {OPSET}, {dtype}; input "
                   f"'x' (batch, {spec.sizes[0]}), output 'y' (batch, {spec.sizes[-1]}))")

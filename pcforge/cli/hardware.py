@@ -8,7 +8,7 @@ import numpy as np
 from rich.table import Table
 
 from .common import (FORCE_OPTION, SIMULATOR_OPTION, console, errors, load_input, output_folder,
-                     progress, status, write_json)
+                     progress, status, write_json, load_weights)
 
 __all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report", "verify_cmd",
            "COMPARE_OUTPUTS"]
@@ -65,11 +65,10 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator)
     from ..model.data import load_digits_split
     from ..model.fixed_pcn import FixedPCN
     from ..model.spec import PCSpec
-    from ..model.weights import Weights
     from ..sim.simulators import emitted_core
     with errors():
         spec = PCSpec.load(spec_path)
-        weights = Weights.load(weights_path, spec)
+        weights = load_weights(weights_path, spec)
         x = (load_input(Path(input_path), spec.sizes[0], spec.formats.x) if input_path
              else load_digits_split().x_test[:1])[:limit]
         fx = FixedPCN.from_float(spec, weights)
@@ -117,11 +116,10 @@ def compare_cmd(spec_path, weights_path, out, lanes, limit, simulator, force):
     """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set:
     report.json, report.md and plots in OUT."""
     from ..model.spec import PCSpec
-    from ..model.weights import Weights
     output_folder(out, COMPARE_OUTPUTS, force)
     with errors():
         spec = PCSpec.load(spec_path)
-        weights = Weights.load(weights_path, spec)
+        weights = load_weights(weights_path, spec)
         compare_and_report(spec, weights, Path(out), lanes, limit, simulator)
 
 

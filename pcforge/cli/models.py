@@ -10,7 +10,7 @@ from rich.table import Table
 from ..model.train import LR_SCHEDULES
 from .common import (ACTIVATION, FORCE_OPTION, LEARNING_RULE, POSITIVE_FLOAT, SIMULATOR_OPTION,
                      STOP_RULE, console, errors, load_input, output_file, output_folder, progress,
-                     spec_from_options, write_json)
+                     spec_from_options, write_json, load_weights)
 
 __all__ = ["train", "infer", "spec_cmd", "train_models", "TRAIN_OUTPUTS"]
 
@@ -220,10 +220,9 @@ def infer(spec_path, weights_path, input_path, strict, model, mode, limit):
     from ..model.fixed_pcn import FixedPCN
     from ..model.float_pcn import FloatPCN
     from ..model.spec import PCSpec
-    from ..model.weights import Weights
     with errors():
         spec = PCSpec.load(spec_path)
-        weights = Weights.load(weights_path, spec)
+        weights = load_weights(weights_path, spec)
         labels = None
         if input_path:
             x = load_input(Path(input_path), spec.sizes[0], spec.formats.x, strict)
