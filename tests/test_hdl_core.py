@@ -227,7 +227,7 @@ def test_weight_saturation_in_hardware_equals_model():
                        schedules=("synchronous",))
     d = spec.to_dict()
     d["network"]["learning"] = "after_relaxation"
-    d["rates"]["alpha"] = {"mantissa": 3, "frac": 0}
+    d["rates"]["alpha"] = {"mantissa": 1, "frac": 0}      # the largest α a spec allows
     d["formats"]["w"] = {"width": 8, "frac": 4, "rounding": "half_even", "overflow": "saturate"}
     d["formats"]["b"] = {"width": 8, "frac": 4, "rounding": "floor", "overflow": "saturate"}
     spec = PCSpec.from_dict(d)
