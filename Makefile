@@ -27,6 +27,7 @@ bench: $(STAMP)          ## benchmarks: tables on stdout, JSON in benchmarks/res
 	$(BIN)/python benchmarks/bench_sim.py
 	$(BIN)/python benchmarks/bench_boards.py
 	$(BIN)/python benchmarks/bench_workloads.py
+	$(BIN)/python benchmarks/bench_explore.py
 	$(BIN)/pcforge analog sweep --out benchmarks/results/analog
 
 clean:

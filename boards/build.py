@@ -38,8 +38,10 @@ NAME = "pcforge"
 #: pyproject.toml); a design that misses its clock is still routed so that the report can say
 #: by how much. nextpnr's default router (router2 in 0.11) is used: router1 reached a few MHz
 #: more on the 8-lane ECP5 digits core but took ~2200 s against ~220 s (docs/boards.md).
-NEXTPNR_OPTS = {"ice40": "--timing-allow-fail --seed 1",
-                "ecp5": "--timing-allow-fail --seed 1"}
+NEXTPNR_OPTS = {"ice40": "--timing-allow-fail",
+                "ecp5": "--timing-allow-fail"}
+#: nextpnr's placer seed unless asked for another (``build_board(seed=)``, ``pcforge explore``)
+DEFAULT_SEED = 1
 
 #: The environment variables Amaranth's Lattice platforms read, and the YoWASP command of each
 #: (the ULX3S platform also wants a programmer, which a build never runs: ``true``).
@@ -108,26 +110,29 @@ def _utilization(board: BoardProfile, pnr: dict, stat_text: str) -> dict:
             for k, v in (("LUT", lut), ("FF", ff), ("DSP", dsp), ("BRAM", bram))}
 
 
-def _key(board, spec, lanes, clock_mhz, weights, versions) -> str:
+def _key(board, spec, lanes, clock_mhz, weights, versions, seed=DEFAULT_SEED) -> str:
     wd = None if weights is None else arrays_digest([*weights[0], *weights[1]])
-    return hashlib.sha256(json.dumps([board.name, spec.digest, lanes, clock_mhz, versions,
-                                      generator_hash(), boards_hash(), wd]).encode()
-                          ).hexdigest()[:16]
+    parts = [board.name, spec.digest, lanes, clock_mhz, versions, generator_hash(),
+             boards_hash(), wd]
+    if seed != DEFAULT_SEED:                 # (the keys of earlier builds stay as they were)
+        parts.append(seed)
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | None = None,
                 clock_mhz: float | None = None, ignore_estimate: bool = False,
-                log=print) -> dict:
+                log=print, seed: int = DEFAULT_SEED) -> dict:
     """Build the bitstream of ``spec`` for ``board`` into ``out`` and return the report.
     ``ignore_estimate`` builds even when the estimate says the design does not fit (the
-    estimate's LUT and FF counts are rough; nextpnr has the last word)."""
+    estimate's LUT and FF counts are rough; nextpnr has the last word); ``seed``: nextpnr's
+    placer seed (fmax varies by a few percent between seeds)."""
     profile = board_profile(board)
     lanes = profile.lanes if lanes is None else lanes
     est = (estimate(spec, lanes, profile) if ignore_estimate
            else check_fits(spec, lanes, profile))           # refuse before anything runs
     versions = toolchain_versions(profile)
     top = BoardTop(profile, spec, lanes, clock_mhz=clock_mhz, weights=weights)
-    key = _key(profile, spec, lanes, top.clock_mhz, weights, versions)
+    key = _key(profile, spec, lanes, top.clock_mhz, weights, versions, seed)
     cached = cache_root() / "bitstreams" / f"{profile.name}-{key}"
     if (cached / "report.json").exists():
         log(f"{profile.name}: cached build {cached.name}")
@@ -135,7 +140,7 @@ def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | Non
         log(f"building {spec.name} ({lanes} lane(s)) for {profile.name} ({profile.device}) at "
             f"{top.clock_mhz:.3f} MHz: yosys + nextpnr (minutes) ...")
         t0 = time.perf_counter()
-        work = _run_toolchain(profile, top)
+        work = _run_toolchain(profile, top, seed)
         try:
             rep = _report(profile, spec, lanes, top, weights, est, versions, work / "build",
                           requested_clock_mhz=clock_mhz or profile.clock_mhz,
@@ -146,6 +151,7 @@ def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | Non
             raise
         _publish(work, cached)
     rep = json.loads((cached / "report.json").read_text())
+    rep["nextpnr_seed"] = seed
     out = Path(out)
     for f in (rep["bitstream"], "nextpnr.log"):
         atomic_copy(cached / f, out / f)
@@ -154,7 +160,7 @@ def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | Non
     return rep
 
 
-def _run_toolchain(profile: BoardProfile, top: BoardTop) -> Path:
+def _run_toolchain(profile: BoardProfile, top: BoardTop, seed: int = DEFAULT_SEED) -> Path:
     """Yosys + nextpnr + the packer on ``top`` in a new private folder of the cache; returns
     the folder (its ``build/`` holds the tools' outputs). A failed or interrupted build leaves
     nothing behind."""
@@ -166,7 +172,7 @@ def _run_toolchain(profile: BoardProfile, top: BoardTop) -> Path:
             kw = {"synth_opts": "-dsp"} if profile.family == "ice40" else {}
             profile.platform().build(
                 top, name=NAME, build_dir=str(work / "build"), do_program=False,
-                nextpnr_opts=NEXTPNR_OPTS[profile.family],
+                nextpnr_opts=f"{NEXTPNR_OPTS[profile.family]} --seed {seed}",
                 script_after_synth=f"tee -q -o {NAME}.stat stat", **kw)
     except BaseException as exc:
         tail = ""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..hdl.core import PCCore
+from ..model.executor import Executor
 from ..model.randspec import random_clamped, random_int_weights, random_mask, random_spec
 from ..model.spec import PCSpec
 
@@ -72,39 +73,48 @@ def _run_group(cases: list, stall: float, make_jobs: int) -> list:
     return runs
 
 
+def _group_task(arg) -> list:
+    return _run_group(*arg)
+
+
 def run_cases(cases: list, *, group: int = 12, stall: float = 0.25, workers: int | None = None,
-              progress=None) -> list:
-    """Run every case through the native harness, ``group`` cores per build, builds in
-    parallel processes (emitting Verilog is Python: threads would share one CPU); returns one
-    :class:`~pcforge.sim.verilator_sim.HardwareRun` per case, in order (its mismatches include
-    the cycle counter's against the cycle model)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+              progress=None, executor: str = "local", scheduler: str | None = None) -> list:
+    """Run every case through the native harness, ``group`` cores per build, the builds on an
+    :class:`~pcforge.model.executor.Executor` (``local``: processes here — emitting Verilog is
+    Python, threads would share one CPU; ``dask``: a local cluster or ``scheduler``); returns
+    one :class:`~pcforge.sim.verilator_sim.HardwareRun` per case, in order (its mismatches
+    include the cycle counter's against the cycle model)."""
     groups = [list(range(g, min(g + group, len(cases)))) for g in range(0, len(cases), group)]
     workers = max(1, workers or min(len(groups), os.cpu_count() or 1))
     make_jobs = max(1, (os.cpu_count() or 1) // workers)
     out = [None] * len(cases)
-    done = 0
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [(idx, pool.submit(_run_group, [cases[k] for k in idx], stall, make_jobs))
-                   for idx in groups]
-        for idx, fut in futures:
-            for k, run in zip(idx, fut.result()):
-                out[k] = run
-            done += len(idx)
-            if progress:
-                progress(done, len(cases), {})
+    args = [([cases[k] for k in idx], stall, make_jobs) for idx in groups]
+    done = [0]
+
+    def cb(_, __, info):
+        done[0] += len(groups[info["last"]])
+        progress(done[0], len(cases), {})
+    with Executor(executor, workers=workers, scheduler=scheduler) as ex:
+        outcomes = ex.map(_group_task, args, progress=cb if progress else None)
+    for idx, o in zip(groups, outcomes):
+        if not o.ok:
+            raise RuntimeError(f"the Verilator group of cases {idx[0]}..{idx[-1]} failed: "
+                               f"{o.error}")
+        for k, run in zip(idx, o.value):
+            out[k] = run
     return out
 
 
 def verify_random_specs(n: int, *, first_seed: int = 0, group: int = 12,
-                        progress=None) -> dict:
+                        progress=None, executor: str = "local", workers: int | None = None,
+                        scheduler: str | None = None) -> dict:
     """Verify ``n`` random cases (seeds ``first_seed`` … ``first_seed + n − 1``); returns a
     JSON-able report: counts of specs, samples, compared words, the coverage (schedules,
     learning rules, masks, activations) and every failing case with its seed."""
     t0 = time.perf_counter()
     cases = [random_case(first_seed + k) for k in range(n)]
-    results = run_cases(cases, group=group, progress=progress)
+    results = run_cases(cases, group=group, progress=progress, executor=executor,
+                        workers=workers, scheduler=scheduler)
     failures, words, cycles, stopped = [], 0, 0, 0
     for c, run in zip(cases, results):
         bad = [f"sample {i}: {m[:6]}" for i, m in enumerate(run.mismatches) if m]

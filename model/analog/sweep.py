@@ -16,15 +16,17 @@ plain dict (``results.json``); :mod:`.analog_plots` draws it.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from ..data import load_digits_split, one_hot
+from ..executor import Executor
 from ..float_pcn import FloatPCN
 from ..spec import PCSpec
 from ..train import SGD, accuracy_float
@@ -52,6 +54,8 @@ class SweepSettings:
     finetune_limit: int | None = None     # training samples per fine-tuning epoch
     test_limit: int | None = None         # test samples evaluated
     jobs: int = 0                         # 0: every local core
+    executor: str = ""                    # serial | local | dask ("": serial at 1 job, else local)
+    scheduler: str | None = None          # a Dask scheduler's address (executor dask)
 
     def check(self):
         if self.seeds < 2:
@@ -79,6 +83,20 @@ def _init_worker(spec_dict: dict, W: list, b: list):
         pass
     _WORKER["spec"] = PCSpec.from_dict(spec_dict)
     _WORKER["weights"] = Weights(W, b)
+
+
+def _point_task(arg) -> tuple[float, float]:
+    """One Monte Carlo point on any executor: (the network, its config, settings, seed); the
+    network is set up once per worker process (its digest says whether it is the same)."""
+    init, cfg_dict, s, seed = arg
+    h = hashlib.sha256(json.dumps(init[0], sort_keys=True).encode())
+    for a in (*init[1], *init[2]):
+        h.update(np.ascontiguousarray(a, np.float64).tobytes())
+    key = h.hexdigest()
+    if _WORKER.get("key") != key:
+        _init_worker(*init)
+        _WORKER["key"] = key
+    return _point(cfg_dict, s, seed)
 
 
 def _point(cfg_dict: dict, s: SweepSettings, seed: int) -> tuple[float, float]:
@@ -156,18 +174,17 @@ def run_sweep(spec: PCSpec, weights: Weights, settings: SweepSettings | None = N
                        for v in vs)
             progress(done, len(tasks), {"points": done})
 
-    if jobs == 1:
-        _init_worker(*init)
-        for k, (_, _, seed, cfg) in enumerate(tasks):
-            record(k, _point(cfg.to_dict(), s, seed))
-    else:
-        import multiprocessing as mp
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker, initargs=init) as pool:
-            futs = {pool.submit(_point, cfg.to_dict(), s, seed): k
-                    for k, (_, _, seed, cfg) in enumerate(tasks)}
-            for f in as_completed(futs):
-                record(futs[f], f.result())
+    kind = s.executor if s.executor else ("serial" if jobs == 1 else "local")
+    args = [(init, cfg.to_dict(), s, seed) for _, _, seed, cfg in tasks]
+    with Executor(kind, workers=jobs, scheduler=s.scheduler) as ex:
+        jobs = ex.n_workers
+        outcomes = ex.map(_point_task, args,
+                          progress=(lambda d, n, info: progress(d, n, {"points": d}))
+                          if progress else None)
+    for k, o in enumerate(outcomes):
+        if not o.ok:
+            raise RuntimeError(f"analog sweep point {tasks[k][:3]} failed: {o.error}")
+        record(k, o.value)
     series = {}
     for name, by_level in raw.items():
         pts = []

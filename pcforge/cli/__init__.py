@@ -17,6 +17,7 @@ from .boards import build
 from .chain import run
 from .devices import board_group, flash_cmd
 from .exchange import export_cmd, import_cmd
+from .explore import explore_cmd
 from .hardware import compare_cmd, hdl_cmd, sim_cmd, verify_cmd
 from .models import infer, spec_cmd, train
 
@@ -42,15 +43,16 @@ def main():
       3. infer            float and bit-exact fixed-point answers on inputs
       4. hdl, sim         the core's Verilog; a few inputs through it
       5. compare, verify  hardware vs models on the test set; on many random nets
-      6. build            a bitstream for the iCEBreaker or the ULX3S
-      7. flash, board     program a board; drive it from the host
+      6. explore          which configuration: accuracy vs latency vs resources
+      7. build            a bitstream for the iCEBreaker or the ULX3S
+      8. flash, board     program a board; drive it from the host
     export (ONNX), spec (a TOML to edit) and analog (crossbar sweeps) go alongside.
     Every command says more with -h.
     """
 
 
-for command in (run, train, import_cmd, infer, hdl_cmd, sim_cmd, compare_cmd, verify_cmd, build,
-                flash_cmd, board_group, export_cmd, spec_cmd, analog):
+for command in (run, train, import_cmd, infer, hdl_cmd, sim_cmd, compare_cmd, verify_cmd,
+                explore_cmd, build, flash_cmd, board_group, export_cmd, spec_cmd, analog):
     main.add_command(command)
 
 

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ..model.files import atomic_write
-from .common import (FORCE_OPTION, console, errors, load_weights, output_folder, progress,
+from .common import (FORCE_OPTION, executor_options, console, errors, load_weights, output_folder, progress,
                      write_json)
 
 __all__ = ["analog"]
@@ -65,8 +65,10 @@ def _markdown(res: dict) -> str:
               help="Epochs of PC learning on the substrate in arm (b).")
 @click.option("--quick", is_flag=True,
               help="A smaller sweep: 3 chips, 3 levels each, 180 test and 480 training digits.")
+@executor_options("local")
 @FORCE_OPTION
-def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, quick, force):
+def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, quick, executor,
+              scheduler, force):
     """Monte Carlo accuracy of the digits network against each non-ideality and against drift
     time: float-trained weights programmed (a) versus PC learning on the noisy substrate (b)."""
     from ..model.analog.config import NONIDEALITIES
@@ -89,7 +91,9 @@ def sweep_cmd(out, spec_path, weights_path, seeds, jobs, only, finetune_epochs, 
         levels = {k: v for k, v in NONIDEALITIES.items() if not only or k in only}
         drift_times = DRIFT_TIMES if not only or "drift" in only else ()
         settings = SweepSettings(seeds=seeds, levels=levels, drift_times=drift_times,
-                                 jobs=jobs, finetune_epochs=finetune_epochs)
+                                 jobs=jobs, finetune_epochs=finetune_epochs,
+                                 executor="dask" if scheduler else executor,
+                                 scheduler=scheduler)
         if quick:
             settings.seeds = min(seeds, 3)
             settings.levels = {k: (v[0], v[2], v[4]) for k, v in levels.items()}

@@ -28,6 +28,7 @@ from ..sim.simulators import SIMULATORS
 from ..sim.toolchain import ToolMissing
 
 __all__ = ["console", "errors", "status", "progress", "write_json", "FORCE_OPTION", "load_weights",
+           "executor_options",
            "output_folder", "output_file", "spec_from_options", "load_input",
            "ACTIVATION", "LEARNING_RULE", "STOP_RULE", "BOARD", "SIMULATOR_OPTION", "build_and_report",
            "print_build_report"]
@@ -210,6 +211,21 @@ def write_json(path: Path, obj: dict):
 
 #: options that shape the network: given together with --spec they are refused, not ignored
 _SPEC_SHAPING = ("hidden", "activation", "iterations", "learning", "w_guard", "stop")
+
+
+def executor_options(default: str):
+    """--executor and --scheduler, the same for every sweep (explore, verify, analog sweep)."""
+    from ..model.executor import EXECUTORS
+
+    def deco(f):
+        f = click.option("--scheduler", default=None,
+                         help="An existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies "
+                              "--executor dask; docs/explore.md).")(f)
+        return click.option("--executor", type=click.Choice(EXECUTORS), default=default,
+                            show_default=True,
+                            help="serial: here, in order; local: a process pool; dask: a "
+                                 "Dask LocalCluster here, or --scheduler.")(f)
+    return deco
 
 
 def load_weights(path, spec: PCSpec):

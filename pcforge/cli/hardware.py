@@ -7,7 +7,7 @@ import click
 import numpy as np
 from rich.table import Table
 
-from .common import (FORCE_OPTION, SIMULATOR_OPTION, console, errors, load_input, output_folder,
+from .common import (FORCE_OPTION, executor_options, SIMULATOR_OPTION, console, errors, load_input, output_folder,
                      progress, status, write_json, load_weights)
 
 __all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report", "verify_cmd",
@@ -156,8 +156,11 @@ def compare_and_report(spec, weights, out: Path, lanes: int, limit,
               help="Cores per Verilator build.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write verify.json (counts, coverage, failures) here.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel Verilator builds (default: every core).")
+@executor_options("local")
 @FORCE_OPTION
-def verify_cmd(specs, first_seed, group, out, force):
+def verify_cmd(specs, first_seed, group, out, workers, executor, scheduler, force):
     """Verify many random networks through the emitted Verilog (Verilator, native harness):
     every x and e of every iteration, every weight after every update and every cycle count
     equal to FixedPCN and the cycle model — both schedules, both learning rules, named and
@@ -167,7 +170,9 @@ def verify_cmd(specs, first_seed, group, out, force):
         output_folder(out, ("verify.json",), force)
     with errors():
         with progress(f"verifying {specs} random networks") as cb:
-            rep = verify_random_specs(specs, first_seed=first_seed, group=group, progress=cb)
+            rep = verify_random_specs(specs, first_seed=first_seed, group=group, progress=cb,
+                                      executor="dask" if scheduler else executor,
+                                      workers=workers, scheduler=scheduler)
         t = Table(title=f"{specs} random networks (seeds {first_seed}…{first_seed + specs - 1})"
                         f" through Verilator vs FixedPCN")
         for col in ("passed", "failed", "samples", "words compared", "core cycles", "wall s"):
