@@ -133,8 +133,12 @@ def compile_c(tmp: Path, flags=C_BUILDS["-O2"]):
     if shutil.which(cc) is None:
         sys.exit("no C compiler (cc) on PATH: the README requires one (e.g. apt-get install gcc)")
     lib = tmp / f"pc_relax{abs(hash(flags))}.so"
-    cmd = [cc, *flags, "-shared", "-fPIC", str(C_SOURCE), "-o", str(lib), "-lm"]
+    obj = lib.with_suffix(".o")
+    cmd = [cc, *flags, "-fPIC", "-c", str(C_SOURCE), "-o", str(obj)]
     subprocess.run(cmd, check=True)
+    # linked without the compile flags: -ffast-math at link time adds crtfastmath.o, whose
+    # constructor turns on flush-to-zero for the whole process that loads the library
+    subprocess.run([cc, "-shared", str(obj), "-o", str(lib), "-lm"], check=True)
     fn = ctypes.CDLL(str(lib)).pc_relax
     dp = np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")
     ip = np.ctypeslib.ndpointer(np.int32, flags="C_CONTIGUOUS")

@@ -58,3 +58,12 @@ def test_c_loop_stops_at_rest_and_not_when_driven(c_fn):
     driven = bw.CpuImplementations(
         bw.Workload("W2", "", spec, "training", {0: x, spec.L: t}, True), w, c_fn)
     assert all(k > 1 for k in driven.check(4))
+
+
+def test_loading_the_fast_math_build_leaves_subnormals_alone(c_fn):
+    """A -ffast-math library linked with crtfastmath.o sets flush-to-zero for the whole process
+    that loads it (hypothesis then fails elsewhere in the same worker); the builds are linked
+    without it, so subnormal floats still exist here."""
+    assert len(c_fn) == len(bw.C_BUILDS)
+    tiny = np.float64(2.2250738585072014e-308)          # the smallest normal double
+    assert tiny / 2 != 0.0 and np.nextafter(0.0, 1.0) > 0.0
