@@ -178,7 +178,7 @@ def test_infer_limit_out_of_range(trained, limit):
 def test_infer_limit_one_infers_one(trained):
     r = CliRunner().invoke(main, ["infer", "--spec", str(trained / "spec.toml"), "--weights",
                                   str(trained / "weights.npz"), "--limit", "1"])
-    assert r.exit_code == 0 and "inference (1 samples" in r.output, r.output
+    assert r.exit_code == 0 and "relaxation (1 samples, mask inference" in r.output, r.output
 
 
 @pytest.mark.parametrize("board, clock, nearest", [("icebreaker", "1000", "528.000"),
@@ -439,3 +439,43 @@ def test_weights_from_another_spec_of_the_same_shape_are_requantised_with_a_note
     r = CliRunner().invoke(main, ["infer", "--spec", str(trained / "spec.toml"), "--weights",
                                   str(trained / "weights.npz"), "--limit", "3"])
     assert r.exit_code == 0 and "re-quantised" not in r.output
+
+
+# ---- clamping from the command line (issue 17, item 3: infer) -----------------------------
+def _infer_clamp(trained, *args):
+    return CliRunner().invoke(main, ["infer", "--spec", str(trained / "spec.toml"), "--weights",
+                                     str(trained / "weights.npz"), *args])
+
+
+def test_infer_generation_mask_relaxes_the_image_from_clamped_labels(trained, tmp_path):
+    from pcforge.model import FixedPCN, FloatPCN
+    np.save(tmp_path / "lab.npy", np.eye(10)[[0, 1, 2, 3]])
+    r = _infer_clamp(trained, "--mask", "generation", "--clamp", f"2={tmp_path / 'lab.npy'}")
+    assert r.exit_code == 0 and "read-out layer 0" in r.output, r.output
+    spec = PCSpec.load(trained / "spec.toml")
+    w = Weights.load(trained / "weights.npz", spec)
+    img = FloatPCN(spec, w).relax({2: np.eye(10)[[0, 1, 2, 3]]}, "generation").x[0]
+    assert " ".join(map(str, img.argmax(1))) in r.output
+    fx = FixedPCN.from_float(spec, w)
+    fimg = fx.relax({2: fx.quantize(np.eye(10)[[0, 1, 2, 3]], 2)}, "generation").x[0]
+    assert " ".join(map(str, fimg.argmax(1))) in r.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--mask", "generation"], "layer 2 is clamped by mask 'generation'"),
+    (["--mask", "generation", "--clamp", "2={bad}"], "the spec's layer 2 has 10"),
+    (["--clamp", "2={lab}"], "layer 2 is free under mask 'inference'"),
+    (["--mask", "generation", "--clamp", "2={lab}", "--input", "{lab}"],
+     "the input layer is free under mask 'generation'"),
+    (["--mask", "training", "--clamp", "2={lab}"], "different sample counts"),
+    (["--mask", "nosuch"], "unknown clamp mode 'nosuch'"),
+    (["--clamp", "x=y"], "give LAYER=FILE"),
+    (["--mask", "generation", "--clamp", "7={lab}"], "layers 0..2"),
+])
+def test_infer_clamp_errors_are_clear(trained, tmp_path, args, says):
+    np.save(tmp_path / "lab.npy", np.eye(10)[[0, 1]])
+    np.save(tmp_path / "bad.npy", np.eye(9)[[0, 1]])
+    args = [a.format(lab=tmp_path / "lab.npy", bad=tmp_path / "bad.npy") for a in args]
+    r = _infer_clamp(trained, *args)
+    assert r.exit_code in (1, 2) and says in r.output, r.output
+    assert "Traceback" not in r.output

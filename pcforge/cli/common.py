@@ -272,7 +272,8 @@ def spec_from_options(spec_path, hidden, activation, iterations, learning, w_gua
     return digits_spec(hidden=tuple(hidden), activation=activation, w_guard=w_guard, **changes)
 
 
-def load_input(path: Path, n: int | None, x_format=None, strict: bool = False) -> np.ndarray:
+def load_input(path: Path, n: int | None, x_format=None, strict: bool = False,
+               layer: int = 0) -> np.ndarray:
     """Samples from a ``.npy`` or ``.csv`` file (one per row) for an input layer of ``n``: a
     numeric 1-D (one sample) or 2-D array of finite numbers, or a clear error. With ``x_format``
     (the spec's X format) values outside its range — they would saturate when quantised — are
@@ -298,8 +299,9 @@ def load_input(path: Path, n: int | None, x_format=None, strict: bool = False) -
         raise click.ClickException(f"{path} holds no samples (shape {x.shape}); give at least "
                                    f"one row of {n} values")
     if n is not None and x.shape[1] != n:
-        raise click.ClickException(f"{path} has {x.shape[1]} values per sample; the spec's input "
-                                   f"layer has {n}")
+        which = "input layer" if layer == 0 else f"layer {layer}"
+        raise click.ClickException(f"{path} has {x.shape[1]} values per sample; the spec's "
+                                   f"{which} has {n}")
     bad = ~np.isfinite(x)
     if bad.any():
         rows = np.unique(np.nonzero(bad)[0])
