@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pcforge.explore import (AXES, DEFAULT_GRID, explore, grid, pareto_front, resource_fraction,
-                             write_results)
+from pcforge.explore import (AXES, DEFAULT_GRID, PARETO_COLUMNS, explore, grid, pareto_front,
+                             pareto_row, write_results)
 from pcforge.model.data import load_digits_split
 from pcforge.model.presets import digits_spec
 from pcforge.model.train import train_float
@@ -48,15 +48,10 @@ def main():
     files = write_results(res, RESULTS / "explore")
     front = pareto_front(res["results"])
     t = Table(title=f"Pareto front: {len(front)} of {len(res['results'])} points")
-    for col in ("board", "lanes", "width", "schedule", "accuracy", "latency µs", "resources",
-                "placed fmax MHz"):
+    for col in PARETO_COLUMNS:
         t.add_column(col)
     for r in front:
-        p = r["point"]
-        t.add_row(p["board"], str(p["lanes"]), str(p["width"]), str(p["schedule"] or "base"),
-                  f"{100 * r['accuracy']:.2f} %", f"{r['latency_us']:.2f}",
-                  f"{100 * resource_fraction(r):.1f} %",
-                  f"{r['build']['fmax_mhz']:.1f}" if "build" in r else "—")
+        t.add_row(*pareto_row(r))
     con.print(t)
 
     # 1 worker vs 2 workers on the model + estimate grid, each from an empty result cache

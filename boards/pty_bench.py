@@ -17,11 +17,10 @@ import time
 import tty
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import ClockCycles
 from cocotb.utils import get_sim_time
 
-from pcforge.boards.simulated_bench import PERIOD_NS, SimUARTTransport
+from pcforge.boards.simulated_bench import PERIOD_NS, start_board
 from pcforge.model.files import atomic_write
 
 #: clock cycles simulated per poll of a quiet port (≈ 1 ms of real time at Verilator speed)
@@ -30,14 +29,7 @@ IDLE_CYCLES = 400
 
 @cocotb.test()
 async def board_on_pty(dut):
-    with open(os.environ["PCFORGE_JOB"]) as f:
-        job = json.load(f)
-    Clock(dut.clk, PERIOD_NS, unit="ns").start()
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
-    uart = SimUARTTransport(dut, job["divisor"])
+    job, uart = await start_board(dut)
     master, slave = os.openpty()
     tty.setraw(slave)                 # bytes pass unchanged: no echo, no line editing
     os.set_blocking(master, False)

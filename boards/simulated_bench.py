@@ -153,8 +153,9 @@ def session(link: PCLink, job: dict) -> dict:
     return res
 
 
-@cocotb.test()
-async def board_over_uart(dut):
+async def start_board(dut) -> tuple:
+    """Read the job, start the clock, reset the board top and attach the UART model; returns
+    (job, transport) — the start of every board bench."""
     with open(os.environ["PCFORGE_JOB"]) as f:
         job = json.load(f)
     Clock(dut.clk, PERIOD_NS, unit="ns").start()
@@ -164,6 +165,12 @@ async def board_over_uart(dut):
     dut.rst.value = 0
     transport = SimUARTTransport(dut, job["divisor"])
     await ClockCycles(dut.clk, 4)
+    return job, transport
+
+
+@cocotb.test()
+async def board_over_uart(dut):
+    job, transport = await start_board(dut)
     link = PCLink(transport, PCSpec.from_dict(job["spec"]), job["lanes"])
     res = await bridge(session)(link, job)
     res["total_cycles"] = int(get_sim_time("ns") // PERIOD_NS)

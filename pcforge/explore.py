@@ -28,6 +28,7 @@ import io
 import itertools
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from .model.weights import Weights
 from .sim.toolchain import arrays_digest, cache_root, generator_hash
 
 __all__ = ["AXES", "DEFAULT_GRID", "grid", "point_digest", "evaluate_point", "explore",
-           "pareto_front", "write_results"]
+           "pareto_front", "pareto_row", "PARETO_COLUMNS", "write_results"]
 
 #: the axes of a point and the value that means "as the base spec / the board default"
 AXES = {"lanes": 8, "width": None, "schedule": None, "stop": None, "learning": None,
@@ -213,16 +214,12 @@ def explore(base: PCSpec, weights: Weights, points: list, *, build: bool = False
                           "cache": str(cache)})
     cached = len(results)
     t0 = time.perf_counter()
-    if isinstance(executor, Executor):
-        n_workers, kind = executor.n_workers, executor.kind
-        outs = executor.map(evaluate_point, tasks, keys=[t["digest"] for t in tasks],
-                            progress=progress)
-    else:
-        kind = executor
-        with Executor(executor, workers=workers, scheduler=scheduler) as ex:
-            n_workers = ex.n_workers
-            outs = ex.map(evaluate_point, tasks, keys=[t["digest"] for t in tasks],
-                          progress=progress)
+    given = isinstance(executor, Executor)
+    with (nullcontext(executor) if given
+          else Executor(executor, workers=workers, scheduler=scheduler)) as ex:
+        n_workers, kind = ex.n_workers, ex.kind
+        outs = ex.map(evaluate_point, tasks, keys=[t["digest"] for t in tasks],
+                      progress=progress)
     for t, o in zip(tasks, outs):
         results[t["digest"]] = o.value if o.ok else {
             "digest": t["digest"], "point": t["point"], "status": "failed",
@@ -276,26 +273,45 @@ def _fmt(v, nd=3):
     return str(v)
 
 
+#: the columns of a Pareto row (:func:`pareto_row`)
+PARETO_COLUMNS = ("board", "lanes", "width", "schedule", "stop", "accuracy", "latency µs",
+                  "inferences/s", "resources (max of LUT/FF/DSP/BRAM)", "placed fmax MHz")
+
+
+def pareto_row(r: dict) -> list:
+    """A point of the front as the strings of :data:`PARETO_COLUMNS`."""
+    p = r["point"]
+    return [p["board"], str(p["lanes"]), str(p["width"] or "base"), str(p["schedule"] or "base"),
+            str(p["stop"] or "base"), f"{100 * r['accuracy']:.2f} %", f"{r['latency_us']:.2f}",
+            f"{r['throughput_per_s']:.0f}", f"{100 * resource_fraction(r):.1f} %",
+            _fmt(r.get("build", {}).get("fmax_mhz"), 5)]
+
+
 def pareto_table(front: list) -> str:
-    lines = ["| board | lanes | width | schedule | stop | accuracy | latency µs | "
-             "inferences/s | resources (max of LUT/FF/DSP/BRAM) | placed fmax MHz |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in front:
-        p = r["point"]
-        lines.append(f"| {p['board']} | {p['lanes']} | {p['width'] or 'base'} | "
-                     f"{p['schedule'] or 'base'} | {p['stop'] or 'base'} | "
-                     f"{100 * r['accuracy']:.2f} % | {r['latency_us']:.2f} | "
-                     f"{r['throughput_per_s']:.0f} | {100 * resource_fraction(r):.1f} % | "
-                     f"{_fmt(r.get('build', {}).get('fmax_mhz'), 5)} |")
+    lines = ["| " + " | ".join(PARETO_COLUMNS) + " |", "|---" * len(PARETO_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(pareto_row(r)) + " |" for r in front]
     return "\n".join(lines)
 
 
 def _plots(results: list, front: list, out: Path) -> list:
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    files = []
     ok = [r for r in results if "latency_us" in r]
+    return [_accuracy_plot(ok, front, out / "accuracy_vs_latency.png"),
+            _resources_plot(ok, out / "resources_vs_lanes.png")]
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _accuracy_plot(ok: list, front: list, path: Path) -> Path:
+    """Accuracy against latency, coloured by board; points that do not fit hollow."""
+    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for board, colour in (("icebreaker", "tab:blue"), ("ulx3s", "tab:orange")):
         rs = [r for r in ok if r["point"]["board"] == board]
@@ -319,11 +335,12 @@ def _plots(results: list, front: list, out: Path) -> list:
     ax.set_ylabel("FixedPCN test accuracy (%) = hardware")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    files.append(out / "accuracy_vs_latency.png")
-    fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
+    return _save(fig, path)
 
+
+def _resources_plot(ok: list, path: Path) -> Path:
+    """Per board, the share of the chip against lanes: estimate beside placed."""
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, board in zip(axes, ("icebreaker", "ulx3s")):
         rs = sorted([r for r in ok if r["point"]["board"] == board],
@@ -348,11 +365,7 @@ def _plots(results: list, front: list, out: Path) -> list:
         ax.set_ylabel("% of the chip")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    files.append(out / "resources_vs_lanes.png")
-    fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
-    return files
+    return _save(fig, path)
 
 
 def write_results(res: dict, out: Path) -> dict:

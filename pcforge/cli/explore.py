@@ -61,7 +61,8 @@ def explore_cmd(spec_path, weights_path, out, lanes, width, schedule, stop, lear
     pre-synthesis estimate, and with --build the placed fmax and resources. Points that do not
     fit are marked, not built. Results are cached per point: a killed sweep resumes. With no
     axes: a default grid (60 points, model and estimates, a few minutes)."""
-    from ..explore import DEFAULT_GRID, explore, grid, pareto_front, write_results
+    from ..explore import (DEFAULT_GRID, PARETO_COLUMNS, explore, grid, pareto_front,
+                           pareto_row, write_results)
     from ..model.data import load_digits_split
     from ..model.train import train_float
     out = output_folder(out, ("results.json", "results.csv", "report.md"), force)
@@ -104,16 +105,10 @@ def explore_cmd(spec_path, weights_path, out, lanes, width, schedule, stop, lear
     m = res["meta"]
     front = pareto_front(res["results"])
     t = Table(title=f"Pareto front ({len(front)} of {m['points']} points)")
-    for col in ("board", "lanes", "width", "schedule", "accuracy", "latency µs", "resources",
-                "fmax"):
+    for col in PARETO_COLUMNS:
         t.add_column(col)
-    from ..explore import resource_fraction
     for r in front:
-        p = r["point"]
-        t.add_row(p["board"], str(p["lanes"]), str(p["width"] or "base"),
-                  str(p["schedule"] or "base"), f"{100 * r['accuracy']:.2f} %",
-                  f"{r['latency_us']:.2f}", f"{100 * resource_fraction(r):.1f} %",
-                  f"{r['build']['fmax_mhz']:.1f}" if "build" in r else "—")
+        t.add_row(*pareto_row(r))
     console.print(t)
     console.print(f"{m['evaluated']} points evaluated, {m['cached']} from the cache, "
                   f"{m['failed']} failed; {m['wall_s']} s on {m['workers']} worker(s); wrote "
