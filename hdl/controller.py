@@ -6,10 +6,11 @@ What runs, in which order and how long each job waits comes from the
 hardware's ``cycles`` counter equals :func:`pcforge.model.arch.cycles.cycle_report` by construction
 of one list, and the tests check it.
 
-Timing: one cycle per slot that runs (its set-up: the job registers below), then its constant
-wait, then one token per cycle; a ``next`` marker costs one cycle (``it`` ← it + 1; the
-controller pauses here when asked to; with the exact stop it may end the relaxation there, after
-the ``next`` slot's wait), the ``end`` marker one cycle plus the final drain. The
+Timing: a start costs one SETTLE cycle; one cycle per slot that runs (its set-up: the job
+registers below), then its constant wait, then one token per cycle; a ``next`` marker costs one
+cycle (``it`` ← it + 1; the controller pauses here when asked to; with the exact stop it may end
+the relaxation there, after the ``next`` slot's wait) and a SETTLE cycle, the ``end`` marker one
+cycle plus the final drain. The
 token is computed from the job registers and counters and *registered*: the memory read
 addresses leave a register, never a chain of counter compares.
 """
@@ -112,6 +113,7 @@ class SlotController(wiring.Component):
             "pipe_busy": In(1),
             "host_ok": Out(1),
             "busy": Out(1), "paused": Out(1), "done": Out(1),
+            "busy_reg": Out(1), "paused_reg": Out(1),
             "iteration": Out(range(spec.iterations + 2)),
             "cycles": Out(32),
         }
@@ -199,19 +201,15 @@ class SlotController(wiring.Component):
     def _choose_slot(self, m, r: "_Registers"):
         """SLOT: act on the first slot at or after ``slot`` whose condition holds, as a one-hot
         choice — each slot's hit (``slot ≤ idx`` and its condition), the first hit, then every
-        register an AND-OR of the chosen slot's values — so the logic is a few LUTs deep
-        and each slot's action is written once (conditions known at generation are resolved
-        here; Yosys writes invalid Verilog for an If on a constant)."""
-        slots = self.schedule.slots
-        hits = [(idx, _and(r.slot <= idx, slots[idx].cond.value(r.atoms)))
-                for idx in range(len(slots))]
-        hits = [(idx, h) for idx, h in hits if h is not False]
-        firsts, seen = [], []
-        for idx, h in hits:
-            f = Signal(name=f"slot{idx}_acts")
-            m.d.comb += f.eq(h & ~Cat(*seen).any() if seen else h)
-            seen.append(h)
-            firsts.append((idx, f))
+        register an AND-OR of the chosen slot's values — so each slot's action is written once
+        (conditions known at generation are resolved here; Yosys writes invalid Verilog for an
+        If on a constant). The choice is *registered* (``slot<k>_acts``, computed every cycle
+        from ``slot`` and the atoms): SLOT acts on flip-flops, not on the compare-and-priority
+        chain (timing: at 16 lanes that chain into the issue register's enable set the ECP5's
+        fmax). It is current whenever ``slot`` and the atoms held for the cycle before SLOT —
+        after a job's ISSUE (≥ 1 cycle), and after the SETTLE cycle that follows a start and a
+        ``next`` marker (:data:`~pcforge.model.arch.schedule.SETTLE_CYCLES`)."""
+        firsts = r.choice
         contributions, order, moves = {}, [], {}
         for idx, f in firsts:
             state, pairs = self._slot_actions(r, idx)
@@ -237,17 +235,34 @@ class SlotController(wiring.Component):
                     with m.If(r.pause):
                         m.next = "PAUSED"
                     with m.Else():
-                        m.next = "SLOT"
+                        m.next = "SETTLE"
                 else:
                     m.next = state
 
+    def _register_choice(self, m, r: "_Registers"):
+        """Every cycle, in every state: ``r.choice`` ← [(slot index, ``slot<k>_acts``)], the
+        first slot at or after ``slot`` whose condition holds, one-hot (see
+        :meth:`_choose_slot`)."""
+        slots = self.schedule.slots
+        hits = [(idx, _and(r.slot <= idx, slots[idx].cond.value(r.atoms)))
+                for idx in range(len(slots))]
+        hits = [(idx, h) for idx, h in hits if h is not False]
+        r.choice, seen = [], []
+        for idx, h in hits:
+            f = Signal(name=f"slot{idx}_acts")
+            m.d.sync += f.eq(h & ~Cat(*seen).any() if seen else h)
+            seen.append(h)
+            r.choice.append((idx, f))
+
     def _sequencer(self, m, r: "_Registers"):
-        """The controller's state machine: IDLE (a start beat), SLOT (the first slot at or
-        after ``slot`` whose condition holds acts), ISSUE (a job's wait, then one token per
-        cycle), MARK (with the exact stop: the ``next`` marker's wait, then its action), DRAIN
-        (the final drain), PAUSED (a resume beat)."""
+        """The controller's state machine: IDLE (a start beat), SETTLE (after a start and a
+        ``next`` marker: the slot choice is registered from the new ``slot`` and atoms), SLOT
+        (the first slot at or after ``slot`` whose condition holds acts), ISSUE (a job's wait,
+        then one token per cycle), MARK (with the exact stop: the ``next`` marker's wait, then
+        its action), DRAIN (the final drain), PAUSED (a resume beat, then SETTLE)."""
         sch = self.schedule
         T = sch.spec.iterations
+        self._register_choice(m, r)
         with m.FSM(name="controller") as fsm:
             with m.State("IDLE"):
                 with m.If(r.beat):                      # a start beat (taken last cycle)
@@ -259,7 +274,9 @@ class SlotController(wiring.Component):
                     if self.stops:
                         m.d.comb += r.start.eq(1)
                         m.d.sync += r.last_quiet.eq(0)
-                    m.next = "SLOT"
+                    m.next = "SETTLE"
+            with m.State("SETTLE"):                     # the slot choice is registered
+                m.next = "SLOT"
             with m.State("SLOT"):
                 self._choose_slot(m, r)
             with m.State("ISSUE"):
@@ -281,7 +298,7 @@ class SlotController(wiring.Component):
                         with m.If(r.pause):
                             m.next = "PAUSED"
                         with m.Else():
-                            m.next = "SLOT"
+                            m.next = "SETTLE"
             with m.State("DRAIN"):
                 m.d.sync += r.drain.eq(r.drain - 1)
                 with m.If(r.drain == 0):
@@ -289,7 +306,7 @@ class SlotController(wiring.Component):
                     m.next = "IDLE"
             with m.State("PAUSED"):
                 with m.If(r.beat):                      # a resume beat (see _status)
-                    m.next = "SLOT"
+                    m.next = "SETTLE"
         if self.stops:
             # the stop flags: set by the node units' x writes, the one of iteration it − 1
             # cleared by the marker that read it (its iteration's writes have all landed), both
@@ -300,13 +317,19 @@ class SlotController(wiring.Component):
 
     def _status(self, m, r: "_Registers", fsm):
         """Status outputs, the working-cycle counter, and the registered host/start readies."""
-        running = fsm.ongoing("SLOT") | fsm.ongoing("ISSUE") | fsm.ongoing("DRAIN")
+        running = (fsm.ongoing("SETTLE") | fsm.ongoing("SLOT") | fsm.ongoing("ISSUE")
+                   | fsm.ongoing("DRAIN"))
         if self.stops:
             running = running | fsm.ongoing("MARK")
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | r.beat),
                      self.paused.eq(fsm.ongoing("PAUSED") & ~self.pipe_busy & ~r.beat),
                      self.done.eq(r.done & ~r.beat), self.iteration.eq(r.it),
                      self.cycles.eq(r.cycles)]
+        # busy and paused a cycle late, from flip-flops here: what a host link across the chip
+        # reads (timing: a link that registered the decodes itself shared their LUTs with the
+        # controller's own logic, and placement pulled them, and the controller's paths, across
+        # the chip — ECP5 8 lanes 94.5 MHz, 16 lanes 81.6 MHz)
+        m.d.sync += [self.busy_reg.eq(self.busy), self.paused_reg.eq(self.paused)]
         with m.If(running):
             m.d.sync += r.cycles.eq(r.cycles + 1)
         # host_ok as a register (timing: the host's ready is a flip-flop, not the FSM's

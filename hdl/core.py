@@ -67,7 +67,9 @@ Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when va
 Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done`` (the last run
   finished; cleared by the next start), ``iteration`` (iterations completed), ``cycles`` (clock
   cycles the run has been working, pauses excluded — equal to
-  :func:`pcforge.model.arch.cycles.cycle_report` ``.total`` at the end).
+  :func:`pcforge.model.arch.cycles.cycle_report` ``.total`` at the end); ``busy_reg``,
+  ``paused_reg``: ``busy`` and ``paused`` a cycle late, from flip-flops in the controller (what
+  a host link across the chip reads).
 """
 from __future__ import annotations
 
@@ -195,6 +197,7 @@ class PCCore(wiring.Component):
             "read_data": Out(stream.Signature(signed(HOST_DATA_WIDTH))),
             "control": In(stream.Signature(self.control_layout)),
             "busy": Out(1), "paused": Out(1), "done": Out(1),
+            "busy_reg": Out(1), "paused_reg": Out(1),
             "iteration": Out(range(spec.iterations + 2)),
             "cycles": Out(32),
         })
@@ -339,6 +342,7 @@ class PCCore(wiring.Component):
         self._tokens = pl.tokens          # the pipeline's tokens, for testbenches to watch
         m.d.comb += ctl.pipe_busy.eq(pl.busy())
         m.d.comb += [self.busy.eq(ctl.busy), self.paused.eq(ctl.paused), self.done.eq(ctl.done),
+                     self.busy_reg.eq(ctl.busy_reg), self.paused_reg.eq(ctl.paused_reg),
                      self.iteration.eq(ctl.iteration), self.cycles.eq(ctl.cycles)]
         return ctl, pl
 

@@ -5,13 +5,14 @@ Per lane: its own x and e of the token's lane layer, its weight word, and f(x), 
 :class:`~pcforge.hdl.activation.ActivationUnit` (latency 1, so f and f' arrive with the token in
 ``sel``). Broadcast to every lane: x_i and e_i of the row's node, selected in two steps (timing:
 a (L+1)·P-way mux over words spread over every lane's memory is too deep for one ECP5 cycle):
-the bank within each layer, registered, then the layer in front of the operand registers.
+the bank within each layer (each lane gates its words with a registered one-hot of the row's
+bank; the row is their OR), registered, then the layer in front of the operand registers.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Signal, signed
+from amaranth import Mux, Signal, Value, signed
 
 from .activation import ActivationUnit
 
@@ -59,13 +60,18 @@ def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
             for k in range(1, L + 1):
                 with m.Case(k):
                     m.d.comb += w_lane[p].eq(raw_w[k, p])
-    with m.Switch(tok_raw.i_bank):
-        for p in range(P):
-            with m.Case(p):
-                for k in range(L + 1):
-                    m.d.comb += x_row_by_layer[k].eq(raw_x[k, p])
-                    if k >= 1:
-                        m.d.comb += e_row_by_layer[k].eq(raw_e[k, p])
+    # the row's bank as a one-hot registered a stage ahead (one flip-flop per lane, beside its
+    # memory's words): each lane gates its own words and the row is an OR across the lanes —
+    # one crossing of the chip and an OR tree, not the token's bank number broadcast to a
+    # P-way mux first (timing: at 16 lanes that was the ECP5's critical path)
+    tok_before = pl.tokens[S["raw"] - 1]
+    hit = [pl.stage(tok_before.i_bank == p, f"bank_hit{p}_s", S["raw"]) for p in range(P)]
+    for k in range(L + 1):
+        m.d.comb += x_row_by_layer[k].eq(_or_lanes([Mux(hit[p], raw_x[k, p], 0)
+                                                    for p in range(P)]))
+        if k >= 1:
+            m.d.comb += e_row_by_layer[k].eq(_or_lanes([Mux(hit[p], raw_e[k, p], 0)
+                                                        for p in range(P)]))
     # activation units (latency 1: f, f' belong to the token in ``sel``)
     f_sel, d_sel = [], []
     for p in range(P):
@@ -89,3 +95,11 @@ def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
                 if k >= 1:
                     m.d.comb += e_row.eq(e_row_sel[k - 1])
     return LaneOperands(w=w_sel, x=x_sel, e=e_sel, f=f_sel, d=d_sel, x_row=x_row, e_row=e_row)
+
+
+def _or_lanes(values: list) -> Value:
+    """The OR of the lanes' gated words as a balanced tree (at most one is non-zero)."""
+    while len(values) > 1:
+        values = [values[k] | values[k + 1] if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .qformat import FixedConst, QFormat
 from .spec import Formats, PCSpec
 
-__all__ = ["digits_spec", "DIGITS_INPUTS", "DIGITS_CLASSES"]
+__all__ = ["digits_spec", "generative_digits_spec", "DIGITS_INPUTS", "DIGITS_CLASSES"]
 
 #: Inputs (8×8 pixels) and classes of the digits data set.
 DIGITS_INPUTS, DIGITS_CLASSES = 64, 10
@@ -30,3 +30,14 @@ def digits_spec(hidden=(64,), activation: str = "relu", w_guard: int = 0,
         gamma=FixedConst(1, 3), alpha=FixedConst(1, 5), stop="exact")
     kw.update(changes)
     return PCSpec(**kw)
+
+
+def generative_digits_spec(hidden: int = 64, **changes) -> PCSpec:
+    """The generative digits network: 10-64-64 (label → hidden → image), f = identity on the
+    label and tanh on the hidden layer, feed-forward initialisation, T = 50 with the exact
+    stop, the default's formats and rates. Trained with the label and the image clamped
+    (:func:`pcforge.model.train.train_float` with ``generative=True``)."""
+    kw = dict(sizes=(DIGITS_CLASSES, hidden, DIGITS_INPUTS), activations=("identity", "tanh"),
+              name="digits-generative", iterations=50)
+    kw.update(changes)
+    return digits_spec(**kw)

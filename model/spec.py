@@ -208,6 +208,15 @@ class PCSpec:
                             f"the network has {self.n_layers} layers")
         return m
 
+    def readout(self, mode) -> int:
+        """The layer a run under ``mode`` is read out from: the output layer when it is free,
+        else the lowest free layer (the image under ``generation``; the label of a generative
+        network); the output layer when every layer is clamped."""
+        m = self.mask(mode)
+        if not m[self.L]:
+            return self.L
+        return next((k for k in range(self.n_layers) if not m[k]), self.L)
+
     def _validate_structure(self):
         s = self.sizes
         if not _is_seq(s) or len(s) < 2:

@@ -95,11 +95,14 @@ def accuracy_fixed(net: FixedPCN, x: np.ndarray, y: np.ndarray, batch: int = 512
 def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 32,
                 optimizer: str = "adam", lr: float = 3e-3, lr_schedule: str = "cosine",
                 learning: str | None = None, seed: int = 0, weights: Weights | None = None,
-                progress=None):
+                generative: bool = False, progress=None):
     """Train a FloatPCN on ``data``; returns (net, history).
 
     ``lr_schedule``: ``constant`` learning rate, or ``cosine`` decay from ``lr`` to 0 over the run
-    (evaluated per epoch).
+    (evaluated per epoch). ``generative``: the layer order reversed (the Rao–Ballard network of
+    :func:`pcforge.model.presets.generative_digits_spec`): layer 0 is clamped to the one-hot
+    label and layer L to the image; the test accuracy is then classification by inference
+    (:func:`pcforge.model.generative.classify`).
     """
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule {lr_schedule!r} is unknown; use "
@@ -111,7 +114,8 @@ def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 3
     step = Adam(net, lr) if optimizer == "adam" else SGD(net, lr)
     hist = TrainHistory()
     t0 = time.perf_counter()
-    target = one_hot(data.y_train, data.n_classes)
+    labels = one_hot(data.y_train, data.n_classes)
+    bottom, top = (labels, data.x_train) if generative else (data.x_train, labels)
     n = len(data.x_train)
     for ep in range(epochs):
         if lr_schedule == "cosine":
@@ -120,9 +124,14 @@ def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 3
         en = 0.0
         for i in range(0, n, batch):
             idx = order[i:i + batch]
-            res = net.train_batch(data.x_train[idx], target[idx], step=step, learning=learning)
+            res = net.train_batch(bottom[idx], top[idx], step=step, learning=learning)
             en += float(res.energy[-1].sum())
-        hist.end_epoch(en / n, accuracy_float(net, data.x_test, data.y_test), epochs, progress)
+        if generative:
+            from .generative import classify
+            acc = float(np.mean(classify(net, data.x_test) == data.y_test))
+        else:
+            acc = accuracy_float(net, data.x_test, data.y_test)
+        hist.end_epoch(en / n, acc, epochs, progress)
     hist.wall_s = time.perf_counter() - t0
     return net, hist
 

@@ -17,9 +17,7 @@ FloatPCN on the digits test set: ``pcforge compare``.
 """
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ from ..model.fixed_pcn import FixedPCN
 from ..model.float_pcn import FloatPCN
 from ..model.spec import PCSpec
 from ..model.weights import Weights
+from .batch import run_samples
 from .simulators import emitted_core
 
 __all__ = ["compare"]
@@ -41,29 +40,43 @@ SIMULATOR_NAMES = {"native": "Verilator + pcforge native harness", "cocotb": "co
 
 def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: int | None = None,
             chunk: int = 60, traced: int | None = None, simulator: str = "native",
+            mask="inference", clamped: dict | None = None, labels=None,
             progress=None) -> dict:
     """Run the comparison (see the module docstring) under ``simulator``
     (:data:`~pcforge.sim.simulators.SIMULATORS`); the first ``traced`` samples (default: every
     sample with the native harness, 2 under cocotb) are run with a pause after every iteration
     (every x and e checked, energy read back), the rest to their final state; ``progress(done,
-    total, info)`` is called after every chunk of ``chunk`` samples."""
+    total, info)`` is called after every chunk of ``chunk`` samples.
+
+    ``mask`` (a name or a tuple) and ``clamped`` ({layer: float values (samples, n_l)} for
+    every layer the mask clamps; default: the digits test set on layer 0, with its labels) run
+    any clamp; the read-out layer (:meth:`PCSpec.readout`) is the one the accuracy (when
+    ``labels`` are known) and the plots look at."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     weights.check(spec)
     out = Path(out_dir)
-    data = load_digits_split()
-    x, y = data.x_test, data.y_test
-    if limit:
-        x, y = x[:limit], y[:limit]
-    n = len(x)
+    mask_t = spec.mask(mask)
+    if clamped is None:
+        data = load_digits_split()
+        clamped, labels = {0: data.x_test}, data.y_test
+    missing = [k for k in range(spec.n_layers) if mask_t[k] and k not in clamped]
+    if missing:
+        raise ValueError(f"layer {missing[0]} is clamped by mask {mask!r} but no values were "
+                         "given")
+    clamped = {k: np.atleast_2d(np.asarray(v, dtype=np.float64))[:limit]
+               for k, v in clamped.items() if mask_t[k]}
+    y = None if labels is None else np.asarray(labels)[:limit]
+    ro = spec.readout(mask_t)
+    n = len(next(iter(clamped.values())))
     t0 = time.perf_counter()
     fl = FloatPCN(spec, weights)
-    rf = fl.relax({0: x}, "inference")
+    rf = fl.relax(clamped, mask_t)
     fx = FixedPCN.from_float(spec, weights)
-    xq = fx.quantize(x, 0)
-    rq = fx.relax({0: xq}, "inference")
+    cq = {k: fx.quantize(v, k) for k, v in clamped.items()}
+    rq = fx.relax(cq, mask_t)
     X = spec.formats.x
     model_s = time.perf_counter() - t0
 
@@ -71,52 +84,26 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     core.build()
     if traced is None:
         traced = n if simulator == "native" else 2
-    hw_x = [[] for _ in range(spec.n_layers)]
-    cycles, bad, energy_hw = [], [], []
-    t1 = time.perf_counter()
-    sim_cycles = 0
+    n_tr = min(traced, n)
     if progress:
         progress(0, n, {"build s": core.build_s})
-    # a few samples traced (every iteration checked, energy read back), the rest final state
-    n_tr = min(traced, n)
-    chunks = ([(s, min(s + chunk, n_tr), True) for s in range(0, n_tr, chunk)]
-              + [(s, min(s + chunk, n), False) for s in range(n_tr, n, chunk)])
-    chunks = [c for c in chunks if c[0] < c[1]]
-
-    def run_chunk(c):
-        lo, hi, trace = c
-        return core.run(fx.W, fx.b, [{0: v} for v in xq[lo:hi]], "inference", trace=trace,
-                        check=False, seed=lo)
-    # native runs are separate processes: one per core of the machine at a time (in order)
-    workers = min(len(chunks), os.cpu_count() or 1) if simulator == "native" else 1
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for (lo, hi, trace), run in zip(chunks, pool.map(run_chunk, chunks)):
-            for s in range(hi - lo):
-                for k in range(spec.n_layers):
-                    hw_x[k].append(run.x[s][k])
-            cycles += run.cycles
-            bad += run.mismatches
-            if trace:
-                energy_hw += run.energy
-            sim_cycles += run.total_cycles
-            if progress:
-                progress(hi, n, {"bit-exact": sum(not m for m in bad), "of": len(bad)})
-    hw_s = time.perf_counter() - t1
-    hw_x = [np.array(v, dtype=np.int64) for v in hw_x]
+    runs = run_samples(core, fx.W, fx.b, cq, mask_t, traced=n_tr, chunk=chunk,
+                       parallel=simulator == "native", progress=progress)
+    hw_s, hw_x, hw_cyc = runs.wall_s, runs.x, runs.cycles
+    energy_hw, sim_cycles, workers = runs.energy, runs.simulated_cycles, runs.workers
 
     # final-state agreement with FixedPCN for every sample (the per-iteration check ran on the
     # traced ones inside the testbench)
     # and the cycle counter of every sample against the cycle model's for the iterations
     # FixedPCN says it makes (all T, or fewer with the exact stop)
-    model_cyc = cycle_distribution(spec, lanes, rq.iterations, "inference")
-    hw_cyc = np.array(cycles, dtype=np.int64)
-    exact = [not m and hw_cyc[s] == model_cyc[s]
-             and all(np.array_equal(hw_x[k][s], rq.x[k][s]) for k in range(spec.n_layers))
-             for s, m in enumerate(bad)]
-    hw_out = X.to_float(hw_x[-1])
-    acc = {"hw": float(np.mean(hw_out.argmax(1) == y)),
-           "fixed": float(np.mean(X.to_float(rq.x[-1]).argmax(1) == y)),
-           "float": float(np.mean(rf.x[-1].argmax(1) == y))}
+    model_cyc = cycle_distribution(spec, lanes, rq.iterations, mask_t)
+    exact = runs.bit_exact(rq, model_cyc)
+    bad = runs.mismatches
+    hw_out = X.to_float(hw_x[ro])
+    acc = ({"hw": None, "fixed": None, "float": None} if y is None else
+           {"hw": float(np.mean(hw_out.argmax(1) == y)),
+            "fixed": float(np.mean(X.to_float(rq.x[ro]).argmax(1) == y)),
+            "float": float(np.mean(rf.x[ro].argmax(1) == y))})
     per_layer = []
     for k in range(spec.n_layers):
         d = np.abs(X.to_float(hw_x[k]) - rf.x[k])
@@ -125,6 +112,8 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     model_cycles = _cycle_summary(model_cyc)
     report = {
         "spec_digest": spec.digest, "lanes": lanes, "simulator": SIMULATOR_NAMES[simulator],
+        "mask": mask if isinstance(mask, str) else list(mask_t), "clamped": list(mask_t),
+        "readout_layer": ro,
         "samples": n, "bit_exact_samples": int(sum(exact)),
         "traced_samples": n_tr,
         "hw_test_accuracy": acc["hw"], "fixed_test_accuracy": acc["fixed"],
@@ -135,10 +124,10 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
         "stop": spec.stop,
         "iterations_run": {str(k): int(c) for k, c in
                            zip(*np.unique(rq.iterations, return_counts=True))},
-        "cycle_model_all_iterations": cycle_report(spec, lanes, "inference").total,
+        "cycle_model_all_iterations": cycle_report(spec, lanes, mask_t).total,
         "per_layer": per_layer,
         "saturation_counts": fx.sat.as_dict(),
-        "hw_float_argmax_agreement": float(np.mean(hw_out.argmax(1) == rf.x[-1].argmax(1))),
+        "hw_float_argmax_agreement": float(np.mean(hw_out.argmax(1) == rf.x[ro].argmax(1))),
         "wall_s": {"models": model_s, "verilator_build": core.build_s, "hardware_runs": hw_s},
         "simulated_cycles": int(sim_cycles),
         "simulated_cycles_per_s": sim_cycles / hw_s if hw_s else None,
@@ -162,8 +151,8 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     ax.set_xlabel("iteration t")
     ax.set_ylabel(f"mean energy ½Σ‖e‖² over {n_tr} samples")
     ax.legend()
-    ax.set_title("Relaxation energy (inference; with feed-forward init the free layers start "
-                 "at equilibrium)", fontsize=9)
+    ax.set_title(f"Relaxation energy (clamped layers {[k for k in range(spec.n_layers) if mask_t[k]]}"
+                 f", init {spec.init})", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "energy.png", dpi=120)
     plt.close(fig)
@@ -183,24 +172,24 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     fig.savefig(out / "cycles.png", dpi=120)
     plt.close(fig)
 
-    L = spec.L
-    fig, axes = plt.subplots(1, L, figsize=(4 * L, 3.2), squeeze=False)
-    for k in range(1, L + 1):
+    free = [k for k in range(spec.n_layers) if not mask_t[k]] or [spec.L]
+    fig, axes = plt.subplots(1, len(free), figsize=(4 * len(free), 3.2), squeeze=False)
+    for i, k in enumerate(free):
         d = (X.to_float(hw_x[k]) - rf.x[k]).ravel()
-        axes[0, k - 1].hist(d, bins=60)
-        axes[0, k - 1].set_title(f"layer {k}: x_hw − x_float")
-        axes[0, k - 1].set_yscale("log")
+        axes[0, i].hist(d, bins=60)
+        axes[0, i].set_title(f"layer {k}: x_hw − x_float")
+        axes[0, i].set_yscale("log")
     fig.tight_layout()
     fig.savefig(out / "error_hist.png", dpi=120)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.scatter(rf.x[-1].ravel(), hw_out.ravel(), s=3, alpha=0.4)
-    lim = [min(rf.x[-1].min(), hw_out.min()), max(rf.x[-1].max(), hw_out.max())]
+    ax.scatter(rf.x[ro].ravel(), hw_out.ravel(), s=3, alpha=0.4)
+    lim = [min(rf.x[ro].min(), hw_out.min()), max(rf.x[ro].max(), hw_out.max())]
     ax.plot(lim, lim, "k--", lw=0.8)
-    ax.set_xlabel("FloatPCN output x_L")
-    ax.set_ylabel("hardware output x_L")
-    ax.set_title("Float vs hardware outputs")
+    ax.set_xlabel(f"FloatPCN x_{ro} (read-out)")
+    ax.set_ylabel(f"hardware x_{ro}")
+    ax.set_title("Float vs hardware read-out")
     fig.tight_layout()
     fig.savefig(out / "scatter.png", dpi=120)
     plt.close(fig)
@@ -231,10 +220,12 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
           f"| samples | {n} |",
           f"| bit-exact samples (hw = FixedPCN, final x and e; every iteration for the first "
           f"{n_tr}) | {sum(exact)} |",
-          f"| hardware accuracy | {100 * acc['hw']:.2f} % |",
-          f"| FixedPCN accuracy | {100 * acc['fixed']:.2f} % |",
-          f"| FloatPCN accuracy | {100 * acc['float']:.2f} % |",
-          f"| cycles per inference (simulated / model) | {report['cycles_per_inference']} / "
+          f"| mask (clamped layers) | {report['mask']} {list(mask_t)}; read-out layer {ro} |"]
+    if y is not None:
+        md += [f"| hardware accuracy | {100 * acc['hw']:.2f} % |",
+               f"| FixedPCN accuracy | {100 * acc['fixed']:.2f} % |",
+               f"| FloatPCN accuracy | {100 * acc['float']:.2f} % |"]
+    md += [f"| cycles per inference (simulated / model) | {report['cycles_per_inference']} / "
           f"{model_cycles} (sample by sample equal: {report['cycles_match_model']}) |",
           f"| iterations run (stop = {spec.stop}; T = {T}) | {report['iterations_run']} |",
           f"| cycles per inference with all T iterations | "
@@ -262,3 +253,4 @@ def _cycle_summary(cycles):
         return int(c[0])
     return {"min": int(c.min()), "median": float(np.median(c)), "mean": float(c.mean()),
             "max": int(c.max())} if c.size else 0
+

@@ -123,6 +123,14 @@ def test_board_status_infer_train_through_a_serial_port(board_on_pty, files, tmp
     # again without --weights: the board's weights are read back and used
     r = _board(port, files, "infer", "--limit", "2")
     assert r.exit_code == 0 and "read back" in r.output and "2/2 samples bit-exact" in r.output
+    # another clamp (issue 17): labels clamped, the image relaxed on the board, bit-exact
+    np.save(tmp_path / "lab.npy", np.eye(10)[[3, 7]])
+    r = _board(port, files, "infer", "--mask", "generation", "--clamp",
+               f"2={tmp_path / 'lab.npy'}")
+    assert r.exit_code == 0 and "2/2 samples bit-exact" in r.output, r.output
+    assert "read-out layer 0" in r.output
+    r = _board(port, files, "infer", "--mask", "generation")
+    assert r.exit_code == 2 and "pass --clamp 2=FILE" in r.output, r.output
     # on-chip learning: 4 samples, read back after every 2, equal to FixedPCN
     out = tmp_path / "trained"
     r = CliRunner().invoke(main, ["board", "train", "--port", port, "--spec",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from clamp_cases import CLAMP_ERRORS
 from pcforge.cli import main
 from pcforge.model import PCSpec, Weights
 
@@ -461,17 +462,7 @@ def test_infer_generation_mask_relaxes_the_image_from_clamped_labels(trained, tm
     assert " ".join(map(str, fimg.argmax(1))) in r.output
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--mask", "generation"], "layer 2 is clamped by mask 'generation'"),
-    (["--mask", "generation", "--clamp", "2={bad}"], "the spec's layer 2 has 10"),
-    (["--clamp", "2={lab}"], "layer 2 is free under mask 'inference'"),
-    (["--mask", "generation", "--clamp", "2={lab}", "--input", "{lab}"],
-     "the input layer is free under mask 'generation'"),
-    (["--mask", "training", "--clamp", "2={lab}"], "different sample counts"),
-    (["--mask", "nosuch"], "unknown clamp mode 'nosuch'"),
-    (["--clamp", "x=y"], "give LAYER=FILE"),
-    (["--mask", "generation", "--clamp", "7={lab}"], "layers 0..2"),
-])
+@pytest.mark.parametrize("args, says", CLAMP_ERRORS)
 def test_infer_clamp_errors_are_clear(trained, tmp_path, args, says):
     np.save(tmp_path / "lab.npy", np.eye(10)[[0, 1]])
     np.save(tmp_path / "bad.npy", np.eye(9)[[0, 1]])

@@ -11,7 +11,8 @@ from amaranth.sim import Simulator
 
 from pcforge.hdl.controller import NodeOp, Op, SlotController
 from pcforge.model.arch.cycles import cycle_report
-from pcforge.model.arch.schedule import FINAL_DRAIN_CYCLES, _Profile, can_learn, schedule
+from pcforge.model.arch.schedule import (FINAL_DRAIN_CYCLES, SETTLE_CYCLES, _Profile, can_learn,
+                                         schedule)
 from pcforge.model.fixed_pcn import stop_iterations
 from pcforge.model.randspec import random_mask, random_spec
 
@@ -119,11 +120,11 @@ def model_tokens(sch, mask, learn, runs=None):
     learns = can_learn(spec)
     incremental = spec.learning == "incremental" and spec.schedule == "synchronous"
     delayed = spec.schedule == "delayed_feedback"
-    t, out = 0, []
+    t, out = SETTLE_CYCLES, []
     for v in sch.visits(mask, learn, its=range(spec.iterations if runs is None else runs)):
         if v.job is None:
             t += 1 + sch.waits[v.slot][0] \
-                + (FINAL_DRAIN_CYCLES if sch.slots[v.slot].kind == "end" else 0)
+                + (FINAL_DRAIN_CYCLES if sch.slots[v.slot].kind == "end" else SETTLE_CYCLES)
             continue
         t += 1 + sch.waits[v.slot][v.alt]
         for tok in _job_tokens(v.job, g, v.it, learns, incremental, delayed):

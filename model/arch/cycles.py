@@ -1,9 +1,11 @@
 """The core's exact cycle model: what the hardware's ``cycles`` counter says at the end of a run.
 
 It walks the very slot list the controller walks (:mod:`pcforge.model.arch.schedule`) under the
-run's clamp mask, iteration counter and learn flag: a job costs 1 set-up cycle + its wait (the
-hazard-derived constant of its slot) + one cycle per token, a ``next`` marker 1, the ``end``
-marker 1 + :data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES`. With the exact stop a run makes
+run's clamp mask, iteration counter and learn flag: a run starts with
+:data:`~pcforge.model.arch.schedule.SETTLE_CYCLES`, a job costs 1 set-up cycle + its wait (the
+hazard-derived constant of its slot) + one cycle per token, a ``next`` marker 1 (+ its wait with
+the exact stop) + ``SETTLE_CYCLES``, the ``end`` marker 1 +
+:data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES`. With the exact stop a run makes
 as many iterations as FixedPCN says (``FixedResult.iterations``): pass them as ``iterations``;
 :func:`cycle_distribution` gives the cycles of many samples at once. Where values live is
 :class:`~pcforge.model.arch.geometry.CoreGeometry`.
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec import PCSpec
-from .schedule import learns_incrementally, marker_cost, schedule
+from .schedule import SETTLE_CYCLES, learns_incrementally, marker_cost, schedule
 
 __all__ = ["CycleReport", "cycle_report", "cycle_distribution", "multipliers_per_lane"]
 
@@ -78,7 +80,7 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False
     if runs < T and spec.stop != "exact":
         raise ValueError(f"a run of {runs} < T = {T} iterations needs the exact stop "
                          "(spec stop = \"exact\")")
-    prologue, final, per_iter = 0, 0, [0] * runs
+    prologue, final, per_iter = SETTLE_CYCLES, 0, [0] * runs
     macs = lane_cycles = waits = 0
     for v in sch.visits(spec.mask(mask), learn, its=range(runs)):
         if v.job is None:

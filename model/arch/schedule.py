@@ -53,9 +53,9 @@ x-writing token of iteration k−1 at the earliest — the ``next`` slot's wait 
 the same walk as the hazards (usually 0: iteration k's own jobs had to wait for those writes).
 The walk then also covers a final pass after iterations 1, 2 and 3.
 
-Cycle accounting: a job costs 1 (set-up) + wait + tokens cycles, a ``next`` marker 1 + its
-wait (0 without the stop), the ``end`` marker 1 + :data:`FINAL_DRAIN_CYCLES` (until the last
-write has landed).
+Cycle accounting: a run starts with :data:`SETTLE_CYCLES`; a job costs 1 (set-up) + wait +
+tokens cycles, a ``next`` marker 1 + its wait (0 without the stop) + :data:`SETTLE_CYCLES`, the
+``end`` marker 1 + :data:`FINAL_DRAIN_CYCLES` (until the last write has landed).
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "M", "Job", "Slot
            "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
            "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
            "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES", "STOP_FLAG_LAG",
-           "stops_early", "marker_cost"]
+           "SETTLE_CYCLES", "stops_early", "marker_cost"]
 
 #: The core's pipeline, stage by stage (cycles after the issue register, stage 0); every stage
 #: number the generator and the cycle model use comes from here. Stage 1 registers each memory's
@@ -96,6 +96,10 @@ X_WRITE_STAGE = STAGES["x"]
 PIPELINE_DEPTH = X_WRITE_STAGE
 #: Cycles the ``end`` marker waits after its own cycle: every write of the run has landed.
 FINAL_DRAIN_CYCLES = X_WRITE_STAGE
+#: Cycles the controller spends after a start and after each ``next`` marker before its next
+#: slot decision: the decision is registered a cycle ahead from the slot counter and the run's
+#: atoms, which a start and a marker have just changed (timing: see ``SlotController``).
+SETTLE_CYCLES = 1
 #: Cycles from a token's issue until the controller sees, in its stop flag, whether the token's
 #: x write changed its word (the exact stop): the write at :data:`X_WRITE_STAGE` with the
 #: compare beside it, the OR over the lanes registered, then the flag register.
@@ -555,7 +559,7 @@ class Schedule:
 
     def _walk(self, mask, learn, drain):
         g = self.geometry
-        t, busy_until, count = 0, 0, 0
+        t, busy_until, count = SETTLE_CYCLES, 0, 0
         spans = {}
         for v in self.visits(mask, learn):
             if v.job is None:
@@ -589,9 +593,13 @@ def _hazard_its(spec: PCSpec) -> list:
 
 
 def marker_cost(sch: "Schedule", slot: int) -> int:
-    """Cycles of a marker: 1, + the ``next`` slot's wait (the exact stop's flag), + the final
-    drain for ``end``."""
-    return 1 + sch.waits[slot][0] + (FINAL_DRAIN_CYCLES if sch.slots[slot].kind == "end" else 0)
+    """Cycles of a marker: 1, + the ``next`` slot's wait (the exact stop's flag) and the
+    SETTLE cycle after it, + the final drain for ``end``."""
+    return _marker_cycles(sch.slots[slot].kind, sch.waits[slot][0])
+
+
+def _marker_cycles(kind: str, wait: int) -> int:
+    return 1 + wait + (FINAL_DRAIN_CYCLES if kind == "end" else SETTLE_CYCLES)
 
 
 def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
@@ -632,8 +640,7 @@ def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
                         if late > 0:
                             waits[v.slot][0] += late
                             changed = True
-                    t += 1 + waits[v.slot][0] + (FINAL_DRAIN_CYCLES
-                                                 if slots[v.slot].kind == "end" else 0)
+                    t += _marker_cycles(slots[v.slot].kind, waits[v.slot][0])
                     continue
                 r0 = t + 1 + waits[v.slot][v.alt]
                 recent = [w for w in recent if w[2] > r0]

@@ -322,6 +322,71 @@ def load_input(path: Path, n: int | None, x_format=None, strict: bool = False,
     return x
 
 
+def _clamp_files(ctx, param, value):
+    out = {}
+    for item in value:
+        layer, sep, path = item.partition("=")
+        if not sep or not layer.strip().isdigit() or not path:
+            raise click.BadParameter(f"{item!r}: give LAYER=FILE, e.g. 2=labels.npy")
+        if int(layer) in out:
+            raise click.BadParameter(f"layer {layer} is given twice")
+        out[int(layer)] = Path(path)
+    return out
+
+
+def clamped_values(spec, mask_name: str, input_path, clamp_files: dict, x_format, strict):
+    """{layer: float values (samples, n_l)} for every layer the mask clamps: layer 0 from
+    ``--input`` (default: the digits test set, with its labels), the others from ``--clamp``;
+    a clear error for a clamped layer without values, values for a free layer, wrong lengths
+    or different sample counts. Returns (clamped, labels or None)."""
+    mask = spec.mask(mask_name)
+    clamped, labels = {}, None
+    if 0 in clamp_files:
+        raise click.UsageError("give the input layer's values with --input, not --clamp 0=…")
+    if mask[0]:
+        if input_path:
+            clamped[0] = load_input(Path(input_path), spec.sizes[0], x_format, strict)
+        else:
+            from ..model.data import load_digits_split
+            d = load_digits_split()
+            clamped[0], labels = d.x_test, d.y_test
+    elif input_path:
+        raise click.UsageError(f"--input: the input layer is free under mask '{mask_name}' "
+                               "(it is relaxed, not given); drop --input or choose a mask that "
+                               "clamps layer 0")
+    for l, path in sorted(clamp_files.items()):
+        if l >= spec.n_layers:
+            raise click.UsageError(f"--clamp {l}=…: the network has layers 0..{spec.L}")
+        if not mask[l]:
+            raise click.UsageError(f"--clamp {l}={path}: layer {l} is free under mask "
+                                   f"'{mask_name}' {list(mask)}; its values are relaxed, not "
+                                   "given (choose a mask that clamps it)")
+        clamped[l] = load_input(path, spec.sizes[l], x_format, strict, layer=l)
+    missing = [l for l in range(spec.n_layers) if mask[l] and l not in clamped]
+    if missing:
+        l = missing[0]
+        raise click.UsageError(f"layer {l} is clamped by mask '{mask_name}' {list(mask)} but "
+                               f"no values were given: pass --clamp {l}=FILE (a .npy/.csv of "
+                               f"{spec.sizes[l]} values per sample)")
+    counts = {l: len(v) for l, v in clamped.items()}
+    if len(set(counts.values())) > 1:
+        raise click.UsageError(f"the clamped layers have different sample counts {counts}: give "
+                               "one row per sample in every file")
+    return clamped, labels
+
+
+def clamp_options(f):
+    """``--mask NAME`` (alias ``--mode``) and ``--clamp LAYER=FILE`` (repeatable): which layers
+    are held and the values of those other than the input (see :func:`clamped_values`)."""
+    f = click.option("--clamp", "clamp_files", multiple=True, callback=_clamp_files,
+                     metavar="LAYER=FILE",
+                     help="Values of another clamped layer (one row per sample), e.g. "
+                          "2=labels.npy; repeat for several layers.")(f)
+    return click.option("--mask", "--mode", "mode", default="inference", show_default=True,
+                        help="Clamp mask from the spec's [clamp] table (inference, training, "
+                             "generation, …).")(f)
+
+
 def print_build_report(rep: dict, out: Path):
     """A build report as a resource table and a summary line."""
     t = Table(title=f"{rep['spec']['name']} on {rep['board']} ({rep['device']}), "

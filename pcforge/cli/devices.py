@@ -12,10 +12,11 @@ import numpy as np
 from rich.table import Table
 
 from ..boards.profiles import BOARDS, board_profile
-from .common import (BOARD, FORCE_OPTION, console, errors, load_input, output_folder, progress,
-                     spec_from_options, status, write_json, load_weights)
+from .common import (BOARD, FORCE_OPTION, clamp_options, clamped_values, console, errors,
+                     load_weights, output_folder, progress, spec_from_options, status,
+                     write_json)
 
-__all__ = ["flash_cmd", "board_group"]
+__all__ = ["flash_cmd", "board_group", "connect"]
 
 
 @click.command("flash", short_help="Program a board with a built bitstream.")
@@ -95,13 +96,16 @@ def _board_options(f):
     return f
 
 
-def _connect(port, board, spec_path, lanes, baud, timeout_s, check=True):
+def connect(port, board, spec_path, lanes, baud, timeout_s, check=True, spec=None):
+    """A ``PCLink`` to the board at ``port`` for ``spec`` (or the spec at ``spec_path``, or the
+    digits default), its design checked unless ``check`` is false: (link, spec, lanes)."""
     from ..boards.frame import LinkError
     from ..boards.host import PCLink, SerialTransport
     from ..model.presets import digits_spec
     from ..model.spec import PCSpec
     profile = board_profile(board)
-    spec = PCSpec.load(spec_path) if spec_path else digits_spec()
+    if spec is None:
+        spec = PCSpec.load(spec_path) if spec_path else digits_spec()
     lanes = lanes or profile.lanes
     try:
         link = PCLink(SerialTransport(port, baud or profile.baud, timeout_s), spec, lanes)
@@ -130,7 +134,7 @@ def board_status(port, board, spec_path, lanes, baud, timeout_s):
     from ..boards.frame import LinkError
     from ..boards.system import design_id
     with errors():
-        link, spec, lanes = _connect(port, board, spec_path, lanes, baud, timeout_s, check=False)
+        link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s, check=False)
         try:
             st = link.status()
         except LinkError as exc:
@@ -160,16 +164,20 @@ def board_status(port, board, spec_path, lanes, baud, timeout_s):
               help="Load these weights over the link first (default: the bitstream's).")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
               help=".npy/.csv, one sample per row, 0–1 pixels (default: the digits test set).")
+@clamp_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only N samples.")
 def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, input_path,
-                limit):
-    """Inference on the board, every output and cycle count compared with FixedPCN and the
-    cycle model (needs --weights, or a bitstream that holds them)."""
+                mode, clamp_files, limit):
+    """Relaxation on the board under any clamp mask (default: inference, the input clamped),
+    every layer and cycle count compared with FixedPCN and the cycle model (needs --weights,
+    or a bitstream that holds them)."""
     from ..model.arch.cycles import cycle_report
-    from ..model.data import load_digits_split
     from ..model.fixed_pcn import FixedPCN
     with errors():
-        link, spec, lanes = _connect(port, board, spec_path, lanes, baud, timeout_s)
+        link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s)
+        mask = spec.mask(mode)
+        if all(mask):
+            raise click.UsageError(f"mask '{mode}' clamps every layer: nothing to relax")
         if weights_path:
             fx = FixedPCN.from_float(spec, load_weights(weights_path, spec))
             with status("loading the weights over the link"):
@@ -178,38 +186,39 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
             W, b = link.read_weights()
             fx = FixedPCN(spec, W, b)
             console.print("using the weights the board holds (read back over the link)")
-        labels = None
-        if input_path:
-            x = load_input(Path(input_path), spec.sizes[0], spec.formats.x)
-        else:
-            d = load_digits_split()
-            x, labels = d.x_test, d.y_test
-        x = x[:limit]
-        labels = labels[:limit] if labels is not None else None
-        xq = fx.quantize(x, 0)
+        clamped, labels = clamped_values(spec, mode, input_path, clamp_files, spec.formats.x,
+                                         False)
+        ro = spec.readout(mask)
+        if ro != spec.L:
+            labels = None
+        n = min(len(v) for v in clamped.values())
+        n = n if limit is None else min(limit, n)
+        labels = labels[:n] if labels is not None else None
+        cq = {k: fx.quantize(v[:n], k) for k, v in clamped.items()}
         outs, cycles, exact = [], [], 0
         t0 = time.perf_counter()
-        with progress(f"inference on the {board}") as cb:
-            for i, v in enumerate(xq):
-                r = link.infer({0: v})
-                ref = fx.infer(v[None, :])
-                want = cycle_report(spec, lanes, "inference", iterations=int(ref.iterations[0]))
+        with progress(f"relaxation on the {board} (mask {mode})") as cb:
+            for i in range(n):
+                sample = {k: v[i] for k, v in cq.items()}
+                r = link.infer(sample, mask)
+                ref = fx.relax({k: v[None, :] for k, v in sample.items()}, mask)
+                want = cycle_report(spec, lanes, mask, iterations=int(ref.iterations[0]))
                 same = all(np.array_equal(r["x"][k], ref.x[k][0])
                            for k in range(spec.n_layers)) and r["cycles"] == want.total
                 exact += same
-                outs.append(r["x"][-1])
+                outs.append(r["x"][ro])
                 cycles.append(r["cycles"])
-                cb(i + 1, len(xq), {"bit-exact": exact})
+                cb(i + 1, n, {"bit-exact": exact})
         wall = time.perf_counter() - t0
     pred = np.array([np.argmax(o) for o in outs])
-    line = (f"{exact}/{len(xq)} samples bit-exact with FixedPCN (every layer's x, cycles = the "
-            f"cycle model); {np.median(cycles):.0f} cycles per inference (median); "
-            f"{len(xq) / wall:.1f} inferences/s through the link")
+    line = (f"{exact}/{n} samples bit-exact with FixedPCN (every layer's x, cycles = the "
+            f"cycle model); {np.median(cycles):.0f} cycles per run (median); "
+            f"{n / wall:.1f} runs/s through the link; read-out layer {ro}")
     if labels is not None:
         line += f"; accuracy {np.mean(pred == labels):.2%}"
     console.print(line)
-    if exact != len(xq):
-        raise click.ClickException(f"{len(xq) - exact} samples differ from FixedPCN")
+    if exact != n:
+        raise click.ClickException(f"{n - exact} samples differ from FixedPCN")
 
 
 @board_group.command("train",
@@ -240,7 +249,7 @@ def board_train(port, board, spec_path, lanes, baud, timeout_s, weights_path, ep
     with errors():
         if spec_path:
             spec_from_options(spec_path, (64,), "relu", None, None)    # digits-shaped?
-        link, spec, lanes = _connect(port, board, spec_path, lanes, baud, timeout_s)
+        link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s)
         w0 = (load_weights(weights_path, spec) if weights_path
               else Weights.init(spec, np.random.default_rng(seed)))
         fx = FixedPCN.from_float(spec, w0)

@@ -7,8 +7,9 @@ import click
 import numpy as np
 from rich.table import Table
 
-from .common import (FORCE_OPTION, executor_options, SIMULATOR_OPTION, console, errors, load_input, output_folder,
-                     progress, status, write_json, load_weights)
+from .common import (FORCE_OPTION, SIMULATOR_OPTION, clamp_options, clamped_values, console,
+                     errors, executor_options, load_weights, output_folder, progress, status,
+                     write_json)
 
 __all__ = ["hdl_cmd", "sim_cmd", "compare_cmd", "compare_and_report", "verify_cmd",
            "COMPARE_OUTPUTS"]
@@ -52,6 +53,7 @@ def hdl_cmd(spec_path, lanes, out, force):
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
               help=".npy or .csv, one sample per row, values in the x format's range (digits: "
                    "pixels scaled to 0–1); default: the first digits test sample.")
+@clamp_options
 @click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=4, show_default=True,
               help="At most this many samples.")
@@ -59,20 +61,27 @@ def hdl_cmd(spec_path, lanes, out, force):
               help="Write a waveform of the run here (.vcd; .fst needs the lz4 headers); "
                    "runs under cocotb.")
 @SIMULATOR_OPTION
-def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator):
-    """Run the emitted Verilog cycle-accurately on inputs; print outputs, cycles and agreement
-    with FixedPCN (every x and e of every iteration)."""
-    from ..model.data import load_digits_split
+def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, lanes, limit, waves,
+            simulator):
+    """Run the emitted Verilog cycle-accurately on inputs; print the read-out layer, cycles and
+    agreement with FixedPCN (every x and e of every iteration). Any clamp mask: `--mask
+    generation --clamp 2=labels.npy` relaxes the input layer from clamped labels."""
     from ..model.fixed_pcn import FixedPCN
     from ..model.spec import PCSpec
     from ..sim.simulators import emitted_core
     with errors():
         spec = PCSpec.load(spec_path)
         weights = load_weights(weights_path, spec)
-        x = (load_input(Path(input_path), spec.sizes[0], spec.formats.x) if input_path
-             else load_digits_split().x_test[:1])[:limit]
+        mask = spec.mask(mode)
+        if all(mask):
+            raise click.UsageError(f"mask '{mode}' clamps every layer: nothing to relax")
+        clamped, _ = clamped_values(spec, mode, input_path, clamp_files, spec.formats.x, False)
+        if mask[0] and not input_path:
+            clamped[0] = clamped[0][:1]          # the first digits test sample
+        n = min(limit, *(len(v) for v in clamped.values()))
         fx = FixedPCN.from_float(spec, weights)
-        xq = fx.quantize(x, 0)
+        cq = {k: fx.quantize(v[:n], k) for k, v in clamped.items()}
+        ro = spec.readout(mask)
         if waves and Path(waves).suffix not in (".vcd", ".fst"):
             raise click.ClickException(f"--waves {waves}: name a .vcd or .fst file")
         if waves and simulator == "native":
@@ -83,14 +92,14 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator)
         core = emitted_core(spec, lanes, simulator=simulator, **kw)
         with status(f"building the {simulator} model (cached after the first time)"):
             core.build()
-        with status(f"simulating {len(x)} sample(s)"):
-            run = core.run(fx.W, fx.b, [{0: v} for v in xq], "inference", trace=True,
-                           check=False, waves=waves)
-        t = Table(title=f"cycle-accurate run ({simulator}, {lanes} lanes)")
-        for col in ("sample", "output x_L (float)", "argmax", "cycles", "= FixedPCN"):
+        with status(f"simulating {n} sample(s)"):
+            run = core.run(fx.W, fx.b, [{k: v[i] for k, v in cq.items()} for i in range(n)],
+                           mask, trace=True, check=False, waves=waves)
+        t = Table(title=f"cycle-accurate run ({simulator}, {lanes} lanes, mask {mode})")
+        for col in ("sample", f"read-out x_{ro} (float)", "argmax", "cycles", "= FixedPCN"):
             t.add_column(col)
-        for i in range(len(x)):
-            outv = spec.formats.x.to_float(np.array(run.x[i][-1]))
+        for i in range(n):
+            outv = spec.formats.x.to_float(np.array(run.x[i][ro]))
             t.add_row(str(i), " ".join(f"{v:.3f}" for v in outv[:10]), str(int(outv.argmax())),
                       str(run.cycles[i]),
                       "bit-exact, every iteration" if not run.mismatches[i]
@@ -111,33 +120,52 @@ def sim_cmd(spec_path, weights_path, input_path, lanes, limit, waves, simulator)
 @click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N test samples.")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
+              help=".npy or .csv, one sample per row, for the input layer (default: the digits "
+                   "test set, whose labels give the accuracy).")
+@clamp_options
 @SIMULATOR_OPTION
-def compare_cmd(spec_path, weights_path, out, lanes, limit, simulator, force):
-    """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set:
-    report.json, report.md and plots in OUT."""
+def compare_cmd(spec_path, weights_path, out, lanes, limit, input_path, mode, clamp_files,
+                simulator, force):
+    """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set (or
+    any clamp: --mask, --clamp, --input): report.json, report.md and plots in OUT."""
     from ..model.spec import PCSpec
     output_folder(out, COMPARE_OUTPUTS, force)
     with errors():
         spec = PCSpec.load(spec_path)
         weights = load_weights(weights_path, spec)
-        compare_and_report(spec, weights, Path(out), lanes, limit, simulator)
+        mask = spec.mask(mode)
+        if all(mask):
+            raise click.UsageError(f"mask '{mode}' clamps every layer: nothing to relax")
+        clamped, labels = clamped_values(spec, mode, input_path, clamp_files, spec.formats.x,
+                                         False)
+        if spec.readout(mask) != spec.L:
+            labels = None
+        compare_and_report(spec, weights, Path(out), lanes, limit, simulator, mask=mode,
+                           clamped=clamped, labels=labels)
 
 
 def compare_and_report(spec, weights, out: Path, lanes: int, limit,
-                       simulator: str = "native") -> dict:
-    """Run :func:`pcforge.sim.compare.compare` with a progress bar, print the accuracy table,
-    and fail when any sample differs between hardware and FixedPCN."""
+                       simulator: str = "native", **kw) -> dict:
+    """Run :func:`pcforge.sim.compare.compare` (``kw``: its mask, clamped values, labels) with
+    a progress bar, print the accuracy table, and fail when any sample differs between
+    hardware and FixedPCN."""
     from ..sim.compare import compare
     with progress("hardware vs models") as cb:
         rep = compare(spec, weights, out, lanes=lanes, limit=limit, simulator=simulator,
-                      progress=cb)
-    t = Table(title=f"hardware vs FixedPCN vs FloatPCN ({rep['samples']} test digits)")
-    for col in ("", "hardware", "FixedPCN", "FloatPCN"):
-        t.add_column(col, justify="right")
-    t.add_row("accuracy", f"{100 * rep['hw_test_accuracy']:.2f} %",
-              f"{100 * rep['fixed_test_accuracy']:.2f} %",
-              f"{100 * rep['float_test_accuracy']:.2f} %")
-    console.print(t)
+                      progress=cb, **kw)
+    if rep["hw_test_accuracy"] is not None:
+        t = Table(title=f"hardware vs FixedPCN vs FloatPCN ({rep['samples']} test digits)")
+        for col in ("", "hardware", "FixedPCN", "FloatPCN"):
+            t.add_column(col, justify="right")
+        t.add_row("accuracy", f"{100 * rep['hw_test_accuracy']:.2f} %",
+                  f"{100 * rep['fixed_test_accuracy']:.2f} %",
+                  f"{100 * rep['float_test_accuracy']:.2f} %")
+        console.print(t)
+    else:
+        worst = max(p["max_abs_hw_minus_float"] for p in rep["per_layer"])
+        console.print(f"mask {rep['mask']}: read-out layer {rep['readout_layer']}; largest "
+                      f"|hw − float| over the layers {worst:.3g}")
     console.print(f"bit-exact samples: {rep['bit_exact_samples']} / {rep['samples']}; cycles per "
                   f"inference {rep['cycles_per_inference']} (model {rep['cycle_model']}); "
                   f"report in {out / 'report.md'}")

@@ -9,8 +9,9 @@ from rich.table import Table
 
 from ..model.train import LR_SCHEDULES
 from .common import (ACTIVATION, FORCE_OPTION, LEARNING_RULE, POSITIVE_FLOAT, SIMULATOR_OPTION,
-                     STOP_RULE, console, errors, load_input, output_file, output_folder, progress,
-                     spec_from_options, write_json, load_weights)
+                     STOP_RULE, clamp_options, clamped_values, console, errors,
+                     output_file, output_folder, progress, spec_from_options, write_json,
+                     load_weights)
 
 __all__ = ["train", "infer", "spec_cmd", "train_models", "TRAIN_OUTPUTS"]
 
@@ -200,59 +201,6 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
                   f"{out / 'spec.toml'}")
 
 
-def _clamp_option(ctx, param, value):
-    out = {}
-    for item in value:
-        layer, sep, path = item.partition("=")
-        if not sep or not layer.strip().isdigit() or not path:
-            raise click.BadParameter(f"{item!r}: give LAYER=FILE, e.g. 2=labels.npy")
-        if int(layer) in out:
-            raise click.BadParameter(f"layer {layer} is given twice")
-        out[int(layer)] = Path(path)
-    return out
-
-
-def clamped_values(spec, mask_name: str, input_path, clamp_files: dict, x_format, strict):
-    """{layer: float values (samples, n_l)} for every layer the mask clamps: layer 0 from
-    ``--input`` (default: the digits test set, with its labels), the others from ``--clamp``;
-    a clear error for a clamped layer without values, values for a free layer, wrong lengths
-    or different sample counts. Returns (clamped, labels or None)."""
-    from ..model.data import load_digits_split
-    mask = spec.mask(mask_name)
-    clamped, labels = {}, None
-    if 0 in clamp_files:
-        raise click.UsageError("give the input layer's values with --input, not --clamp 0=…")
-    if mask[0]:
-        if input_path:
-            clamped[0] = load_input(Path(input_path), spec.sizes[0], x_format, strict)
-        else:
-            d = load_digits_split()
-            clamped[0], labels = d.x_test, d.y_test
-    elif input_path:
-        raise click.UsageError(f"--input: the input layer is free under mask '{mask_name}' "
-                               "(it is relaxed, not given); drop --input or choose a mask that "
-                               "clamps layer 0")
-    for l, path in sorted(clamp_files.items()):
-        if l >= spec.n_layers:
-            raise click.UsageError(f"--clamp {l}=…: the network has layers 0..{spec.L}")
-        if not mask[l]:
-            raise click.UsageError(f"--clamp {l}={path}: layer {l} is free under mask "
-                                   f"'{mask_name}' {list(mask)}; its values are relaxed, not "
-                                   "given (choose a mask that clamps it)")
-        clamped[l] = load_input(path, spec.sizes[l], x_format, strict, layer=l)
-    missing = [l for l in range(spec.n_layers) if mask[l] and l not in clamped]
-    if missing:
-        l = missing[0]
-        raise click.UsageError(f"layer {l} is clamped by mask '{mask_name}' {list(mask)} but "
-                               f"no values were given: pass --clamp {l}=FILE (a .npy/.csv of "
-                               f"{spec.sizes[l]} values per sample)")
-    counts = {l: len(v) for l, v in clamped.items()}
-    if len(set(counts.values())) > 1:
-        raise click.UsageError(f"the clamped layers have different sample counts {counts}: give "
-                               "one row per sample in every file")
-    return clamped, labels
-
-
 @click.command(short_help="Float and bit-exact fixed-point inference on inputs.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False), required=True)
@@ -263,13 +211,7 @@ def clamped_values(spec, mask_name: str, input_path, clamp_files: dict, x_format
               help="Refuse inputs outside the x format's range (default: warn with the count).")
 @click.option("--model", type=click.Choice(["float", "fixed", "both"]), default="both",
               show_default=True)
-@click.option("--mask", "--mode", "mode", default="inference", show_default=True,
-              help="Clamp mask from the spec's [clamp] table (inference, training, "
-                   "generation, …).")
-@click.option("--clamp", "clamp_files", multiple=True, callback=_clamp_option,
-              metavar="LAYER=FILE",
-              help="Values of another clamped layer (one row per sample), e.g. 2=labels.npy; "
-                   "repeat for several layers.")
+@clamp_options
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N samples.")
 def infer(spec_path, weights_path, input_path, strict, model, mode, clamp_files, limit):
@@ -290,8 +232,7 @@ def infer(spec_path, weights_path, input_path, strict, model, mode, clamp_files,
         if limit is not None:
             clamped = {l: v[:limit] for l, v in clamped.items()}
             labels = labels[:limit] if labels is not None else None
-        readout = spec.L if not mask[spec.L] else min(l for l in range(spec.n_layers)
-                                                      if not mask[l])
+        readout = spec.readout(mask)
         if readout != spec.L:
             labels = None
         n = len(next(iter(clamped.values())))
