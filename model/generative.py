@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 from .data import Dataset
-from .fixed_pcn import FixedPCN
 from .spec import SpecError
 
 __all__ = ["check_generative", "GENERATE_MASK", "CLASSIFY_MASK", "class_means", "label_inputs", "generate",
@@ -74,7 +73,3 @@ def correlations(images: np.ndarray, means: np.ndarray) -> np.ndarray:
     """Pearson correlation of each generated image (row c: class c) with its class mean."""
     return np.array([np.corrcoef(images[c], means[c])[0, 1] for c in range(len(means))])
 
-
-def fixed_images(net: FixedPCN, words: np.ndarray) -> np.ndarray:
-    """Integer x words of an image layer as float pixels."""
-    return net.spec.formats.x.to_float(words)
