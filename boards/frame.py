@@ -51,7 +51,9 @@ class Command(enum.IntEnum):
     * ``WRITE`` target, layer, bank, addr (u16), then k ≥ 1 data words → no payload. Writes
       addresses addr, addr + 1, … of one memory (``pcforge.hdl.protocol`` addressing; all
       inside it, else BAD_ARGUMENT and nothing is written). Targets:
-      x 0, e 1, W 2, b 3 — loading weights and clamped values.
+      x 0, e 1, W 2, b 3 — loading weights and clamped values — and pin 5 (per-node clamp
+      bits, 1 = the node holds its x; cores built with ``network.node_clamp`` layers only), α 6
+      (layer 0, addr 0, one word: the α register's mantissa; ``rates.alpha_runtime`` only).
     * ``READ`` target, layer, bank, addr (u16), count (1..62) → count data words (targets as
       WRITE plus the prediction cache 4).
     * ``RUN`` mask, flags (bit 0 learn, bit 1 pause after every iteration) → no payload:

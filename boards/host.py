@@ -14,7 +14,8 @@ from itertools import groupby
 
 import numpy as np
 
-from ..hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
+from ..hdl.protocol import (alpha_word, node_addresses, node_words, run_words,
+                            weight_addresses, weight_words)
 from ..model.arch.geometry import CoreGeometry
 from ..model.spec import PCSpec
 from .frame import (MAX_WORDS, RESPONSE_SYNC, Command, LinkError, Status, address_header,
@@ -160,6 +161,11 @@ class PCLink:
         """Every W_l and b_l (FixedPCN's integers)."""
         self.write_words(weight_words(self.geometry, W, b))
 
+    def set_alpha(self, mantissa: int):
+        """Write the α register (``rates.alpha_runtime``): the updates after this learn with
+        α = mantissa·2^−alpha.frac."""
+        self.write_words([alpha_word(self.geometry, mantissa)])
+
     def load_clamped(self, layer: int, values):
         """x of a clamped layer (integers in the X format)."""
         self.write_words(node_words(self.geometry, layer, values))
@@ -203,10 +209,15 @@ class PCLink:
             b.append(v[n * m:])
         return W, b
 
-    def infer(self, clamped: dict, mask="inference", *, learn: bool = False) -> dict:
-        """Load the clamped layers, run, wait; x of every layer and the run's cycles."""
-        for layer, values in clamped.items():
-            self.load_clamped(int(layer), values)
+    def infer(self, clamped: dict, mask="inference", *, learn: bool = False,
+              pins: dict | None = None) -> dict:
+        """Load the clamped layers (and with per-node clamps ``pins`` — {layer: n_l bools},
+        :meth:`PCSpec.pins` — the held nodes' layers and every pin bit), run, wait; x of every
+        layer and the run's cycles."""
+        pins = {k: np.asarray(v).reshape(-1) for k, v in self.spec.pins(mask, pins).items()}
+        self.write_words(run_words(self.geometry, self.spec.mask(mask),
+                                   {int(k): np.asarray(v).reshape(-1)
+                                    for k, v in clamped.items()}, pins))
         self.run(mask, learn=learn)
         st = self.wait()
         return {"x": [self.read_x(k) for k in range(self.spec.n_layers)],

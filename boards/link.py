@@ -189,7 +189,15 @@ class HostLink(wiring.Component):
         hdr = r.hdr
         target, layer, bank = hdr[0], hdr[1], hdr[2]
         n_len = r.n_len
-        layer_ok = Mux(target == 0, layer <= L, (layer >= 1) & (layer <= L))
+        node_target = target == 0
+        writable = target <= 3
+        if spec.node_clamp:                     # pin words (target 5): per-node clamps
+            node_target = node_target | (target == 5)
+            writable = writable | (target == 5)
+        if spec.alpha_runtime:                  # the α register (target 6, layer 0, addr 0)
+            node_target = node_target | (target == 6)
+            writable = writable | (target == 6)
+        layer_ok = Mux(node_target, layer <= L, (layer >= 1) & (layer <= L))
         bank_ok = (bank < P) | (target == 3)
         with m.State("RX_CRC"):
             with m.If(rx.valid):
@@ -227,7 +235,7 @@ class HostLink(wiring.Component):
                 with m.Case(Command.WRITE):
                     m.d.sync += [r.len_ok.eq((n_len >= ADDRESS_BYTES + 4)
                                              & (n_len[:2] == ADDRESS_BYTES % 4)),
-                                 r.arg_ok.eq((target <= 3) & layer_ok & bank_ok & write_fits)]
+                                 r.arg_ok.eq(writable & layer_ok & bank_ok & write_fits)]
                 with m.Case(Command.READ):
                     m.d.sync += [r.len_ok.eq(n_len == ADDRESS_BYTES + 1),
                                  r.arg_ok.eq((target <= 4) & layer_ok & bank_ok & (n != 0)
@@ -254,6 +262,10 @@ class HostLink(wiring.Component):
                   2: {k: core.w_mem[k][0].depth for k in range(1, L + 1)},
                   3: {k: core.b_mem[k].depth for k in range(1, L + 1)},
                   4: {k: core.geometry.depth(k) for k in range(1, L + 1)}}
+        if core.pin_mem:                        # layers without pins: depth 0, nothing fits
+            depths[5] = {k: mems[0].depth for k, mems in core.pin_mem.items()}
+        if core.spec.alpha_runtime:             # one word
+            depths[6] = {0: 1}
         depth = Signal(range(max(d for t in depths.values() for d in t.values()) + 1))
         with m.Switch(target):
             for t, per_layer in depths.items():

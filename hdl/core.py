@@ -48,9 +48,12 @@ valid bits and the controller are reset). The stages are built by one module eac
 Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when valid & ready)
 ------------------------------------------------------------------------------------------------
 ``host_write`` (In): {target, layer, bank, addr, data}. Writes one word (data: signed 32 bits,
-  the low bits of the target's format) into memory ``target`` ∈ {X=0, E=1, W=2, B=3} of layer
-  (connection for W/B) ``layer``, lane ``bank``, address ``addr`` (see ``CoreGeometry``; bank is
-  ignored for B). Ready whenever no run is working and the pipeline is empty (idle, paused or
+  the low bits of the target's format) into memory ``target`` ∈ {X=0, E=1, W=2, B=3, PIN=5}
+  of layer (connection for W/B) ``layer``, lane ``bank``, address ``addr`` (see
+  ``CoreGeometry``; bank is ignored for B). PIN (layers in ``spec.node_clamp`` only; bit 0)
+  holds a node of a free layer at its x: the core's writes of that x are dropped. ALPHA=6
+  (``rates.alpha_runtime`` only; layer, bank, addr ignored) sets the α register's mantissa
+  (α = m·2^−alpha.frac; reset: alpha.mantissa), used by every later update. Ready whenever no run is working and the pipeline is empty (idle, paused or
   done): 1 word/cycle; the word lands one cycle after its beat.
 ``host_read`` (In) / ``read_data`` (Out): the same addressing, plus target CACHE=4; the word
   appears on ``read_data`` 5 cycles after the request beat and is held until taken; one request
@@ -74,7 +77,7 @@ Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done``
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Const, Module, Mux, Shape, signed
+from amaranth import Array, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -93,7 +96,11 @@ from .operands import select_operands
 from .pipeline import TokenPipeline
 from .protocol import TARGET, weight_words
 
-__all__ = ["PCCore", "check_buildable", "MAX_ROM_BITS"]
+__all__ = ["PCCore", "check_buildable", "MAX_ROM_BITS", "PIN_READ_STAGE"]
+
+#: The pin memories' read stage: the word is out a stage later, beside the token in ``inc``,
+#: and registered into the x write stage where it drops the core's x write.
+PIN_READ_STAGE = STAGES["x"] - 2
 
 
 def _depth(words: int) -> int:
@@ -191,6 +198,8 @@ class PCCore(wiring.Component):
                                 for p in range(P)]
                                for k in layers]
         self.b_mem = [None] + [mem(signed(B.width), spec.sizes[k], b_init[k]) for k in layers]
+        # per-node clamps: one pin bit per node of every layer in spec.node_clamp, beside x
+        self.pin_mem = {k: [mem(1, g.depth(k)) for _ in range(P)] for k in spec.node_clamp}
         super().__init__({
             "host_write": In(stream.Signature(self.host_layout)),
             "host_read": In(stream.Signature(self.read_layout)),
@@ -210,7 +219,7 @@ class PCCore(wiring.Component):
         core = cls(spec, lanes)
         mems = [*core.c_mem, *(m for k in core.x_mem for m in k),
                 *(m for k in core.e_mem[1:] for m in k), *(m for k in core.w_mem[1:] for m in k),
-                *core.b_mem[1:]]
+                *core.b_mem[1:], *(m for k in core.pin_mem.values() for m in k)]
         for obj in (core, *mems):
             obj._MustUse__silence = True
         return core
@@ -270,6 +279,7 @@ class PCCore(wiring.Component):
         spec, P, L = self.spec, self.lanes, self.spec.L
         S = STAGES
         rd, wr = self._memory_ports(m)
+        self._pin_write = wr["pin"]
         ctl, pl = self._controller(m)
         host = HostPort(m, self, ctl.host_ok, pl.tokens)
         self._read_addresses(host, rd)
@@ -285,7 +295,11 @@ class PCCore(wiring.Component):
         xs = pl.chain(ops.x_row, "xs", S["sel"], S["row"])
 
         assert S["row"] == W_WRITE_STAGE
-        updates = (weight_updates(m, pl, spec, P, ops, prod, self.learns_incremental, S)
+        alpha = None
+        if spec.alpha_runtime:                 # α's mantissa in a register the host writes
+            alpha = Signal(spec.alpha_bits, init=spec.alpha.mantissa, name="alpha_m")
+            host.register(alpha, Target.ALPHA)
+        updates = (weight_updates(m, pl, spec, P, ops, prod, self.learns_incremental, S, alpha)
                    if self.learns else None)
         assert READ_STAGE["b"] + 2 == S["sum2"]
         b_row, b_new = row_bias(m, pl, spec, raw["b"], updates, S)
@@ -301,7 +315,7 @@ class PCCore(wiring.Component):
         x_changed = node_units(m, pl, self, host, wr,
                                NodeInputs(acc_row=acc_row, b_row=b_row, fb_row=fb_row,
                                           raw_c=raw["c"], x_lane=xl, e_lane=el, d_lane=dd,
-                                          x_row=xs), S)
+                                          x_row=xs), S, rd["pin"])
         if x_changed is not None:
             m.d.comb += ctl.x_changed.eq(x_changed)
         return m
@@ -319,8 +333,8 @@ class PCCore(wiring.Component):
 
         #: every memory's (read port, write port) by name, for testbenches to watch; names
         self.memory_ports, self.memory_names = {}, {}
-        rd = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}}
-        wr = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}}
+        rd = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}, "pin": {}}
+        wr = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}, "pin": {}}
         for p in range(P):
             for k in range(L + 1):
                 rd["x"][k, p], wr["x"][k, p] = ports(self.x_mem[k][p], f"x{k}_lane{p}")
@@ -331,6 +345,9 @@ class PCCore(wiring.Component):
             rd["c"][p], wr["c"][p] = ports(self.c_mem[p], f"cache_lane{p}")
         for l in range(1, L + 1):
             rd["b"][l], wr["b"][l] = ports(self.b_mem[l], f"bias{l}")
+        for k, mems in self.pin_mem.items():
+            for p, mem in enumerate(mems):
+                rd["pin"][k, p], wr["pin"][k, p] = ports(mem, f"pin{k}_lane{p}")
         return rd, wr
 
     def _controller(self, m) -> tuple[SlotController, TokenPipeline]:
@@ -369,6 +386,9 @@ class PCCore(wiring.Component):
                               c_base[hr.payload.layer] + hr.payload.addr)
         for l in range(1, L + 1):
             host.read_address(rd["b"][l], R["b"], lambda tk: tk.row, hr.payload.addr)
+        for kp, port in rd["pin"].items():
+            host.read_address(port, PIN_READ_STAGE, lambda tk: tk.node_addr, hr.payload.addr)
+            host.write_port(self._pin_write[kp], Const(0, 1), 0, 0, Target.PIN, *kp)
 
     def _registered_words(self, pl: TokenPipeline, rd: dict) -> dict:
         """Every memory output registered before any logic (an ECP5 block RAM's clock-to-output

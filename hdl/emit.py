@@ -22,6 +22,7 @@ from ..model.arch.schedule import PIPELINE_DEPTH
 from ..model.files import atomic_write, atomic_write_json
 from ..model.spec import PCSpec
 from .core import PCCore
+from .protocol import TARGET
 
 __all__ = ["emit", "verilog_text", "convert_verilog", "write_verilog", "manifest", "EmitResult",
            "TOP_NAME"]
@@ -104,7 +105,10 @@ def manifest(spec: PCSpec, lanes: int, core, verilog: str) -> dict:
                      "weight_bank": "W_l[i, j]: lane j % lanes, address "
                                     "i * ceil(n_{l-1} / lanes) + j // lanes",
                      "depths": [g.depth(k) for k in range(spec.n_layers)]},
-        "host_targets": {"x": 0, "e": 1, "w": 2, "b": 3, "cache": 4},
+        # the targets this core has (pin: network.node_clamp; alpha: rates.alpha_runtime)
+        "host_targets": {k: v for k, v in TARGET.items()
+                         if (k != "pin" or spec.node_clamp) and (k != "alpha"
+                                                                 or spec.alpha_runtime)},
         "ports": _ports(core),
         "memories": mems,
         "estimated_cycles": {name: cycle_report(spec, lanes, mask).as_dict()

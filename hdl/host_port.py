@@ -32,6 +32,8 @@ class Target(enum.Enum, shape=3):
     W = 2
     B = 3
     CACHE = 4
+    PIN = 5          # per-node clamp bits (write-only; layers in ``spec.node_clamp``)
+    ALPHA = 6        # the α register's mantissa (write-only; ``rates.alpha_runtime``)
 
 
 class HostPort:
@@ -67,6 +69,12 @@ class HostPort:
         if bank is not None:
             sel = sel & (hwr.bank == bank)
         return sel
+
+    def register(self, reg, target):
+        """A register the host writes (target ``target``; layer, bank and addr ignored): it
+        takes the low bits of the data word of the host's write of last cycle."""
+        with self.m.If(self.write_valid & (self.write.target == target)):
+            self.m.d.sync += reg.eq(self.write.data[:len(reg)])
 
     def write_port(self, port, pipe_en, pipe_addr, pipe_data, target, layer, bank=None):
         """Drive a memory's write port: the pipeline's write (while running) or the host's

@@ -27,14 +27,17 @@ class WeightUpdates:
     db: Signal
 
 
-def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages) -> WeightUpdates:
+def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages,
+                   alpha=None) -> WeightUpdates:
     """The learning datapath of ``P`` lanes (``ops``: the lanes' operands; ``prod``: their
-    products)."""
+    products); ``alpha``: the α mantissa — the run-time register (``rates.alpha_runtime``,
+    an unsigned signal) or, by default, the spec's constant."""
     S = stages
     F = spec.formats
     X, E, Bf, Ws = F.x, F.e, F.b, F.w_store
     tok_sel = pl.tokens[S["sel"]]
     al = spec.alpha
+    am = al.mantissa if alpha is None else alpha
     w_chain = pl.chains(ops.w, "w", S["sel"], S["sum2"])
     e_row_chain = pl.chain(ops.e_row, "eb", S["sel"], S["mul"])
     learn_prod = prod
@@ -43,12 +46,12 @@ def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages) -> Weig
         # W[i, j] · e_l[i] of the same token (column sweeps learn in passing)
         learn_prod = [multiply(m, pl, Mux(tok_sel.lane_mask[p], ops.e_row, 0).as_signed(), ops.f[p],
                                E.width + X.width, f"prodl_{p}_", stages) for p in range(P)]
-    dwm = [pl.stage(learn_prod[p] * al.mantissa, f"dwm_{p}_s", S["sum1"]) for p in range(P)]
+    dwm = [pl.stage(learn_prod[p] * am, f"dwm_{p}_s", S["sum1"]) for p in range(P)]
     dw = [pl.stage(round_shift(dwm[p], E.frac + X.frac + al.frac - Ws.frac, Ws.rounding),
                    f"dw_{p}_s", S["sum2"]) for p in range(P)]
     wn = [pl.stage(fit(w_chain[p][S["sum2"]] + dw[p], Ws)[0], f"wn_{p}_s", S["row"])
           for p in range(P)]
-    dbm = pl.stage(e_row_chain[S["mul"]] * al.mantissa, "dbm", S["sum1"])
+    dbm = pl.stage(e_row_chain[S["mul"]] * am, "dbm", S["sum1"])
     db = pl.stage(round_shift(dbm, E.frac + al.frac - Bf.frac, Bf.rounding), "db", S["sum2"])
     return WeightUpdates(w_new=wn, db=db)
 

@@ -32,11 +32,14 @@ class NodeInputs:
         self.x_lane, self.e_lane, self.d_lane, self.x_row = x_lane, e_lane, d_lane, x_row
 
 
-def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
+def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
     """Build the ``core``'s P node units in ``m``; ``host``: the
     :class:`~pcforge.hdl.host_port.HostPort` that shares the e and x write ports; ``ports``:
-    the write ports ``{"e": {(k, p): port}, "x": ..., "c": {p: port}}``. Returns the exact
-    stop's ``x_changed`` flags for the controller (None in cores without the stop)."""
+    the write ports ``{"e": {(k, p): port}, "x": ..., "c": {p: port}}``; ``pins``: the read
+    ports of the pin memories ``{(k, p): port}`` (layers in ``spec.node_clamp``; their words
+    are out beside the token in ``inc``): a pinned node's x write is dropped and does not
+    count as a change. Returns the exact stop's ``x_changed`` flags for the controller (None
+    in cores without the stop)."""
     spec, P, A = core.spec, core.lanes, core.acc_width
     L = spec.L
     F = spec.formats
@@ -116,6 +119,12 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
 
     # ---- x + inc fitted; write x -----------------------------------------------
     tok_inc, tok_x = pl.tokens[S["inc"]], pl.tokens[S["x"]]
+    pinned = [None] * P                 # the node in the x stage is held (per-node clamp)
+    for p in range(P):
+        bits = [(tok_inc.node_layer == k) & port.data for (k, q), port in (pins or {}).items()
+                if q == p]
+        if bits:
+            pinned[p] = pl.stage(Cat(*bits).any(), f"pinned_{p}_s", S["x"])
     x_new = [Signal(signed(X.width), name=f"x_new_{p}", reset_less=True) for p in range(P)]
     x_chg = [Signal(name=f"x_chg_{p}", reset_less=True) for p in range(P)]
     for p in range(P):
@@ -129,14 +138,17 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages):
                 m.d.sync += [x_new[p].eq(upd), x_chg[p].eq(_changes(x_i[p], inc[p], X))]
         for k in range(L + 1):
             en = tok_x.valid & tok_x.we_x & (tok_x.node_layer == k) & tok_x.node_mask[p]
+            if k in spec.node_clamp:
+                en = en & ~pinned[p]
             host.write_port(ports["x"][k, p], en, tok_x.node_addr, x_new[p], Target.X, k, p)
     if "par" not in tok_x.shape().members:
         return None
     # the exact stop's flags: some lane's x write changed its word, by the iteration's parity
     # (registered: the controller sees it STOP_FLAG_LAG cycles after the token's issue)
     changed = Signal(2, name="x_changed")
-    any_chg = Cat(*(x_chg[p] & tok_x.node_mask[p] for p in range(P))).any() \
-        & tok_x.valid & tok_x.we_x
+    lane_chg = [x_chg[p] & tok_x.node_mask[p] for p in range(P)]
+    lane_chg = [c if pinned[p] is None else c & ~pinned[p] for p, c in enumerate(lane_chg)]
+    any_chg = Cat(*lane_chg).any() & tok_x.valid & tok_x.we_x
     m.d.sync += changed.eq(Mux(any_chg, Mux(tok_x.par, 0b10, 0b01), 0))
     return changed
 

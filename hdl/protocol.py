@@ -13,10 +13,10 @@ import numpy as np
 from ..model.arch.geometry import CoreGeometry
 
 __all__ = ["HostWord", "TARGET", "weight_words", "node_words", "node_addresses",
-           "weight_addresses"]
+           "weight_addresses", "pin_words", "run_words", "alpha_word"]
 
 #: Target codes of :class:`pcforge.hdl.core.Target` (kept here as plain ints for drivers).
-TARGET = {"x": 0, "e": 1, "w": 2, "b": 3, "cache": 4}
+TARGET = {"x": 0, "e": 1, "w": 2, "b": 3, "cache": 4, "pin": 5, "alpha": 6}
 
 
 class HostWord(NamedTuple):
@@ -57,3 +57,38 @@ def node_words(geom: CoreGeometry, layer: int, values) -> list:
     if v.shape != (geom.spec.sizes[layer],):
         raise ValueError(f"layer {layer} has {geom.spec.sizes[layer]} nodes; got {v.shape}")
     return [w._replace(data=int(x)) for w, x in zip(node_addresses(geom, "x", layer), v)]
+
+
+def pin_words(geom: CoreGeometry, layer: int, pins) -> list:
+    """Writes that load the pin bits of ``layer`` (one per node, 1 = held at its x: a per-node
+    clamp); the layer must be in ``spec.node_clamp``."""
+    v = np.asarray(pins).reshape(-1)
+    if layer not in geom.spec.node_clamp:
+        raise ValueError(f"layer {layer} has no pin memory (network.node_clamp = "
+                         f"{list(geom.spec.node_clamp)})")
+    if v.shape != (geom.spec.sizes[layer],):
+        raise ValueError(f"layer {layer} has {geom.spec.sizes[layer]} nodes; got {v.shape} pins")
+    return [HostWord(TARGET["pin"], layer, *geom.node_location(layer, j), int(bool(b)))
+            for j, b in enumerate(v)]
+
+
+def run_words(geom: CoreGeometry, mask, values: dict, pins: dict | None = None) -> list:
+    """The writes before a run of one sample: x of every layer clamped by the layer ``mask``
+    and of every layer with pinned nodes (``values``: {layer: X-format ints}), then the pin
+    bits of every ``node_clamp`` layer — the run's ``pins`` ({layer: n_l bools}), zeros for
+    the others, so that no pin of an earlier run stays set."""
+    pins = pins or {}
+    out = []
+    for layer in sorted(values):
+        if mask[layer] or layer in pins:
+            out += node_words(geom, layer, values[layer])
+    for layer in geom.spec.node_clamp:
+        out += pin_words(geom, layer, pins.get(layer, np.zeros(geom.spec.sizes[layer], bool)))
+    return out
+
+
+def alpha_word(geom: CoreGeometry, mantissa: int) -> HostWord:
+    """The write that sets the α register to ``mantissa`` (α = mantissa·2^−alpha.frac; the
+    spec must have ``rates.alpha_runtime``; :meth:`PCSpec.alpha_at` checks the range)."""
+    geom.spec.alpha_at(mantissa)
+    return HostWord(TARGET["alpha"], 0, 0, 0, int(mantissa))

@@ -105,6 +105,9 @@ class FixedPCN:
 
     def __init__(self, spec: PCSpec, W: list, b: list):
         self.spec = spec
+        #: the learning rate of the next updates: the spec's α, or with ``alpha_runtime`` what
+        #: :meth:`set_alpha` wrote (the core's α register)
+        self.alpha = spec.alpha
         self.weight_updates = [0, 0]
         F = spec.formats
         if len(W) != spec.L or len(b) != spec.L:
@@ -187,10 +190,15 @@ class FixedPCN:
         g = self.spec.formats.w_guard
         return self.W[l - 1] >> g if g else self.W[l - 1]
 
+    def set_alpha(self, mantissa: int):
+        """Learn from now on with α = mantissa·2^−alpha.frac, as the core does after the host
+        wrote its α register (``rates.alpha_runtime``; :meth:`PCSpec.alpha_at` checks it)."""
+        self.alpha = self.spec.alpha_at(mantissa)
+
     def learn(self, e: list, a: list):
         """Step (7) for one sample: W_l += round(α e_l a_{l−1}ᵀ), b_l += round(α e_l)."""
         F = self.spec.formats
-        al = self.spec.alpha
+        al = self.alpha
         for l in range(1, self.spec.n_layers):
             el = e[l].reshape(-1)
             ap = a[l - 1].reshape(-1)
@@ -205,34 +213,46 @@ class FixedPCN:
             self.b[l - 1] = fit(self.b[l - 1] + db, F.b, self.sat("b", l))
 
     # ---- whole relaxations --------------------------------------------------------------
-    def initial_state(self, clamped: dict, mask, init: str | None = None) -> list:
-        """x(0): clamped layers as given (ints in X), free layers feed-forward or zero."""
+    def initial_state(self, clamped: dict, mask, init: str | None = None,
+                      pins: dict | None = None) -> list:
+        """x(0): clamped layers as given (ints in X), free layers feed-forward or zero; the
+        pinned nodes of a free layer (``pins``, :meth:`PCSpec.pins`) as given, before the layers
+        above are initialised from it (the core's initial sweeps write in layer order)."""
         spec = self.spec
         F = spec.formats
         init = init or spec.init
+        pins = pins or {}
         B = {np.atleast_2d(v).shape[0] for v in clamped.values()}
         if len(B) != 1:
             raise ValueError(f"clamped layers have batch sizes {sorted(B)}; give one batch")
         B = B.pop()
+
+        def given(l):
+            if l not in clamped:
+                what = "clamped by the mask" if mask[l] else "clamped node by node"
+                raise ValueError(f"layer {l} is {what} but no values were given")
+            v = np.atleast_2d(np.asarray(clamped[l]))
+            if v.dtype.kind not in "iu":
+                raise TypeError(f"clamped layer {l} must be integers in the X format "
+                                "(use FixedPCN.quantize)")
+            if v.shape != (B, spec.sizes[l]):
+                raise ValueError(f"clamped layer {l} has shape {v.shape}; expected "
+                                 f"({B}, {spec.sizes[l]})")
+            return v.astype(np.int64)
+
         x = []
         for l in range(spec.n_layers):
             if mask[l]:
-                if l not in clamped:
-                    raise ValueError(f"layer {l} is clamped by the mask but no values were given")
-                v = np.atleast_2d(np.asarray(clamped[l]))
-                if v.dtype.kind not in "iu":
-                    raise TypeError(f"clamped layer {l} must be integers in the X format "
-                                    "(use FixedPCN.quantize)")
-                if v.shape != (B, spec.sizes[l]):
-                    raise ValueError(f"clamped layer {l} has shape {v.shape}; expected "
-                                     f"({B}, {spec.sizes[l]})")
-                x.append(v.astype(np.int64))
-            elif init == "feedforward" and l > 0:
+                x.append(given(l))
+                continue
+            if init == "feedforward" and l > 0:
                 a, _ = self.activation(l - 1, x[l - 1])
                 acc = self.prediction_acc(l, a)
                 x.append(requantize(acc, F.acc.frac, F.x, self.sat("x", l)))
             else:
                 x.append(np.zeros((B, spec.sizes[l]), dtype=np.int64))
+            if l in pins:
+                x[l] = np.where(pins[l], given(l), x[l])
         return x
 
     def errors(self, x: list, acts: list, cache: dict) -> list:
@@ -246,9 +266,11 @@ class FixedPCN:
             e.append(self.error(l, x[l], acc))
         return e
 
-    def iterate(self, x: list, mask, cache: dict, e_prev: list | None = None):
+    def iterate(self, x: list, mask, cache: dict, e_prev: list | None = None,
+                pins: dict | None = None):
         """One iteration: returns (e(t), a(t), x(t+1)). The feedback uses e(t) (schedule
-        ``synchronous``) or ``e_prev`` = e(t−1) (``delayed_feedback``; None means zeros)."""
+        ``synchronous``) or ``e_prev`` = e(t−1) (``delayed_feedback``; None means zeros);
+        pinned nodes (``pins``) keep their x."""
         L = self.spec.L
         acts = [self.activation(l, x[l]) for l in range(L)]
         e = self.errors(x, acts, cache)
@@ -262,14 +284,19 @@ class FixedPCN:
                 continue
             eps = self.feedback(l, e_fb[l + 1]) if l < L else None
             d = acts[l][1] if l < L else None
-            new.append(self.update(l, x[l], e[l], d, eps))
+            upd = self.update(l, x[l], e[l], d, eps)
+            new.append(np.where(pins[l], x[l], upd) if pins and l in pins else upd)
         return e, [a for a, _ in acts], new
 
     def relax(self, clamped: dict, mask, *, iterations: int | None = None,
               init: str | None = None, learning: str | None = None,
-              trace: bool = False, stop: bool | None = None) -> FixedResult:
+              trace: bool = False, stop: bool | None = None,
+              pins: dict | None = None) -> FixedResult:
         """Relax (and optionally learn) exactly as the hardware does.
 
+        ``pins``: per-node clamps ({layer: bools (n,) or (B, n)}, :meth:`PCSpec.pins`; with
+        the per-node entries of a named ``mask``): those nodes of a free layer keep the values
+        given in ``clamped`` — their error is still computed and fed back, their x never moves.
         ``learning``: ``None`` (inference), ``'after_relaxation'`` (T iterations, a final error
         pass, one update) or ``'incremental'`` (an update after every iteration from that
         iteration's errors). Learning needs a batch of one sample: the hardware updates its
@@ -278,9 +305,10 @@ class FixedPCN:
         differ.
         """
         spec = self.spec
+        pins = spec.pins(mask, pins)
         mask = spec.mask(mask)
         T = spec.iterations if iterations is None else iterations
-        x = self.initial_state(clamped, mask, init)
+        x = self.initial_state(clamped, mask, init, pins)
         B = x[0].shape[0]
         if learning is not None and B != 1:
             raise ValueError("fixed-point learning takes one sample at a time (batch of 1)")
@@ -291,7 +319,7 @@ class FixedPCN:
         e = None
         changed = []
         for t in range(T):
-            e, a, new = self.iterate(x, mask, cache, e)
+            e, a, new = self.iterate(x, mask, cache, e, pins)
             changed.append(np.any([np.any(new[l] != x[l], axis=1) for l in range(spec.n_layers)
                                    if not mask[l]] or [np.zeros(B, bool)], axis=0))
             x = new

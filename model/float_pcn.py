@@ -104,38 +104,50 @@ class FloatPCN:
             x.append(self.predict(l, x[-1]))
         return x
 
-    def initial_state(self, clamped: dict, mask, init: str | None = None) -> list:
+    def initial_state(self, clamped: dict, mask, init: str | None = None,
+                      pins: dict | None = None) -> list:
         """The state before relaxation.
 
-        ``clamped`` maps layer index → values (B, n_l) for every clamped layer. Free layers start
-        at their feed-forward prediction (``init='feedforward'``, computed in layer order from
-        whatever is below them) or at 0 (``'zero'``).
+        ``clamped`` maps layer index → values (B, n_l) for every clamped layer (and every layer
+        with pinned nodes). Free layers start at their feed-forward prediction
+        (``init='feedforward'``, computed in layer order from whatever is below them) or at 0
+        (``'zero'``); pinned nodes (``pins``: {layer: bools}) at their given values.
         """
         spec = self.spec
+        pins = spec.pins(mask, pins) if pins is None else pins
         mask = spec.mask(mask)
         init = init or spec.init
         B = _batch_of(clamped)
         for l, m in enumerate(mask):
-            if m and l not in clamped:
-                raise ValueError(f"layer {l} is clamped by the mask but no values were given")
+            if (m or l in pins) and l not in clamped:
+                what = "clamped by the mask" if m else "clamped node by node"
+                raise ValueError(f"layer {l} is {what} but no values were given")
+
+        def given(l):
+            v = np.asarray(clamped[l], dtype=np.float64).reshape(B, -1)
+            if v.shape[1] != spec.sizes[l]:
+                raise ValueError(f"clamped layer {l} has {v.shape[1]} values per sample; "
+                                 f"the spec's layer {l} has {spec.sizes[l]}")
+            return v.copy()
+
         x = []
         for l in range(spec.n_layers):
             if mask[l]:
-                v = np.asarray(clamped[l], dtype=np.float64).reshape(B, -1)
-                if v.shape[1] != spec.sizes[l]:
-                    raise ValueError(f"clamped layer {l} has {v.shape[1]} values per sample; "
-                                     f"the spec's layer {l} has {spec.sizes[l]}")
-                x.append(v.copy())
-            elif init == "feedforward" and l > 0:
+                x.append(given(l))
+                continue
+            if init == "feedforward" and l > 0:
                 x.append(self.predict(l, x[l - 1]))
             else:
                 x.append(np.zeros((B, spec.sizes[l])))
+            if l in pins:
+                x[l] = np.where(pins[l], given(l), x[l])
         return x
 
-    def step(self, x: list, e: list, mask, gamma: float, e_fb: list | None = None) -> list:
+    def step(self, x: list, e: list, mask, gamma: float, e_fb: list | None = None,
+             pins: dict | None = None) -> list:
         """One state update from errors ``e`` of state ``x``; the feedback uses ``e_fb``
         (default ``e``: the synchronous schedule; the previous errors for
-        ``delayed_feedback``)."""
+        ``delayed_feedback``); pinned nodes (``pins``) keep their x."""
         e_fb = e if e_fb is None else e_fb
         L = self.spec.L
         new = []
@@ -146,6 +158,8 @@ class FloatPCN:
             d = -e[l]
             if l < L:
                 d = d + self.act_prime(l, x[l]) * self.feedback(l, e_fb[l + 1])
+            if pins and l in pins:
+                d = np.where(pins[l], 0.0, d)
             new.append(x[l] + gamma * d)
         return new
 
@@ -165,8 +179,9 @@ class FloatPCN:
     # ---- relaxation and learning --------------------------------------------------------
     def relax(self, clamped: dict, mask, *, iterations: int | None = None,
               gamma: float | None = None, init: str | None = None, learn=None,
-              trace: bool = False) -> RelaxResult:
-        """Relax a batch for T iterations under a clamp mask.
+              trace: bool = False, pins: dict | None = None) -> RelaxResult:
+        """Relax a batch for T iterations under a clamp mask (``pins``: per-node clamps of free
+        layers, as :meth:`FixedPCN.relax`).
 
         ``learn`` is ``None`` (inference) or a callable ``learn(dW, db)`` that applies one
         weight update (an optimizer step); with it, every iteration ends with a weight update
@@ -174,10 +189,11 @@ class FloatPCN:
         :meth:`hebbian` on the result.
         """
         spec = self.spec
+        pins = spec.pins(mask, pins)
         mask = spec.mask(mask)
         T = spec.iterations if iterations is None else iterations
         g = spec.gamma.value if gamma is None else gamma
-        x = self.initial_state(clamped, mask, init)
+        x = self.initial_state(clamped, mask, init, pins)
         energies, xs = [], []
         updates = 0
         cache = None if learn is not None or not self.cache_predictions else {
@@ -189,7 +205,7 @@ class FloatPCN:
             energies.append(self.energy(e))
             if trace:
                 xs.append([v.copy() for v in x])
-            x_next = self.step(x, e, mask, g, e_prev if delayed else e)
+            x_next = self.step(x, e, mask, g, e_prev if delayed else e, pins)
             e_prev = e
             if learn is not None:
                 learn(*self.hebbian(x, e))

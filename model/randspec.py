@@ -88,3 +88,25 @@ def random_clamped(spec: PCSpec, mask, rng: np.random.Generator, batch: int = 1)
             lim = X.max_int if rng.random() < 0.2 else max(1, X.max_int // 4)
             out[l] = rng.integers(-lim - 1, lim + 1, size=(batch, spec.sizes[l]))
     return out
+
+
+def random_node_clamp(spec: PCSpec, mask, rng: np.random.Generator) -> PCSpec:
+    """``spec`` with per-node clamping on some of the layers free under ``mask`` (each with
+    probability ½; ``spec`` itself when none is chosen)."""
+    free = [l for l, m in enumerate(spec.mask(mask)) if not m]
+    chosen = tuple(l for l in free if rng.random() < 0.5)
+    return spec.replace(node_clamp=chosen) if chosen else spec
+
+
+def random_pins(spec: PCSpec, rng: np.random.Generator, batch: int = 1) -> tuple[dict, dict]:
+    """For every layer of ``spec.node_clamp``: random pins (each node held with probability
+    drawn in 0..1, so runs with none, some and all pinned occur) and the values they hold
+    (X format) — ({layer: bools (batch, n)}, {layer: ints (batch, n)})."""
+    X = spec.formats.x
+    pins, values = {}, {}
+    for l in spec.node_clamp:
+        p = float(rng.choice([0.0, 1.0, rng.random()], p=[0.1, 0.1, 0.8]))
+        pins[l] = rng.random((batch, spec.sizes[l])) < p
+        lim = X.max_int if rng.random() < 0.2 else max(1, X.max_int // 4)
+        values[l] = rng.integers(-lim - 1, lim + 1, size=(batch, spec.sizes[l]))
+    return pins, values

@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import tomli_w
 
 from .activations import ACTIVATIONS, MAX_TABLE_BITS, activation_bound
@@ -115,10 +116,22 @@ class PCSpec:
     iterations : relaxation iterations T per sample (≥ 1).
     formats : :class:`Formats`.
     gamma : inference rate γ (state step), an exact :class:`FixedConst`.
-    alpha : learning rate α, an exact :class:`FixedConst`.
-    clamp : named clamp masks; mask[l] is True when layer l is held fixed. ``inference``,
-        ``training`` and ``generation`` are always present (defaults: input; input and target;
-        target only).
+    alpha : learning rate α, an exact :class:`FixedConst`: the rate the core learns with (or
+        with ``alpha_runtime``, the rate it starts with and the largest its register is sized
+        for).
+    alpha_runtime : α is a run-time register of the core (``rates.alpha_runtime``): α =
+        m·2^−alpha.frac with m an integer ≥ 1 of :attr:`alpha_bits` bits the host writes
+        between samples (a decay schedule driven by the host), reset to alpha.mantissa; the
+        update multiplies by the register. Give alpha fraction bits to decay through (e.g.
+        FixedConst(256, 13) = 1/32 decays in steps of 2^−13). Default: α is a constant of the
+        generated core.
+    clamp : named clamp masks; mask[l] is True when layer l is held fixed, False when it is
+        free, or a list of n_l booleans: per-node clamping (node j held fixed where True, the
+        others free; see :meth:`pins`). ``inference``, ``training`` and ``generation`` are always
+        present (defaults: input; input and target; target only).
+    node_clamp : the layers whose nodes may be clamped one by one (a completion's partly known
+        image): the core gets a 1-bit *pin* memory per node of each (``docs/modes.md``).
+        Layers with per-node entries in a named mask are added; default none.
     init : ``feedforward`` (free layers start at their prediction, computed layer by layer) or
         ``zero`` (free layers start at 0).
     learning : ``after_relaxation`` (T iterations, then one error pass and one weight update) or
@@ -149,6 +162,8 @@ class PCSpec:
     table_bits: int = 8
     name: str = "pcn"
     stop: str = "none"
+    node_clamp: tuple = ()
+    alpha_runtime: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "sizes", tuple(self.sizes) if _is_seq(self.sizes) else self.sizes)
@@ -159,9 +174,10 @@ class PCSpec:
         for k, v in (self.clamp or {}).items():
             if not _is_seq(v):
                 raise SpecError(f"clamp.{k} = {v!r} must be a list of booleans, one per layer")
-            clamp[k] = tuple(v)
+            clamp[k] = tuple(tuple(e) if _is_seq(e) else e for e in v)
         object.__setattr__(self, "clamp", clamp)
         self._validate_clamp()
+        self._validate_node_clamp()
         if self.formats.acc is None:
             object.__setattr__(self, "formats", replace(self.formats, acc=self._narrowest_acc()))
         self._validate_formats()
@@ -196,17 +212,74 @@ class PCSpec:
         return sum(self.sizes[l] * self.sizes[l - 1] for l in range(1, self.n_layers))
 
     def mask(self, mode) -> tuple:
-        """The clamp mask for a mode name, or a given mask checked for length."""
+        """The layer clamp mask for a mode name, or a given mask checked for length: True for
+        a layer held fixed whole; a layer clamped node by node (a list entry) is free here —
+        its held nodes are :meth:`pins`."""
         if isinstance(mode, str):
             if mode not in self.clamp:
                 raise SpecError(f"unknown clamp mode {mode!r}; the spec has "
                                 f"{', '.join(sorted(self.clamp))} (add one under [clamp])")
-            return self.clamp[mode]
-        m = tuple(bool(v) for v in mode)
+            mode = self.clamp[mode]
+        m = tuple(False if _is_seq(v) or isinstance(v, np.ndarray) else bool(v) for v in mode)
         if len(m) != self.n_layers:
             raise SpecError(f"clamp mask {list(m)} has {len(m)} entries; "
                             f"the network has {self.n_layers} layers")
         return m
+
+    @property
+    def alpha_bits(self) -> int:
+        """Bits of the run-time α register (0: α is a constant of the core)."""
+        return self.alpha.mantissa.bit_length() if self.alpha_runtime else 0
+
+    def alpha_at(self, mantissa: int) -> FixedConst:
+        """The run-time learning rate mantissa·2^−alpha.frac, checked against the register."""
+        if not self.alpha_runtime:
+            raise SpecError("this spec's α is a constant of the core; set rates.alpha_runtime "
+                            "= true to write it at run time")
+        m = int(mantissa)
+        if m != mantissa or not 1 <= m < (1 << self.alpha_bits):
+            raise SpecError(f"α mantissa {mantissa!r}: the α register takes integers "
+                            f"1..{(1 << self.alpha_bits) - 1} (α = m·2^-{self.alpha.frac}, "
+                            f"at most {((1 << self.alpha_bits) - 1) / 2 ** self.alpha.frac:g}); "
+                            "give rates.alpha a larger mantissa for a larger range")
+        return FixedConst(m, self.alpha.frac)
+
+    def pins(self, mode, pins: dict | None = None) -> dict:
+        """The per-node clamps of a run: {layer: bool array (n_l,) or (B, n_l)}, True where a
+        node of that (free) layer is held at its given value. From the per-node entries of
+        ``mode`` (a name or a mask) and ``pins`` ({layer: booleans}, e.g. a different half of
+        each sample hidden); every such layer must be in :attr:`node_clamp` and free under
+        ``mode``. Raises :class:`SpecError` naming the layer and the fix."""
+        layer_mask = self.mask(mode)
+        entries = self.clamp[mode] if isinstance(mode, str) else tuple(mode)
+        out = {}
+        for l, v in enumerate(entries):
+            if _is_seq(v) or isinstance(v, np.ndarray):
+                out[l] = v
+        for l, v in (pins or {}).items():
+            out[int(l)] = v
+        res = {}
+        for l, v in sorted(out.items()):
+            if not 0 <= l < self.n_layers:
+                raise SpecError(f"per-node clamp for layer {l}: the network has layers "
+                                f"0..{self.L}")
+            if l not in self.node_clamp:
+                raise SpecError(f"layer {l} cannot be clamped node by node: the spec's "
+                                f"network.node_clamp is {list(self.node_clamp)}; add {l} to it "
+                                "(the core then holds a pin bit per node of that layer)")
+            if layer_mask[l]:
+                raise SpecError(f"layer {l} is clamped whole under this mask; per-node clamps "
+                                "apply to a free layer (choose a mask that leaves it free)")
+            a = np.asarray(v)
+            if a.dtype != bool:
+                if a.dtype.kind not in "iu" or not np.isin(a, (0, 1)).all():
+                    raise SpecError(f"the per-node clamp of layer {l} must be booleans or 0/1")
+                a = a.astype(bool)
+            if a.ndim not in (1, 2) or a.shape[-1] != self.sizes[l]:
+                raise SpecError(f"the per-node clamp of layer {l} has shape {a.shape}; give "
+                                f"{self.sizes[l]} booleans per sample")
+            res[l] = a
+        return res
 
     def readout(self, mode) -> int:
         """The layer a run under ``mode`` is read out from: the output layer when it is free,
@@ -261,12 +334,27 @@ class PCSpec:
                             "digits preset uses 0.03125)")
         if not isinstance(self.formats, Formats):
             raise SpecError(f"formats must be a Formats, not {self.formats!r}")
+        if not isinstance(self.alpha_runtime, bool):
+            raise SpecError(f"rates.alpha_runtime = {self.alpha_runtime!r}: give true or false")
 
     def _validate_clamp(self):
         for k, m in self.clamp.items():
-            if len(m) != self.n_layers or not all(isinstance(v, bool) for v in m):
-                raise SpecError(f"clamp.{k} = {list(m)}: give {self.n_layers} booleans, "
-                                "one per layer (true = held fixed)")
+            ok = len(m) == self.n_layers and all(
+                isinstance(v, bool) or (isinstance(v, tuple) and len(v) == self.sizes[l]
+                                        and all(isinstance(b, bool) for b in v))
+                for l, v in enumerate(m))
+            if not ok:
+                raise SpecError(f"clamp.{k} = {_short(m)}: give {self.n_layers} entries, one "
+                                "per layer: true (held fixed), false (free) or a list of one "
+                                "boolean per node of that layer (per-node clamping)")
+
+    def _validate_node_clamp(self):
+        nc = self.node_clamp
+        if not _is_seq(nc) or not all(_is_int(v) and 0 <= v <= self.L for v in nc):
+            raise SpecError(f"network.node_clamp = {nc!r}: give layer indices in 0..{self.L}")
+        layers = set(nc) | {l for m in self.clamp.values() for l, v in enumerate(m)
+                            if isinstance(v, tuple)}
+        object.__setattr__(self, "node_clamp", tuple(sorted(layers)))
 
     def _validate_formats(self):
         F = self.formats
@@ -333,8 +421,10 @@ class PCSpec:
         one = 1 << x.frac
         upd = self.gamma.mantissa * ((-e.min_int) * one + ((-e.min_int) << x.frac))
         a_max = max(activation_bound(a, x) for a in self.activations)
-        wu = self.alpha.mantissa * (-e.min_int) * a_max
-        bu = self.alpha.mantissa * (-e.min_int)
+        # the largest α mantissa: the register's when α is one
+        am = (1 << self.alpha_bits) - 1 if self.alpha_runtime else self.alpha.mantissa
+        wu = am * (-e.min_int) * a_max
+        bu = am * (-e.min_int)
         # +1: the rounding constant added before the shift
         return DatapathBits(tuple(pred), tuple(fb), _bits(upd) + 1, _bits(wu) + 1, _bits(bu) + 1)
 
@@ -353,10 +443,13 @@ class PCSpec:
                 "table_bits": int(self.table_bits),
                 # omitted when "none": the digests of specs written before the stop existed
                 **({"stop": self.stop} if self.stop != "none" else {}),
+                **({"node_clamp": list(self.node_clamp)} if self.node_clamp else {}),
             },
             "formats": self.formats.to_dict(),
-            "rates": {"gamma": self.gamma.to_dict(), "alpha": self.alpha.to_dict()},
-            "clamp": {k: list(v) for k, v in sorted(self.clamp.items())},
+            "rates": {"gamma": self.gamma.to_dict(), "alpha": self.alpha.to_dict(),
+                      **({"alpha_runtime": True} if self.alpha_runtime else {})},
+            "clamp": {k: [list(e) if isinstance(e, tuple) else e for e in v]
+                      for k, v in sorted(self.clamp.items())},
         }
 
     @property
@@ -391,7 +484,7 @@ class PCSpec:
                             f"{SPEC_FORMAT_VERSION}; regenerate the spec")
         net = dict(d.get("network", {}))
         _check_keys("network", net, {"sizes", "activations", "iterations", "init", "learning",
-                                     "schedule", "table_bits", "stop"})
+                                     "schedule", "table_bits", "stop", "node_clamp"})
         for req in ("sizes", "activations"):
             if req not in net:
                 raise SpecError(f"network.{req} is missing; add it under [network]")
@@ -412,9 +505,16 @@ class PCSpec:
             except (TypeError, ValueError) as exc:
                 raise SpecError(f"formats.{k}: {exc}") from None
         rates = d.get("rates", {})
-        _check_keys("rates", rates, {"gamma", "alpha"})
+        _check_keys("rates", rates, {"gamma", "alpha", "alpha_runtime"})
         rkw = {}
+        if "alpha_runtime" in rates:
+            if not isinstance(rates["alpha_runtime"], bool):
+                raise SpecError(f"rates.alpha_runtime = {rates['alpha_runtime']!r}: give true "
+                                "or false")
+            rkw["alpha_runtime"] = rates["alpha_runtime"]
         for k, v in rates.items():
+            if k == "alpha_runtime":
+                continue
             _check_keys(f"rates.{k}", v, {"mantissa", "frac"})
             try:
                 rkw[k] = FixedConst(**v)
@@ -446,6 +546,11 @@ class PCSpec:
 
 def _is_seq(v) -> bool:
     return isinstance(v, (list, tuple))
+
+
+def _short(m) -> str:
+    """A clamp mask for a message (per-node entries shortened)."""
+    return "[" + ", ".join(f"<{len(v)} booleans>" if _is_seq(v) else repr(v) for v in m) + "]"
 
 
 def _is_int(v) -> bool:

@@ -24,12 +24,47 @@ from .float_pcn import FloatPCN
 from .spec import PCSpec
 from .weights import Weights
 
-__all__ = ["LR_SCHEDULES", "Adam", "SGD", "train_float", "train_fixed", "accuracy_float",
-           "accuracy_fixed", "mlp_baseline", "TrainHistory"]
+__all__ = ["LR_SCHEDULES", "ALPHA_SCHEDULES", "Adam", "SGD", "train_float", "train_fixed",
+           "accuracy_float", "accuracy_fixed", "mlp_baseline", "TrainHistory", "alpha_schedule",
+           "with_alpha_register"]
 
 #: Learning-rate schedules of the float trainer (over the epochs; not the spec's relaxation
 #: ``schedule``).
 LR_SCHEDULES = ("cosine", "constant")
+
+
+#: Schedules of the hardware's learning rate α over the epochs (the α register, written by the
+#: host before each epoch: ``rates.alpha_runtime``).
+ALPHA_SCHEDULES = ("constant", "cosine", "step")
+
+
+def with_alpha_register(spec: PCSpec, bits: int = 8) -> PCSpec:
+    """``spec`` with α as a run-time register (``rates.alpha_runtime``) of at least ``bits``
+    bits and the same starting value (more fraction bits: 2^−5 = 1·2^−5 becomes 128·2^−12)."""
+    a = spec.alpha
+    k = max(0, bits - a.mantissa.bit_length())
+    from .qformat import FixedConst
+    return spec.replace(alpha=FixedConst(a.mantissa << k, a.frac + k), alpha_runtime=True)
+
+
+def alpha_schedule(spec: PCSpec, kind: str, epochs: int, final: float | None = None) -> list:
+    """α register mantissas, one per epoch, from the spec's α: ``constant``; ``cosine`` (half
+    a cosine from α down to ``final``, default α/16); ``step`` (α halved every quarter of the
+    epochs). A schedule other than constant needs ``rates.alpha_runtime``."""
+    if kind not in ALPHA_SCHEDULES:
+        raise ValueError(f"α schedule {kind!r}: use one of {', '.join(ALPHA_SCHEDULES)}")
+    m0 = spec.alpha.mantissa
+    if kind == "constant":
+        return [m0] * epochs
+    spec.alpha_at(m0)                     # refuses a spec whose α is a constant of the core
+    if kind == "step":
+        return [max(1, m0 >> (ep * 4 // max(1, epochs))) for ep in range(epochs)]
+    lo = m0 / 16 if final is None else final * 2 ** spec.alpha.frac
+    if not 0 < lo <= m0:
+        raise ValueError(f"final α {final!r}: give 0 < final <= the spec's α "
+                         f"({spec.alpha.value:g})")
+    return [max(1, int(round(lo + (m0 - lo) * 0.5 * (1 + np.cos(np.pi * ep / epochs)))))
+            for ep in range(epochs)]
 
 
 class SGD:
@@ -138,10 +173,11 @@ def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 3
 
 def train_fixed(spec: PCSpec, data: Dataset, *, epochs: int = 10, learning: str | None = None,
                 seed: int = 0, weights: Weights | None = None, limit: int | None = None,
-                progress=None):
+                alpha: list | None = None, progress=None):
     """Train a FixedPCN sample by sample with the hardware's SGD rule; returns (net, history).
 
-    ``limit`` trains on the first ``limit`` samples of each shuffled epoch (for quick runs).
+    ``limit`` trains on the first ``limit`` samples of each shuffled epoch (for quick runs);
+    ``alpha``: the α register's mantissa per epoch (:func:`alpha_schedule`).
     """
     rng = np.random.default_rng(seed)
     net = FixedPCN.from_float(spec, weights or Weights.init(spec, rng))
@@ -151,6 +187,8 @@ def train_fixed(spec: PCSpec, data: Dataset, *, epochs: int = 10, learning: str 
     t0 = time.perf_counter()
     n = len(data.x_train) if limit is None else min(limit, len(data.x_train))
     for ep in range(epochs):
+        if alpha is not None:
+            net.set_alpha(alpha[ep])
         order = rng.permutation(len(data.x_train))[:n]
         en = 0.0
         for k, i in enumerate(order):

@@ -13,7 +13,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from ..hdl.core import PCCore
-from ..hdl.protocol import node_words, weight_words
+from ..hdl.protocol import alpha_word, run_words, weight_words
 
 __all__ = ["CoreRun", "run_core"]
 
@@ -68,12 +68,15 @@ def _peek_weights(ctx, core: PCCore):
 
 def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = True,
              read: list | None = None, vcd: str | None = None, learn: bool = False,
-             check_addresses: bool = False):
+             check_addresses: bool = False, pins=None, alpha=None):
     """Load ``W``/``b`` into ``core`` once, then for each sample load the clamped layers' values,
     run one relaxation under ``mask`` and collect a :class:`CoreRun`.
 
     ``clamped``: one dict {layer: values} (returns one :class:`CoreRun`) or a list of them
-    (returns a list). ``read`` lists :class:`HostWord` requests sent through ``host_read`` after
+    (returns a list); ``pins``: the per-node clamps of a sample ({layer: n_l bools}, the
+    layer's values in its ``clamped`` dict) — one dict, or a list aligned with ``clamped``;
+    ``alpha``: per sample the α register's mantissa written before it (``rates.alpha_runtime``).
+    ``read`` lists :class:`HostWord` requests sent through ``host_read`` after
     each run (answers in ``CoreRun.readback``). ``learn`` asks the core to learn after every
     sample (``CoreRun.W``/``.b`` then hold the weights after it). ``check_addresses``: the core
     is elaborated with an assertion at every memory port that its address lies inside the
@@ -87,6 +90,7 @@ def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = Tru
     mask = spec.mask(mask)
     single = isinstance(clamped, dict)
     samples = [clamped] if single else list(clamped)
+    pins = [pins] * len(samples) if pins is None or isinstance(pins, dict) else list(pins)
     mask_bits = sum(1 << k for k, v in enumerate(mask) if v)
     runs = []
 
@@ -108,12 +112,14 @@ def run_core(core: PCCore, W: list, b: list, clamped, mask, *, trace: bool = Tru
 
     async def bench(ctx):
         await send(ctx, weight_words(g, W, b))
-        for sample in samples:
-            words = []
-            for layer, vals in sorted(sample.items()):
-                if mask[layer]:
-                    words += node_words(g, layer, np.asarray(vals).reshape(-1))
-            await send(ctx, words)
+        alphas = alpha if alpha is not None else [None] * len(samples)
+        for sample, pin, al in zip(samples, pins, alphas):
+            if al is not None:
+                await send(ctx, [alpha_word(g, al)])
+            await send(ctx, run_words(g, mask, {k: np.asarray(v).reshape(-1)
+                                                for k, v in sample.items()},
+                                      {k: np.asarray(v).reshape(-1) for k, v in
+                                       spec.pins(mask, pin).items()}))
             await control(ctx, 0)
             tx, te, tw = [], [], []
             while True:

@@ -42,10 +42,11 @@ class SampleRuns:
 
 
 def run_samples(core, W, b, clamped: dict, mask, *, traced: int, chunk: int = 60,
-                parallel: bool = True, progress=None) -> SampleRuns:
+                parallel: bool = True, progress=None, pins: dict | None = None) -> SampleRuns:
     """Run the samples ``clamped`` ({layer: int words (n, n_layer)}, every clamped layer) under
-    ``mask`` through ``core`` (built) with weights ``W``, ``b`` (integer words); see the module
-    docstring. ``progress(done, total, info)`` after every chunk."""
+    ``mask`` through ``core`` (built) with weights ``W``, ``b`` (integer words), with per-node
+    clamps ``pins`` ({layer: bools (n, n_layer)}); see the module docstring.
+    ``progress(done, total, info)`` after every chunk."""
     import time
     n = len(next(iter(clamped.values())))
     n_layers = core.cores[0][0].n_layers
@@ -57,7 +58,9 @@ def run_samples(core, W, b, clamped: dict, mask, *, traced: int, chunk: int = 60
     def run_chunk(c):
         lo, hi, trace = c
         samples = [{k: v[s] for k, v in clamped.items()} for s in range(lo, hi)]
-        return core.run(W, b, samples, mask, trace=trace, check=False, seed=lo)
+        pn = [{k: v[s] for k, v in (pins or {}).items()} for s in range(lo, hi)]
+        return core.run(W, b, samples, mask, trace=trace, check=False, seed=lo,
+                        pins=pn if pins else None)
 
     workers = min(len(chunks), os.cpu_count() or 1) if parallel else 1
     xs = [[] for _ in range(n_layers)]

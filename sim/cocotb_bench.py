@@ -20,7 +20,8 @@ from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdg
 from cocotb.utils import get_sim_time
 
 from pcforge.hdl.core import PCCore
-from pcforge.hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
+from pcforge.hdl.protocol import (alpha_word, node_addresses, run_words, weight_addresses,
+                                  weight_words)
 from pcforge.sim.host_program import WeightDump, pack, weight_memories
 from pcforge.sim.scoreboard import Scoreboard, energy_of
 
@@ -128,14 +129,11 @@ async def run_core_job(dut, job: dict) -> dict:
     peek = WeightPeek(dut, job["prefix"], core) if job.get("check") == "peek" else None
     fe = spec.formats.e.frac
     conn_layers = range(1, spec.n_layers)
-    for s in job["samples"]:
+    for s, pins, alpha in zip(job["samples"], board.pins, board.alphas):
         clamped = board.clamped(s)
-        words = []
-        for layer, vals in sorted(clamped.items()):
-            if mask[layer]:
-                words += node_words(core.geometry, layer, vals)
-        await drv.write_words(words)
-        ref = board.expect(clamped)
+        words = [alpha_word(core.geometry, alpha)] if alpha is not None else []
+        await drv.write_words(words + run_words(core.geometry, mask, clamped, pins))
+        ref = board.expect(clamped, pins, alpha)
         bad, energy = [], []
         await drv.control.send({"resume": 0, "pause": int(trace), "mask": mask_bits,
                                 "learn": int(board.learn)})

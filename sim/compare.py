@@ -41,7 +41,7 @@ SIMULATOR_NAMES = {"native": "Verilator + pcforge native harness", "cocotb": "co
 def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: int | None = None,
             chunk: int = 60, traced: int | None = None, simulator: str = "native",
             mask="inference", clamped: dict | None = None, labels=None,
-            progress=None) -> dict:
+            progress=None, pins: dict | None = None) -> dict:
     """Run the comparison (see the module docstring) under ``simulator``
     (:data:`~pcforge.sim.simulators.SIMULATORS`); the first ``traced`` samples (default: every
     sample with the native harness, 2 under cocotb) are run with a pause after every iteration
@@ -50,7 +50,8 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
 
     ``mask`` (a name or a tuple) and ``clamped`` ({layer: float values (samples, n_l)} for
     every layer the mask clamps; default: the digits test set on layer 0, with its labels) run
-    any clamp; the read-out layer (:meth:`PCSpec.readout`) is the one the accuracy (when
+    any clamp (``pins``: per-node clamps {layer: bools (samples, n_l)}, the layer's values in
+    ``clamped``); the read-out layer (:meth:`PCSpec.readout`) is the one the accuracy (when
     ``labels`` are known) and the plots look at."""
     import matplotlib
     matplotlib.use("Agg")
@@ -58,6 +59,7 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
 
     weights.check(spec)
     out = Path(out_dir)
+    pins = {k: np.atleast_2d(v)[:limit] for k, v in spec.pins(mask, pins).items()}
     mask_t = spec.mask(mask)
     if clamped is None:
         data = load_digits_split()
@@ -67,16 +69,16 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
         raise ValueError(f"layer {missing[0]} is clamped by mask {mask!r} but no values were "
                          "given")
     clamped = {k: np.atleast_2d(np.asarray(v, dtype=np.float64))[:limit]
-               for k, v in clamped.items() if mask_t[k]}
+               for k, v in clamped.items() if mask_t[k] or k in pins}
     y = None if labels is None else np.asarray(labels)[:limit]
     ro = spec.readout(mask_t)
     n = len(next(iter(clamped.values())))
     t0 = time.perf_counter()
     fl = FloatPCN(spec, weights)
-    rf = fl.relax(clamped, mask_t)
+    rf = fl.relax(clamped, mask_t, pins=pins)
     fx = FixedPCN.from_float(spec, weights)
     cq = {k: fx.quantize(v, k) for k, v in clamped.items()}
-    rq = fx.relax(cq, mask_t)
+    rq = fx.relax(cq, mask_t, pins=pins)
     X = spec.formats.x
     model_s = time.perf_counter() - t0
 
@@ -88,7 +90,7 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     if progress:
         progress(0, n, {"build s": core.build_s})
     runs = run_samples(core, fx.W, fx.b, cq, mask_t, traced=n_tr, chunk=chunk,
-                       parallel=simulator == "native", progress=progress)
+                       parallel=simulator == "native", progress=progress, pins=pins)
     hw_s, hw_x, hw_cyc = runs.wall_s, runs.x, runs.cycles
     energy_hw, sim_cycles, workers = runs.energy, runs.simulated_cycles, runs.workers
 
@@ -113,6 +115,7 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     report = {
         "spec_digest": spec.digest, "lanes": lanes, "simulator": SIMULATOR_NAMES[simulator],
         "mask": mask if isinstance(mask, str) else list(mask_t), "clamped": list(mask_t),
+        "pinned_nodes": {str(k): int(np.count_nonzero(v)) for k, v in pins.items()},
         "readout_layer": ro,
         "samples": n, "bit_exact_samples": int(sum(exact)),
         "traced_samples": n_tr,

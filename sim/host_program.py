@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..hdl.core import PCCore
-from ..hdl.protocol import node_addresses, node_words, weight_addresses, weight_words
+from ..hdl.protocol import (alpha_word, node_addresses, run_words, weight_addresses,
+                            weight_words)
 
 __all__ = ["OPS", "HostProgram", "pack", "program_for_job", "ProgramFile", "WeightDump",
            "weight_memories"]
@@ -266,10 +267,15 @@ def program_for_job(job: dict) -> tuple[HostProgram, callable]:
     prog = HostProgram(core)
     reads = _Reads(core, prog)
     prog.write(weight_words(g, [np.array(w) for w in job["W"]], [np.array(v) for v in job["b"]]))
-    for s in job["samples"]:
-        for layer in sorted(int(k) for k in s):
-            if mask[layer]:
-                prog.write(node_words(g, layer, np.array(s[str(layer)], dtype=np.int64)))
+    pins = job.get("pins") or [{} for _ in job["samples"]]
+    alphas = job.get("alpha") or [None] * len(job["samples"])
+    last_alpha = None
+    for s, pn, al in zip(job["samples"], pins, alphas):
+        if al is not None and al != last_alpha:
+            prog.write([alpha_word(g, al)])
+            last_alpha = al
+        prog.write(run_words(g, mask, {int(k): np.array(v, dtype=np.int64) for k, v in s.items()},
+                             {int(k): np.array(v, dtype=bool) for k, v in pn.items()}))
         prog.control(resume=0, pause=int(trace), mask=bits, learn=int(learn))
         loop = prog.wait()
         reads.state(prog)

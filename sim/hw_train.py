@@ -96,15 +96,21 @@ def _read_back_weights(spec: PCSpec, conns: list) -> tuple[list, list]:
 def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | None = None,
                       lanes: int = 8, seed: int = 0, chunk: int = 240,
                       test_limit: int | None = None, simulator: str = "native",
-                      progress=None) -> tuple[Weights, dict]:
+                      alpha: list | None = None, progress=None) -> tuple[Weights, dict]:
     """Train ``spec`` on chip; returns (the trained weights as floats, metrics).
 
     ``limit``: training samples per epoch (the first of each shuffled epoch; default all);
     ``chunk``: samples per simulator run (the weights carry over from run to run);
     ``simulator``: ``native`` (weights read out of the simulated memories after every update,
     learning incrementally in a pause after every iteration) or ``cocotb`` (after every
-    sample).
+    sample); ``alpha``: the α register's mantissa per epoch (``rates.alpha_runtime``;
+    :func:`pcforge.model.train.alpha_schedule`), written by the host before every chunk, and
+    FixedPCN and FloatPCN learn with the same α.
     """
+    if alpha is not None:
+        if len(alpha) != epochs:
+            raise ValueError(f"{len(alpha)} α values for {epochs} epochs")
+        alpha = [int(spec.alpha_at(a).mantissa) for a in alpha]
     rng = np.random.default_rng(seed)
     init = Weights.init(spec, rng)
     fixed = FixedPCN.from_float(spec, init)          # the scoreboard's model, in lockstep
@@ -137,7 +143,8 @@ def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | 
     def job_for(k, W, b):
         ep, lo, idx = chunks[k]
         return core.job(0, W, b, [{0: x_all[i], L: t_all[i]} for i in idx], "training",
-                        trace=per_iteration, learn=True, check="peek", seed=ep * 100_000 + lo)
+                        trace=per_iteration, learn=True, check="peek", seed=ep * 100_000 + lo,
+                        alpha=None if alpha is None else [alpha[ep]] * len(idx))
 
     def after_chunk(k, run):
         """Check chunk ``k``'s run, train FloatPCN on the same samples, report progress."""
@@ -150,6 +157,8 @@ def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | 
         state["cycles"] += run.cycles
         state["checked"] += len(idx)
         state["energy"] += sum(e[-1] for e in run.energy)
+        if alpha is not None:
+            sgd.lr = spec.alpha_at(alpha[ep]).value
         for i in idx:
             flt.train_batch(data.x_train[i:i + 1], target[i:i + 1], step=sgd)
         done = ep * n + lo + len(idx)
@@ -172,6 +181,8 @@ def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | 
             ts = time.perf_counter()
             run = core.run_jobs([job_for(k, fixed.W, fixed.b)])[0]
             state["sim_s"] += time.perf_counter() - ts
+            if alpha is not None:
+                fixed.set_alpha(alpha[chunks[k][0]])
             for i in chunks[k][2]:          # the model, advanced exactly as the chip was
                 fixed.train_sample(x_all[i:i + 1], t_all[i:i + 1])
             after_chunk(k, run)
@@ -203,6 +214,8 @@ def train_on_hardware(spec: PCSpec, data: Dataset, *, epochs: int, limit: int | 
         "float_test_accuracy": hist["float_test_accuracy"][-1],
         "test_samples": len(xt),
         "fixed_test_accuracy_per_epoch": hist["fixed_test_accuracy"],
+        "alpha_per_epoch": ([spec.alpha_at(a).value for a in alpha] if alpha is not None
+                            else [spec.alpha.value] * epochs),
         "float_test_accuracy_per_epoch": hist["float_test_accuracy"],
         "train_energy_per_epoch": hist["train_energy"],
         "cycles_per_training_sample": int(np.median(hw_c)) if hw_c.size else 0,

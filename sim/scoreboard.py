@@ -39,6 +39,12 @@ class Scoreboard:
         b = [np.array(v, dtype=np.int64) for v in job["b"]]
         self.model = FixedPCN(PCSpec.from_dict(job["model_spec"]), W, b)
         self.lanes = int(job["lanes"])
+        #: per sample the per-node clamps {layer: bool array} (empty without any)
+        self.pins = [{int(k): np.array(v, dtype=bool) for k, v in p.items()}
+                     for p in job.get("pins") or [{} for _ in job["samples"]]]
+        #: per sample the α register's mantissa written before it (``rates.alpha_runtime``),
+        #: or None
+        self.alphas = list(job.get("alpha") or [None] * len(job["samples"]))
         self._cycles = {}
 
     @staticmethod
@@ -46,10 +52,13 @@ class Scoreboard:
         """A job sample ({"layer": [ints]}) as {layer: int64 array}."""
         return {int(k): np.array(v, dtype=np.int64) for k, v in sample.items()}
 
-    def expect(self, clamped: dict):
-        """Run the model on one sample (learning as the core does); returns its FixedResult."""
+    def expect(self, clamped: dict, pins: dict | None = None, alpha: int | None = None):
+        """Run the model on one sample (learning as the core does, with the α register at
+        ``alpha`` when given); returns its FixedResult."""
+        if alpha is not None:
+            self.model.set_alpha(alpha)
         return self.model.relax({k: v[None, :] for k, v in clamped.items()}, self.mask,
-                                trace=self.trace,
+                                trace=self.trace, pins=pins,
                                 learning=self.spec.learning if self.learn else None)
 
     def weights(self) -> list:
@@ -61,12 +70,15 @@ class Scoreboard:
         learning one batched run (the samples are independent), with learning one sample after
         another."""
         if self.learn:
-            return [(self.expect(self.clamped(s)), 0, self.weights()) for s in samples]
+            return [(self.expect(self.clamped(s), p, a), 0, self.weights())
+                    for s, p, a in zip(samples, self.pins, self.alphas)]
         if not samples:
             return []
         cl = [self.clamped(s) for s in samples]
         batch = {k: np.stack([c[k] for c in cl]) for k in cl[0]}
-        ref = self.model.relax(batch, self.mask, trace=self.trace)
+        pins = {k: np.stack([p.get(k, np.zeros(self.spec.sizes[k], bool)) for p in self.pins])
+                for k in {k for p in self.pins for k in p}}
+        ref = self.model.relax(batch, self.mask, trace=self.trace, pins=pins)
         return [(ref, i, None) for i in range(len(samples))]
 
     def check_pause(self, ref, t: int, xs, es, conns=None, row: int = 0) -> list:

@@ -5,7 +5,9 @@ FixedPCN — ``pcforge verify``.
 Each case is drawn from its own seed (:func:`random_case`; a failure is replayed from it): a
 random spec (2–5 layers, sizes 1–24, widths 6–20, every rounding/overflow mode, activation,
 init, both schedules, both learning rules), random integer weights (sometimes full range), a
-random clamp mask (the named masks — inference, training, generation — or a random one), two
+random clamp mask (the named masks — inference, training, generation — or a random one), in
+about a third of the cases per-node clamps on some free layers (random pins per sample), in
+about a third of the learning cases α as a run-time register (a random α per sample), two
 samples in a row, learning wherever the spec can, random idle cycles and back-pressure on the
 host streams. Cases are built side by side, ``group`` cores per Verilator build (builds run in
 parallel, one per CPU), and each case's cycle counts must equal the cycle model's (for the
@@ -21,7 +23,8 @@ import numpy as np
 
 from ..hdl.core import PCCore
 from ..model.executor import Executor
-from ..model.randspec import random_clamped, random_int_weights, random_mask, random_spec
+from ..model.randspec import (random_clamped, random_int_weights, random_mask, random_node_clamp,
+                              random_pins, random_spec)
 from ..model.spec import PCSpec
 
 __all__ = ["VerifyCase", "random_case", "verify_random_specs"]
@@ -41,6 +44,8 @@ class VerifyCase:
     samples: list
     learn: bool
     hw: PCSpec | None = None
+    pins: list | None = None       # per sample {layer: n_l bools} (layers of spec.node_clamp)
+    alpha: list | None = None      # per sample the α register's mantissa (rates.alpha_runtime)
 
     @property
     def name(self) -> str:
@@ -56,8 +61,23 @@ def random_case(seed: int, *, max_iterations: int = 4, samples: int = 2) -> Veri
     mask = random_mask(spec, rng)
     clamped = [{k: v[0] for k, v in random_clamped(spec, mask, rng).items()}
                for _ in range(samples)]
+    # per-node clamps from a stream of their own (the draws above stay what they were)
+    prng = np.random.default_rng([seed, 1])
+    spec = random_node_clamp(spec, mask, prng) if prng.random() < 0.35 else spec
+    pins = []
+    for c in clamped:
+        p, v = random_pins(spec, prng)
+        c.update({k: a[0] for k, a in v.items()})
+        pins.append({k: a[0] for k, a in p.items()})
+    learn = PCCore.spec_learns(spec)
+    # α as a run-time register in about a third of the learning cases: a new α every sample
+    arng = np.random.default_rng([seed, 3])
+    alpha = None
+    if learn and arng.random() < 0.35:
+        spec = spec.replace(alpha_runtime=True)
+        alpha = [int(a) for a in arng.integers(1, 1 << spec.alpha_bits, size=samples)]
     return VerifyCase(seed=seed, spec=spec, lanes=lanes, W=W, b=b, mask=mask, samples=clamped,
-                      learn=PCCore.spec_learns(spec))
+                      learn=learn, pins=pins if spec.node_clamp else None, alpha=alpha)
 
 
 def _run_group(cases: list, stall: float, make_jobs: int) -> list:
@@ -66,7 +86,8 @@ def _run_group(cases: list, stall: float, make_jobs: int) -> list:
     core = NativeCore(cores=[(c.hw or c.spec, c.lanes) for c in cases], fast_build=True,
                       make_jobs=make_jobs)
     jobs = [core.job(n, c.W, c.b, c.samples, c.mask, stall=stall, seed=c.seed,
-                     model_spec=c.spec, learn=c.learn) for n, c in enumerate(cases)]
+                     model_spec=c.spec, learn=c.learn, pins=c.pins, alpha=c.alpha)
+            for n, c in enumerate(cases)]
     runs = core.run_jobs(jobs)
     for run in runs:
         run.model = None                    # not needed by callers: less to send back
@@ -141,6 +162,10 @@ def verify_random_specs(n: int, *, first_seed: int = 0, group: int = 12,
         "layers": _count(c.spec.n_layers for c in cases),
         "lanes": _count(c.lanes for c in cases),
         "stop": _count(c.spec.stop for c in cases),
+        "node_clamp": sum(bool(c.spec.node_clamp) for c in cases),
+        "alpha_runtime": sum(c.alpha is not None for c in cases),
+        "pinned_nodes": int(sum(np.count_nonzero(v) for c in cases for p in (c.pins or [])
+                                for v in p.values())),
         "samples_stopped_early": stopped,
     }
     return {"specs": n, "first_seed": first_seed, "samples": sum(len(c.samples) for c in cases),

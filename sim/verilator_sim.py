@@ -234,9 +234,13 @@ class VerilatorCore:
 
     def job(self, k: int, W: list, b: list, samples: list, mask, *, trace: bool = True,
             stall: float = 0.0, seed: int = 0, model_spec: PCSpec | None = None,
-            learn: bool = False, check: str = "stream") -> dict:
+            learn: bool = False, check: str = "stream", pins: list | None = None,
+            alpha: list | None = None) -> dict:
         """The job of core ``k``: ``samples`` is a list of {layer: int values} for the clamped
-        layers; ``trace`` pauses after every iteration and compares every x and e with FixedPCN
+        layers (and the layers with pinned nodes); ``pins`` per sample the per-node clamps
+        {layer: n_l bools} (:meth:`PCSpec.pins`; default: the mask's own); ``alpha`` per
+        sample the α register's mantissa written before it (``rates.alpha_runtime``; default:
+        never written, the reset value); ``trace`` pauses after every iteration and compares every x and e with FixedPCN
         (else only the final state); ``stall`` is the probability of an idle cycle on the host
         streams and of back-pressure on ``read_data``; ``model_spec`` (default: the core's
         spec) is what the scoreboard's FixedPCN runs — a different one is how a test shows
@@ -249,15 +253,26 @@ class VerilatorCore:
         if check not in ("stream", "peek"):
             raise ValueError(f"check = {check!r}: use 'stream' or 'peek'")
         spec, lanes = self.cores[k]
+        pins = [spec.pins(mask, p) for p in (pins or [None] * len(samples))]
+        if len(pins) != len(samples):
+            raise ValueError(f"{len(pins)} pin sets for {len(samples)} samples")
         mask = spec.mask(mask)
         if learn:
             PCCore.check_learns(spec)
+        if alpha is not None:
+            if len(alpha) != len(samples):
+                raise ValueError(f"{len(alpha)} α values for {len(samples)} samples")
+            alpha = [int(spec.alpha_at(a).mantissa) for a in alpha]
         return {"prefix": self.prefix(k), "spec": spec.to_dict(), "lanes": lanes,
                 "learn": learn, "check": check,
                 "model_spec": (model_spec or spec).to_dict(), "mask": list(mask),
                 "W": [np.asarray(w).tolist() for w in W], "b": [np.asarray(v).tolist() for v in b],
                 "samples": [{str(kk): np.asarray(v).reshape(-1).tolist() for kk, v in s.items()}
                             for s in samples],
+                **({"pins": [{str(kk): np.asarray(v, bool).reshape(-1).astype(int).tolist()
+                              for kk, v in p.items()} for p in pins]}
+                   if any(pins) else {}),
+                **({"alpha": alpha} if alpha is not None else {}),
                 "trace": trace, "stall": stall, "seed": seed}
 
     def run_jobs(self, jobs: list, *, waves: str | None = None) -> list:

@@ -13,6 +13,7 @@ from pcforge.boards.profiles import BOARDS
 from pcforge.cli import main
 from pcforge.model import FixedPCN, PCSpec, Weights
 from pcforge.model.presets import digits_spec
+from pcforge.model.train import with_alpha_register
 
 
 def _fake_build(d, board, timing_met=True):
@@ -81,10 +82,10 @@ def test_flash_without_a_board_says_so(tmp_path):
 # ---- the board commands against the simulated board on a pty ------------------------------
 @pytest.fixture(scope="module")
 def board_on_pty():
-    """The simulated board (digits 64-16-10, 1 lane: the build the board tests use) behind a
-    pseudo-terminal for the whole module."""
+    """The simulated board (digits 64-16-10, 1 lane, the input layer clampable node by node,
+    α a run-time register) behind a pseudo-terminal for the whole module."""
     from pcforge.boards.simulated import SimBoard
-    spec = digits_spec(hidden=(16,))
+    spec = with_alpha_register(digits_spec(hidden=(16,), node_clamp=(0,)))
     with SimBoard(spec, 1).serve_pty() as (port, result):
         yield spec, port, result
     assert result["bytes_from_host"] > 0 and result["bytes_to_host"] > 0, result
@@ -131,15 +132,30 @@ def test_board_status_infer_train_through_a_serial_port(board_on_pty, files, tmp
     assert "read-out layer 0" in r.output
     r = _board(port, files, "infer", "--mask", "generation")
     assert r.exit_code == 2 and "pass --clamp 2=FILE" in r.output, r.output
-    # on-chip learning: 4 samples, read back after every 2, equal to FixedPCN
+    # per-node clamps (issue 17, item 2): half of each input pinned (pin words over the link),
+    # the other half relaxed with the labels clamped; then inference again (the pins cleared)
+    np.save(tmp_path / "img.npy", np.random.default_rng(0).random((2, 64)))
+    np.save(tmp_path / "pins.npy", np.random.default_rng(1).random((2, 64)) < 0.5)
+    r = _board(port, files, "infer", "--mask", "generation", "--clamp",
+               f"2={tmp_path / 'lab.npy'}", "--input", str(tmp_path / "img.npy"), "--pin",
+               f"0={tmp_path / 'pins.npy'}")
+    assert r.exit_code == 0 and "2/2 samples bit-exact" in r.output, r.output
+    r = _board(port, files, "infer", "--mask", "generation", "--clamp",
+               f"2={tmp_path / 'lab.npy'}")
+    assert r.exit_code == 0 and "2/2 samples bit-exact" in r.output, r.output
+    # on-chip learning: 2 epochs of 4 samples, α halved by the host in between (the α
+    # register over the link), read back after every 2, equal to FixedPCN
     out = tmp_path / "trained"
     r = CliRunner().invoke(main, ["board", "train", "--port", port, "--spec",
                                   str(files / "spec.toml"), "--lanes", "1", "--weights",
                                   str(files / "w.npz"), "--limit", "4", "--check-every", "2",
+                                  "--epochs", "2", "--alpha-schedule", "step",
                                   "--out", str(out), "--timeout", "5"])
     assert r.exit_code == 0, r.output
     m = json.loads((out / "metrics.json").read_text())
-    assert m["samples"] == 4 and m["weight_checks"] == 2
+    assert m["samples"] == 8 and m["weight_checks"] == 4
+    assert m["alpha_per_epoch"] == [spec.alpha.value, spec.alpha.value / 4]
+    assert len(m["fixed_test_accuracy_per_epoch"]) == 2
     learned = Weights.load(out / "weights.npz", spec)
     start = Weights.load(files / "w.npz", spec)
     fx = FixedPCN.from_float(spec, start)

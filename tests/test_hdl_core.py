@@ -15,7 +15,8 @@ from pcforge.hdl.core import PCCore
 from pcforge.hdl.protocol import node_addresses, weight_addresses
 from pcforge.model import FixedPCN, PCSpec, Weights
 from pcforge.model.arch.cycles import cycle_report
-from pcforge.model.randspec import random_clamped, random_int_weights, random_mask, random_spec
+from pcforge.model.randspec import (random_clamped, random_int_weights, random_mask,
+                                   random_node_clamp, random_pins, random_spec)
 from pcforge.model.arch.schedule import schedule
 from pcforge.model.presets import digits_spec
 from pcforge.sim.amaranth_sim import run_core
@@ -64,6 +65,47 @@ def test_core_equals_fixed_model_on_random_specs(seed):
     for i, (c, run) in enumerate(zip(samples, runs)):
         ref = FixedPCN(spec, W, b).relax(c, mask, trace=True)
         assert_run_matches(run, ref, spec, f"sample {i}; {where}")
+        assert run.cycles == cycle_report(spec, lanes, mask,
+                                          iterations=ref.iterations[0]).total, where
+
+
+def pinned_case(seed):
+    """A random case with per-node clamps: some free layers in ``node_clamp`` and per sample
+    random pins (none, some or all of a layer's nodes) holding random values."""
+    spec, lanes, W, b, mask, _ = random_case(seed)
+    if all(mask):
+        mask = spec.clamp["inference"]
+    prng = np.random.default_rng([seed, 2])
+    pinned = spec
+    while not pinned.node_clamp:
+        pinned = random_node_clamp(spec, mask, prng)
+    samples, pins = [], []
+    for _ in range(3):
+        c = random_clamped(pinned, mask, prng)
+        p, v = random_pins(pinned, prng)
+        c.update(v)
+        samples.append(c)
+        pins.append(p)
+    return pinned, lanes, W, b, mask, samples, pins
+
+
+@pytest.mark.parametrize("seed", range(max(4, N_RANDOM // 4)))
+def test_core_holds_pinned_nodes_like_fixed_model(seed):
+    """Per-node clamps: three samples in a row, each with its own random pins (held values
+    written, the pin bits rewritten, none left over from the sample before), every x and e
+    of every iteration against FixedPCN and the cycles against the cycle model (pins do not
+    change the schedule)."""
+    spec, lanes, W, b, mask, samples, pins = pinned_case(seed)
+    where = (f"replay: tests/test_hdl_core.py::pinned_case({seed}) — sizes {spec.sizes}, "
+             f"lanes {lanes}, mask {mask}, node_clamp {spec.node_clamp}, stop {spec.stop}")
+    runs = run_core(PCCore(spec, lanes), W, b,
+                    [{k: v[0] for k, v in c.items()} for c in samples], mask,
+                    pins=[{k: v[0] for k, v in p.items()} for p in pins], check_addresses=True)
+    for i, (c, p, run) in enumerate(zip(samples, pins, runs)):
+        ref = FixedPCN(spec, W, b).relax(c, mask, trace=True, pins=p)
+        assert_run_matches(run, ref, spec, f"sample {i}; {where}")
+        for k, held in p.items():
+            assert np.array_equal(run.x[k][held[0]], c[k][0][held[0]]), where
         assert run.cycles == cycle_report(spec, lanes, mask,
                                           iterations=ref.iterations[0]).total, where
 
@@ -155,16 +197,18 @@ def learning_case(seed, rule="after_relaxation"):
     return spec, lanes, W, b, mask, samples
 
 
-def assert_learns_like_model(spec, lanes, W, b, mask, samples, where):
+def assert_learns_like_model(spec, lanes, W, b, mask, samples, where, alphas=None):
     """Learning on chip, sample after sample: weights and biases after every update (every
     iteration when incremental, with every x and e), the final x and the cycles equal the
-    model."""
+    model; ``alphas``: the α register written before each sample."""
     inc = spec.learning == "incremental"
     runs = run_core(PCCore(spec, lanes), W, b,
                     [{k: v[0] for k, v in c.items()} for c in samples], mask, learn=True,
-                    trace=inc, check_addresses=True)
+                    trace=inc, check_addresses=True, alpha=alphas)
     net = FixedPCN(spec, W, b)
     for i, (c, run) in enumerate(zip(samples, runs)):
+        if alphas is not None:
+            net.set_alpha(alphas[i])
         ref = net.relax(c, mask, learning=spec.learning, trace=inc)
         if inc:
             assert_run_matches(run, ref, spec, f"sample {i}; {where}")
@@ -200,6 +244,23 @@ def test_core_learns_incrementally_like_fixed_model_on_random_specs(seed):
     (three samples in a row)."""
     case = learning_case(seed, "incremental")
     assert_learns_like_model(*case, f"replay: learning_case({seed}, 'incremental')")
+
+
+@pytest.mark.parametrize("seed", range(max(2, N_LEARNING // 2)))
+def test_core_learns_with_a_runtime_alpha_like_fixed_model(seed):
+    """α as a run-time register (``rates.alpha_runtime``): a different α before each of three
+    samples — 1, the register's largest value, a random one — every weight and bias after every
+    update equal to FixedPCN's with the same α (both learning rules)."""
+    rule = ("after_relaxation", "incremental")[seed % 2]
+    spec, lanes, W, b, mask, samples = learning_case(seed + 500, rule)
+    spec = spec.replace(alpha_runtime=True)
+    top = (1 << spec.alpha_bits) - 1
+    rng = np.random.default_rng(seed)
+    alphas = [int(v) for v in rng.permutation([1, top, int(rng.integers(1, top + 1))])]
+    net = assert_learns_like_model(spec, lanes, W, b, mask, samples,
+                                   f"replay: learning_case({seed + 500}, {rule!r}), α {alphas}",
+                                   alphas=alphas)
+    assert net.alpha.mantissa == alphas[-1]
 
 
 def test_incremental_learning_needs_the_synchronous_schedule():

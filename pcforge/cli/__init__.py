@@ -18,6 +18,7 @@ from .chain import run
 from .devices import board_group, flash_cmd
 from .exchange import export_cmd, import_cmd
 from .explore import explore_cmd
+from .complete import complete_cmd
 from .generate import generate_cmd
 from .hardware import compare_cmd, hdl_cmd, sim_cmd, verify_cmd
 from .models import infer, spec_cmd, train
@@ -46,6 +47,7 @@ def main():
       5. compare, verify  hardware vs models on the test set; on many random nets
       6. explore          which configuration: accuracy vs latency vs resources
          generate         the other PC modes: digits from the generative network
+         complete         ... and digits completed from a half (per-node clamps)
       7. build            a bitstream for the iCEBreaker or the ULX3S
       8. flash, board     program a board; drive it from the host
     export (ONNX), spec (a TOML to edit) and analog (crossbar sweeps) go alongside.
@@ -54,7 +56,7 @@ def main():
 
 
 for command in (run, train, import_cmd, infer, hdl_cmd, sim_cmd, compare_cmd, verify_cmd,
-                explore_cmd, generate_cmd, build, flash_cmd, board_group, export_cmd, spec_cmd, analog):
+                explore_cmd, generate_cmd, complete_cmd, build, flash_cmd, board_group, export_cmd, spec_cmd, analog):
     main.add_command(command)
 
 

@@ -334,16 +334,33 @@ def _clamp_files(ctx, param, value):
     return out
 
 
-def clamped_values(spec, mask_name: str, input_path, clamp_files: dict, x_format, strict):
-    """{layer: float values (samples, n_l)} for every layer the mask clamps: layer 0 from
-    ``--input`` (default: the digits test set, with its labels), the others from ``--clamp``;
-    a clear error for a clamped layer without values, values for a free layer, wrong lengths
-    or different sample counts. Returns (clamped, labels or None)."""
+def clamped_values(spec, mask_name: str, input_path, clamp_files: dict, x_format, strict,
+                   pin_files: dict | None = None):
+    """{layer: float values (samples, n_l)} for every layer the mask clamps and every layer
+    with pinned nodes: layer 0 from ``--input`` (default: the digits test set, with its
+    labels), the others from ``--clamp``; ``--pin LAYER=FILE`` (0/1 per node, one row per
+    sample or one row for all) clamps nodes of a free layer one by one. A clear error for a
+    clamped layer without values, values for a free layer, wrong lengths, different sample
+    counts, or pins the spec cannot hold. Returns (clamped, labels or None, pins: {layer:
+    bools (samples, n_l)})."""
+    from ..model.spec import SpecError
     mask = spec.mask(mask_name)
     clamped, labels = {}, None
     if 0 in clamp_files:
         raise click.UsageError("give the input layer's values with --input, not --clamp 0=…")
-    if mask[0]:
+    pins = {}
+    for l, path in sorted((pin_files or {}).items()):
+        if l >= spec.n_layers:
+            raise click.UsageError(f"--pin {l}=…: the network has layers 0..{spec.L}")
+        bits = load_input(path, spec.sizes[l], None, True, layer=l)
+        if not np.isin(bits, (0, 1)).all():
+            raise click.UsageError(f"--pin {l}={path}: give 0 or 1 per node (1 = held)")
+        try:
+            pins[l] = spec.pins(mask_name, {l: bits.astype(bool)})[l]
+        except SpecError as exc:
+            raise click.UsageError(f"--pin {l}={path}: {exc}") from None
+    pins.update({l: np.atleast_2d(v) for l, v in spec.pins(mask_name).items() if l not in pins})
+    if mask[0] or 0 in pins:
         if input_path:
             clamped[0] = load_input(Path(input_path), spec.sizes[0], x_format, strict)
         else:
@@ -357,27 +374,38 @@ def clamped_values(spec, mask_name: str, input_path, clamp_files: dict, x_format
     for l, path in sorted(clamp_files.items()):
         if l >= spec.n_layers:
             raise click.UsageError(f"--clamp {l}=…: the network has layers 0..{spec.L}")
-        if not mask[l]:
+        if not mask[l] and l not in pins:
             raise click.UsageError(f"--clamp {l}={path}: layer {l} is free under mask "
                                    f"'{mask_name}' {list(mask)}; its values are relaxed, not "
-                                   "given (choose a mask that clamps it)")
+                                   "given (choose a mask that clamps it, or hold some of its "
+                                   f"nodes with --pin {l}=FILE)")
         clamped[l] = load_input(path, spec.sizes[l], x_format, strict, layer=l)
-    missing = [l for l in range(spec.n_layers) if mask[l] and l not in clamped]
+    missing = [l for l in range(spec.n_layers) if (mask[l] or l in pins) and l not in clamped]
     if missing:
         l = missing[0]
-        raise click.UsageError(f"layer {l} is clamped by mask '{mask_name}' {list(mask)} but "
-                               f"no values were given: pass --clamp {l}=FILE (a .npy/.csv of "
-                               f"{spec.sizes[l]} values per sample)")
+        how = f"clamped by mask '{mask_name}' {list(mask)}" if mask[l] else "pinned (--pin)"
+        raise click.UsageError(f"layer {l} is {how} but no values were given: pass "
+                               f"{'--input FILE' if l == 0 else f'--clamp {l}=FILE'} (a "
+                               f".npy/.csv of {spec.sizes[l]} values per sample)")
     counts = {l: len(v) for l, v in clamped.items()}
+    counts.update({f"pins {l}": len(v) for l, v in pins.items() if len(v) > 1})
     if len(set(counts.values())) > 1:
         raise click.UsageError(f"the clamped layers have different sample counts {counts}: give "
                                "one row per sample in every file")
-    return clamped, labels
+    n = len(next(iter(clamped.values())))
+    pins = {l: np.broadcast_to(v, (n, spec.sizes[l])).copy() for l, v in pins.items()}
+    return clamped, labels, pins
 
 
 def clamp_options(f):
-    """``--mask NAME`` (alias ``--mode``) and ``--clamp LAYER=FILE`` (repeatable): which layers
-    are held and the values of those other than the input (see :func:`clamped_values`)."""
+    """``--mask NAME`` (alias ``--mode``), ``--clamp LAYER=FILE`` and ``--pin LAYER=FILE``
+    (repeatable): which layers (and nodes) are held and the values of those other than the
+    input (see :func:`clamped_values`)."""
+    f = click.option("--pin", "pin_files", multiple=True, callback=_clamp_files,
+                     metavar="LAYER=FILE",
+                     help="Per-node clamp of a free layer: 0/1 per node (1 = held at its "
+                          "--clamp value), one row per sample or one for all; the layer must "
+                          "be in the spec's network.node_clamp.")(f)
     f = click.option("--clamp", "clamp_files", multiple=True, callback=_clamp_files,
                      metavar="LAYER=FILE",
                      help="Values of another clamped layer (one row per sample), e.g. "

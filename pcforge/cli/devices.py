@@ -12,7 +12,8 @@ import numpy as np
 from rich.table import Table
 
 from ..boards.profiles import BOARDS, board_profile
-from .common import (BOARD, FORCE_OPTION, clamp_options, clamped_values, console, errors,
+from ..model.train import ALPHA_SCHEDULES
+from .common import (BOARD, FORCE_OPTION, POSITIVE_FLOAT, clamp_options, clamped_values, console, errors,
                      load_weights, output_folder, progress, spec_from_options, status,
                      write_json)
 
@@ -167,7 +168,7 @@ def board_status(port, board, spec_path, lanes, baud, timeout_s):
 @clamp_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only N samples.")
 def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, input_path,
-                mode, clamp_files, limit):
+                mode, clamp_files, pin_files, limit):
     """Relaxation on the board under any clamp mask (default: inference, the input clamped),
     every layer and cycle count compared with FixedPCN and the cycle model (needs --weights,
     or a bitstream that holds them)."""
@@ -186,8 +187,8 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
             W, b = link.read_weights()
             fx = FixedPCN(spec, W, b)
             console.print("using the weights the board holds (read back over the link)")
-        clamped, labels = clamped_values(spec, mode, input_path, clamp_files, spec.formats.x,
-                                         False)
+        clamped, labels, pins = clamped_values(spec, mode, input_path, clamp_files,
+                                               spec.formats.x, False, pin_files)
         ro = spec.readout(mask)
         if ro != spec.L:
             labels = None
@@ -200,8 +201,9 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
         with progress(f"relaxation on the {board} (mask {mode})") as cb:
             for i in range(n):
                 sample = {k: v[i] for k, v in cq.items()}
-                r = link.infer(sample, mask)
-                ref = fx.relax({k: v[None, :] for k, v in sample.items()}, mask)
+                pin = {k: v[i] for k, v in pins.items()}
+                r = link.infer(sample, mode, pins=pin)
+                ref = fx.relax({k: v[None, :] for k, v in sample.items()}, mode, pins=pin)
                 want = cycle_report(spec, lanes, mask, iterations=int(ref.iterations[0]))
                 same = all(np.array_equal(r["x"][k], ref.x[k][0])
                            for k in range(spec.n_layers)) and r["cycles"] == want.total
@@ -232,24 +234,40 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
 @click.option("--check-every", type=click.IntRange(min=1), default=50, show_default=True,
               help="Read every weight back and compare with FixedPCN every N samples.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--alpha-schedule", type=click.Choice(ALPHA_SCHEDULES), default="constant",
+              show_default=True,
+              help="α over the epochs, written into the board's α register before each epoch "
+                   "(a design built with rates.alpha_runtime).")
+@click.option("--alpha-final", type=POSITIVE_FLOAT, default=None,
+              help="--alpha-schedule cosine: the last epoch's α (default: α/16).")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Output folder: spec.toml, weights.npz (read back from the board), "
                    "metrics.json.")
 @FORCE_OPTION
 def board_train(port, board, spec_path, lanes, baud, timeout_s, weights_path, epochs, limit,
-                check_every, seed, out, force):
+                check_every, seed, alpha_schedule, alpha_final, out, force):
     """On-chip learning over the link (input and label clamped, the spec's learning rule),
     FixedPCN learning the same samples in step; the weights are read back and compared every
-    --check-every samples and at the end."""
+    --check-every samples and at the end. With --alpha-schedule the host writes the board's α
+    register before every epoch."""
     from ..model.data import load_digits_split
     from ..model.fixed_pcn import FixedPCN
     from ..model.weights import Weights
+    from ..model.spec import SpecError
     from ..model.train import accuracy_fixed
+    from ..model.train import alpha_schedule as _alpha_schedule
     out = output_folder(out, ("spec.toml", "weights.npz", "metrics.json"), force)
     with errors():
         if spec_path:
             spec_from_options(spec_path, (64,), "relu", None, None)    # digits-shaped?
         link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s)
+        alphas = None
+        if alpha_schedule != "constant" or alpha_final is not None:
+            try:
+                alphas = _alpha_schedule(spec, alpha_schedule, epochs, alpha_final)
+            except (ValueError, SpecError) as exc:
+                raise click.UsageError(f"--alpha-schedule {alpha_schedule}: {exc}") from None
+        accs = []
         w0 = (load_weights(weights_path, spec) if weights_path
               else Weights.init(spec, np.random.default_rng(seed)))
         fx = FixedPCN.from_float(spec, w0)
@@ -261,6 +279,9 @@ def board_train(port, board, spec_path, lanes, baud, timeout_s, weights_path, ep
         checks, t0, done = 0, time.perf_counter(), 0
         with progress(f"on-chip learning on the {board}") as cb:
             for ep in range(epochs):
+                if alphas is not None:
+                    link.set_alpha(alphas[ep])
+                    fx.set_alpha(alphas[ep])
                 order = rng.permutation(len(d.x_train))[:n]
                 for k, i in enumerate(order):
                     xq = fx.quantize(d.x_train[i:i + 1], 0)
@@ -282,6 +303,8 @@ def board_train(port, board, spec_path, lanes, baud, timeout_s, weights_path, ep
                                 "differ from FixedPCN's")
                         checks += 1
                     cb(ep * n + k + 1, epochs * n, {"checked": checks})
+                if alphas is not None:
+                    accs.append(accuracy_fixed(fx, d.x_test, d.y_test))
         wall = time.perf_counter() - t0
         acc = accuracy_fixed(fx, d.x_test, d.y_test)
         spec.save(out / "spec.toml")
@@ -290,7 +313,9 @@ def board_train(port, board, spec_path, lanes, baud, timeout_s, weights_path, ep
             "board": board, "port": port, "samples": done, "epochs": epochs,
             "weight_checks": checks, "wall_s": round(wall, 3),
             "samples_per_s": round(done / wall, 3), "fixed_test_accuracy": acc,
-            "spec_digest": spec.digest})
+            "spec_digest": spec.digest,
+            **({"alpha_per_epoch": [spec.alpha_at(a).value for a in alphas],
+                "fixed_test_accuracy_per_epoch": accs} if alphas is not None else {})})
     console.print(f"{done} samples learned on the {board}; the weights equal FixedPCN's at "
                   f"all {checks} read-backs; FixedPCN (same weights) test accuracy {acc:.2%}; "
                   f"wrote {out / 'weights.npz'}, {out / 'metrics.json'}")

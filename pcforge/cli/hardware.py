@@ -61,8 +61,8 @@ def hdl_cmd(spec_path, lanes, out, force):
               help="Write a waveform of the run here (.vcd; .fst needs the lz4 headers); "
                    "runs under cocotb.")
 @SIMULATOR_OPTION
-def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, lanes, limit, waves,
-            simulator):
+def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, pin_files, lanes, limit,
+            waves, simulator):
     """Run the emitted Verilog cycle-accurately on inputs; print the read-out layer, cycles and
     agreement with FixedPCN (every x and e of every iteration). Any clamp mask: `--mask
     generation --clamp 2=labels.npy` relaxes the input layer from clamped labels."""
@@ -75,8 +75,9 @@ def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, lanes, limit
         mask = spec.mask(mode)
         if all(mask):
             raise click.UsageError(f"mask '{mode}' clamps every layer: nothing to relax")
-        clamped, _ = clamped_values(spec, mode, input_path, clamp_files, spec.formats.x, False)
-        if mask[0] and not input_path:
+        clamped, _, pins = clamped_values(spec, mode, input_path, clamp_files, spec.formats.x,
+                                          False, pin_files)
+        if 0 in clamped and not input_path:
             clamped[0] = clamped[0][:1]          # the first digits test sample
         n = min(limit, *(len(v) for v in clamped.values()))
         fx = FixedPCN.from_float(spec, weights)
@@ -94,7 +95,8 @@ def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, lanes, limit
             core.build()
         with status(f"simulating {n} sample(s)"):
             run = core.run(fx.W, fx.b, [{k: v[i] for k, v in cq.items()} for i in range(n)],
-                           mask, trace=True, check=False, waves=waves)
+                           mode, trace=True, check=False, waves=waves,
+                           pins=[{k: v[i] for k, v in pins.items()} for i in range(n)])
         t = Table(title=f"cycle-accurate run ({simulator}, {lanes} lanes, mask {mode})")
         for col in ("sample", f"read-out x_{ro} (float)", "argmax", "cycles", "= FixedPCN"):
             t.add_column(col)
@@ -126,7 +128,7 @@ def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, lanes, limit
 @clamp_options
 @SIMULATOR_OPTION
 def compare_cmd(spec_path, weights_path, out, lanes, limit, input_path, mode, clamp_files,
-                simulator, force):
+                pin_files, simulator, force):
     """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set (or
     any clamp: --mask, --clamp, --input): report.json, report.md and plots in OUT."""
     from ..model.spec import PCSpec
@@ -137,12 +139,12 @@ def compare_cmd(spec_path, weights_path, out, lanes, limit, input_path, mode, cl
         mask = spec.mask(mode)
         if all(mask):
             raise click.UsageError(f"mask '{mode}' clamps every layer: nothing to relax")
-        clamped, labels = clamped_values(spec, mode, input_path, clamp_files, spec.formats.x,
-                                         False)
+        clamped, labels, pins = clamped_values(spec, mode, input_path, clamp_files,
+                                               spec.formats.x, False, pin_files)
         if spec.readout(mask) != spec.L:
             labels = None
         compare_and_report(spec, weights, Path(out), lanes, limit, simulator, mask=mode,
-                           clamped=clamped, labels=labels)
+                           clamped=clamped, labels=labels, pins=pins)
 
 
 def compare_and_report(spec, weights, out: Path, lanes: int, limit,

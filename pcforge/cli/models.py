@@ -7,7 +7,7 @@ import click
 import numpy as np
 from rich.table import Table
 
-from ..model.train import LR_SCHEDULES
+from ..model.train import ALPHA_SCHEDULES, LR_SCHEDULES
 from .common import (ACTIVATION, FORCE_OPTION, LEARNING_RULE, POSITIVE_FLOAT, SIMULATOR_OPTION,
                      STOP_RULE, clamp_options, clamped_values, console, errors,
                      output_file, output_folder, progress, spec_from_options, write_json,
@@ -50,6 +50,18 @@ def _train_options(f):
                      default="cosine", show_default=True,
                      help="Float trainer's learning-rate schedule over the epochs (not the "
                           "spec's relaxation schedule)."),
+        click.option("--alpha-schedule", type=click.Choice(ALPHA_SCHEDULES), default="constant",
+                     show_default=True,
+                     help="The hardware's learning rate α over the epochs (--trainer fixed, "
+                          "--on hardware): α becomes a run-time register of the core "
+                          "(rates.alpha_runtime) that the host writes before each epoch, "
+                          "starting at the spec's α."),
+        click.option("--alpha-final", type=POSITIVE_FLOAT, default=None,
+                     help="--alpha-schedule cosine: the last epoch's α (default: α/16)."),
+        click.option("--alpha", "alpha0", type=POSITIVE_FLOAT, default=None,
+                     help="The hardware's learning rate α (the first epoch's with "
+                          "--alpha-schedule; default: the spec's, 2^-5), rounded to 12 "
+                          "fraction bits (--trainer fixed, --on hardware)."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--mlp/--no-mlp", default=True, show_default=True,
                      help="Also train scikit-learn's MLPClassifier of the same shape."),
@@ -59,8 +71,35 @@ def _train_options(f):
     return f
 
 
+def _alpha_plan(spec, schedule: str, final, epochs: int, alpha0=None):
+    """(spec, α mantissa per epoch or None) for ``--alpha`` and ``--alpha-schedule``: a
+    schedule other than constant gives the spec an α register
+    (:func:`~pcforge.model.train.with_alpha_register`)."""
+    from ..model.qformat import FixedConst
+    from ..model.spec import SpecError
+    from ..model.train import alpha_schedule, with_alpha_register
+    if alpha0 is not None:
+        if alpha0 > 1 or alpha0 < 2 ** -12:
+            raise click.UsageError(f"--alpha {alpha0:g}: give 2^-12 <= α <= 1")
+        try:
+            spec = spec.replace(alpha=FixedConst.from_float(alpha0, 12))
+        except SpecError as exc:
+            raise click.UsageError(f"--alpha {alpha0:g}: {exc}") from None
+    if schedule == "constant":
+        if final is not None:
+            raise click.UsageError("--alpha-final goes with --alpha-schedule cosine")
+        return spec, None
+    if not spec.alpha_runtime:
+        spec = with_alpha_register(spec)
+    try:
+        return spec, alpha_schedule(spec, schedule, epochs, final)
+    except ValueError as exc:
+        raise click.UsageError(f"--alpha-final: {exc}") from None
+
+
 def train_models(out, spec_path, hidden, activation, iterations, learning, trainer, epochs,
-                 batch, optimizer, lr, lr_schedule, seed, mlp, w_guard=0) -> dict:
+                 batch, optimizer, lr, lr_schedule, seed, mlp, w_guard=0,
+                 alpha_schedule="constant", alpha_final=None, alpha0=None) -> dict:
     """Train on digits in float or fixed point, evaluate both models (and the MLP bar), and
     write spec.toml, weights.npz and metrics.json into ``out``; returns the metrics."""
     from ..model.data import load_digits_split
@@ -79,6 +118,10 @@ def train_models(out, spec_path, hidden, activation, iterations, learning, train
     metrics = {"spec_digest": spec.digest, "seed": seed, "trainer": trainer,
                "train_samples": len(data.x_train), "test_samples": len(data.x_test)}
     if trainer == "float":
+        if alpha_schedule != "constant" or alpha0 is not None:
+            raise click.UsageError("--alpha/--alpha-schedule are the hardware's α (--trainer "
+                                   "fixed or --on hardware); the float trainer has --lr and "
+                                   "--lr-schedule")
         epochs = 50 if epochs is None else epochs
         with progress(f"float PC ({optimizer})") as cb:
             net, hist = train_float(spec, data, epochs=epochs, batch=batch, optimizer=optimizer,
@@ -88,8 +131,12 @@ def train_models(out, spec_path, hidden, activation, iterations, learning, train
         metrics.update(optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, batch=batch)
     else:
         epochs = 10 if epochs is None else epochs
+        spec, alphas = _alpha_plan(spec, alpha_schedule, alpha_final, epochs, alpha0)
         with progress("fixed-point PC (hardware SGD)") as cb:
-            fixed, hist = train_fixed(spec, data, epochs=epochs, seed=seed, progress=cb)
+            fixed, hist = train_fixed(spec, data, epochs=epochs, seed=seed, alpha=alphas,
+                                      progress=cb)
+        if alphas is not None:
+            metrics["alpha_per_epoch"] = [spec.alpha_at(a).value for a in alphas]
         weights = fixed.to_float_weights()
         net = FloatPCN(spec, weights)
         metrics["fixed_trained_test_accuracy"] = hist.test_accuracy[-1]
@@ -156,7 +203,8 @@ def train(out, where, lanes, limit, test_limit, simulator, force, **kw):
 
 
 def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidden, activation,
-                       iterations, learning, epochs, seed, w_guard=0, **_ignored):
+                       iterations, learning, epochs, seed, w_guard=0, alpha_schedule="constant",
+                       alpha_final=None, alpha0=None, **_ignored):
     from ..hdl.core import PCCore
     from ..model.data import load_digits_split
     from ..sim.hw_train import HardwareMismatch, train_on_hardware
@@ -168,6 +216,7 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     epochs = 6 if epochs is None else epochs
+    spec, alphas = _alpha_plan(spec, alpha_schedule, alpha_final, epochs, alpha0)
     console.print(f"[bold]training on the hardware[/]: spec {spec.digest} (sizes "
                   f"{list(spec.sizes)}, learning {spec.learning}), {lanes} lanes, {epochs} "
                   f"epochs, building the Verilator model (cached)")
@@ -176,7 +225,7 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
             weights, metrics = train_on_hardware(spec, load_digits_split(), epochs=epochs,
                                                  limit=limit, lanes=lanes, seed=seed,
                                                  test_limit=test_limit, simulator=simulator,
-                                                 progress=cb)
+                                                 alpha=alphas, progress=cb)
     except HardwareMismatch as exc:
         raise click.ClickException(f"the hardware stopped agreeing with FixedPCN: {exc}")
     out.mkdir(parents=True, exist_ok=True)
@@ -191,6 +240,9 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
     t.add_row("FixedPCN, same samples", f"{metrics['fixed_test_accuracy']:.2%}")
     t.add_row("FloatPCN, same samples (SGD, α)", f"{metrics['float_test_accuracy']:.2%}")
     console.print(t)
+    console.print("per epoch (FixedPCN = the hardware's weights): " + ", ".join(
+        f"{a:.2%} (α {r:.4g})" for a, r in zip(metrics["fixed_test_accuracy_per_epoch"],
+                                                 metrics["alpha_per_epoch"])))
     console.print(f"every weight and bias equal to FixedPCN after all "
                   f"{metrics['updates_checked']} samples' updates; "
                   f"{metrics['cycles_per_training_sample']} cycles per training sample "
@@ -214,7 +266,8 @@ def _train_on_hardware(out, lanes, limit, test_limit, simulator, spec_path, hidd
 @clamp_options
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N samples.")
-def infer(spec_path, weights_path, input_path, strict, model, mode, clamp_files, limit):
+def infer(spec_path, weights_path, input_path, strict, model, mode, clamp_files, pin_files,
+          limit):
     """Relax in float and/or bit-exact fixed point under a clamp mask: by default the input
     clamped (inference). The read-out is the output layer when it is free, else the lowest
     free layer (e.g. the image under `--mask generation --clamp 2=labels.npy`)."""
@@ -227,10 +280,11 @@ def infer(spec_path, weights_path, input_path, strict, model, mode, clamp_files,
         mask = spec.mask(mode)
         if all(mask):
             raise click.UsageError(f"mask '{mode}' clamps every layer: nothing to relax")
-        clamped, labels = clamped_values(spec, mode, input_path, clamp_files, spec.formats.x,
-                                         strict)
+        clamped, labels, pins = clamped_values(spec, mode, input_path, clamp_files,
+                                               spec.formats.x, strict, pin_files)
         if limit is not None:
             clamped = {l: v[:limit] for l, v in clamped.items()}
+            pins = {l: v[:limit] for l, v in pins.items()}
             labels = labels[:limit] if labels is not None else None
         readout = spec.readout(mask)
         if readout != spec.L:
@@ -243,11 +297,12 @@ def infer(spec_path, weights_path, input_path, strict, model, mode, clamp_files,
             t.add_column("accuracy", justify="right")
         rows = []
         if model in ("float", "both"):
-            out = FloatPCN(spec, weights).relax(clamped, mode).x[readout]
+            out = FloatPCN(spec, weights).relax(clamped, mode, pins=pins).x[readout]
             rows.append(("float", out))
         if model in ("fixed", "both"):
             net = FixedPCN.from_float(spec, weights)
-            res = net.relax({l: net.quantize(v, l) for l, v in clamped.items()}, mode)
+            res = net.relax({l: net.quantize(v, l) for l, v in clamped.items()}, mode,
+                            pins=pins)
             rows.append(("fixed", spec.formats.x.to_float(res.x[readout])))
         for name, out in rows:
             pred = np.argmax(out, axis=1)
