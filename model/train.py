@@ -130,15 +130,20 @@ def accuracy_fixed(net: FixedPCN, x: np.ndarray, y: np.ndarray, batch: int = 512
 def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 32,
                 optimizer: str = "adam", lr: float = 3e-3, lr_schedule: str = "cosine",
                 learning: str | None = None, seed: int = 0, weights: Weights | None = None,
-                generative: bool = False, progress=None):
+                generative: bool = False, unsupervised: bool = False, progress=None):
     """Train a FloatPCN on ``data``; returns (net, history).
 
     ``lr_schedule``: ``constant`` learning rate, or ``cosine`` decay from ``lr`` to 0 over the run
     (evaluated per epoch). ``generative``: the layer order reversed (the Rao–Ballard network of
     :func:`pcforge.model.presets.generative_digits_spec`): layer 0 is clamped to the one-hot
     label and layer L to the image; the test accuracy is then classification by inference
-    (:func:`pcforge.model.generative.classify`).
+    (:func:`pcforge.model.generative.classify`). ``unsupervised`` (with ``generative``): from
+    the images alone — only layer L clamped, the label layer a free latent (it never sees a
+    label; the per-epoch test accuracy is then NaN).
     """
+    if unsupervised and not generative:
+        raise ValueError("unsupervised training is for a generative network (the image on "
+                         "layer L): pass generative=True")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule {lr_schedule!r} is unknown; use "
                          f"{' or '.join(LR_SCHEDULES)}")
@@ -159,9 +164,15 @@ def train_float(spec: PCSpec, data: Dataset, *, epochs: int = 50, batch: int = 3
         en = 0.0
         for i in range(0, n, batch):
             idx = order[i:i + batch]
-            res = net.train_batch(bottom[idx], top[idx], step=step, learning=learning)
+            if unsupervised:
+                res = net.relax({spec.L: top[idx]}, "generation")
+                step(*net.hebbian(res.x, res.e))
+            else:
+                res = net.train_batch(bottom[idx], top[idx], step=step, learning=learning)
             en += float(res.energy[-1].sum())
-        if generative:
+        if unsupervised:
+            acc = float("nan")
+        elif generative:
             from .generative import classify
             acc = float(np.mean(classify(net, data.x_test) == data.y_test))
         else:

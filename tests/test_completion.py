@@ -137,6 +137,23 @@ def test_completion_fills_hidden_pixels_better_than_the_mean_image(completion_ne
             assert f < 1.02 * base["class mean (true label)"], (f, base)
 
 
+def test_a_network_trained_without_labels_completes_too():
+    """Unsupervised PC (only the image clamped while learning; the label layer a free latent
+    that never sees a label): its completions still beat the mean image, close to the
+    supervised network's."""
+    data = load_digits_split()
+    net, hist = train_float(completion_digits_spec(), data, epochs=30, seed=0, generative=True,
+                            unsupervised=True)
+    assert np.isnan(hist.test_accuracy).all()
+    rng = np.random.default_rng(0)
+    for kind in HIDE:
+        hid = hidden_pixels(kind, len(data.x_test), rng)
+        f = hidden_rmse(complete(net, data.x_test, hid).x[-1], data.x_test, hid)
+        assert f < 0.96 * baseline_rmse(data, data.x_test, data.y_test, hid)["mean image"], kind
+    with pytest.raises(ValueError, match="generative=True"):
+        train_float(completion_digits_spec(), data, epochs=1, unsupervised=True)
+
+
 def test_hidden_pixels_never_reach_the_network(completion_net):
     """The completion does not depend on the hidden pixels' given values."""
     net, data = completion_net
@@ -168,6 +185,9 @@ def test_pcforge_complete_trains_completes_and_checks_the_hardware(tmp_path):
 def test_complete_refuses_a_spec_without_per_node_clamps(tmp_path):
     r = CliRunner().invoke(main, ["complete", "--out", str(tmp_path / "a"), "--spec", "x.toml"])
     assert r.exit_code == 2 and "--spec without --weights" in r.output
+    r = CliRunner().invoke(main, ["complete", "--out", str(tmp_path / "a"), "--spec", "x.toml",
+                                  "--weights", "w.npz", "--unsupervised"])
+    assert r.exit_code == 2 and "--unsupervised trains the preset" in r.output
     from pcforge.model.presets import generative_digits_spec
     spec = generative_digits_spec()
     spec.save(tmp_path / "g.toml")

@@ -25,12 +25,16 @@ __all__ = ["complete_cmd"]
               help="Epochs when training the preset (Adam, cosine decay).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the training and of the random halves.")
+@click.option("--unsupervised", is_flag=True,
+              help="Train the preset from the images alone (only the image clamped; the "
+                   "label layer a free latent that never sees a label).")
 @click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
               help="Test images per way of hiding run on the hardware (the models run all "
                    "360).")
 @SIMULATOR_OPTION
-def complete_cmd(out, force, spec_path, weights_path, epochs, seed, lanes, limit, simulator):
+def complete_cmd(out, force, spec_path, weights_path, epochs, seed, unsupervised, lanes, limit,
+                 simulator):
     """Hide the top half, the bottom half or a random half of each test digit and relax the
     hidden pixels free with the known ones pinned (per-node clamps), in FloatPCN, FixedPCN and
     the hardware (the emitted Verilog, checked bit for bit against FixedPCN). With no
@@ -45,15 +49,19 @@ def complete_cmd(out, force, spec_path, weights_path, epochs, seed, lanes, limit
     if trains and spec_path:
         raise click.UsageError("--spec without --weights: give both, or neither to train the "
                                "shipped completion preset")
+    if unsupervised and not trains:
+        raise click.UsageError("--unsupervised trains the preset: drop --spec/--weights")
     out_dir = output_folder(out, COMPLETE_OUTPUTS + (("spec.toml", "weights.npz") if trains
                                                      else ()), force)
     with errors():
         data = load_digits_split()
         spec = PCSpec.load(spec_path) if spec_path else completion_digits_spec()
         if trains:
-            with progress(f"training the completion preset {list(spec.sizes)} (float)") as cb:
+            how = "from the images alone" if unsupervised else "with labels"
+            with progress(f"training the completion preset {list(spec.sizes)} (float, "
+                          f"{how})") as cb:
                 net, _ = train_float(spec, data, epochs=epochs, seed=seed, generative=True,
-                                     progress=cb)
+                                     unsupervised=unsupervised, progress=cb)
             weights = net.weights
             out_dir.mkdir(parents=True, exist_ok=True)
             spec.save(out_dir / "spec.toml")
@@ -63,6 +71,10 @@ def complete_cmd(out, force, spec_path, weights_path, epochs, seed, lanes, limit
         with progress(f"completion: models, then the hardware ({simulator})") as cb:
             rep = completion_report(spec, weights, out_dir, lanes=lanes, simulator=simulator,
                                     limit=limit, seed=seed, progress=cb)
+        if trains:
+            rep["trained"] = "unsupervised (images only)" if unsupervised else "with labels"
+            from ..model.files import atomic_write_json
+            atomic_write_json(out_dir / "complete.json", rep)
     t = Table(title="completion: RMSE over the hidden pixels (pixels 0–1)")
     for col in ("hidden", "FloatPCN", "FixedPCN", "hardware", "mean image",
                 "class mean (true label)", "hardware = FixedPCN"):
