@@ -386,8 +386,8 @@ class PCCore(wiring.Component):
                               c_base[hr.payload.layer] + hr.payload.addr)
         for l in range(1, L + 1):
             host.read_address(rd["b"][l], R["b"], lambda tk: tk.row, hr.payload.addr)
-        for kp, port in rd["pin"].items():
-            host.read_address(port, PIN_READ_STAGE, lambda tk: tk.node_addr, hr.payload.addr)
+        for kp, port in rd["pin"].items():      # write-only for the host: no host address
+            host.read_address(port, PIN_READ_STAGE, lambda tk: tk.node_addr, 0)
             host.write_port(self._pin_write[kp], Const(0, 1), 0, 0, Target.PIN, *kp)
 
     def _registered_words(self, pl: TokenPipeline, rd: dict) -> dict:

@@ -46,7 +46,23 @@ def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages,
         # W[i, j] · e_l[i] of the same token (column sweeps learn in passing)
         learn_prod = [multiply(m, pl, Mux(tok_sel.lane_mask[p], ops.e_row, 0).as_signed(), ops.f[p],
                                E.width + X.width, f"prodl_{p}_", stages) for p in range(P)]
-    dwm = [pl.stage(learn_prod[p] * am, f"dwm_{p}_s", S["sum1"]) for p in range(P)]
+    if alpha is None:
+        dwm = [pl.stage(learn_prod[p] * am, f"dwm_{p}_s", S["sum1"]) for p in range(P)]
+    else:
+        # × the α register: the product in 17-bit slices, one hard multiplier each (an
+        # 18×18 ECP5 MULT18X18D), registered in sum1 and added in sum2 beside the rounding
+        # (a 32×8 product and its carry chain in one cycle was the ECP5's critical path)
+        # each lane multiplies by a copy of the register beside it (one register driving every
+        # lane's multipliers crossed the chip: 3.7 ns). A copy takes the register's value
+        # whenever a token of its lane passes ``sel`` — so before any learning token of the
+        # lane reaches ``sum1`` — and its enable differs from lane to lane, so synthesis keeps
+        # the copies apart.
+        dwm = []
+        for p in range(P):
+            a_lane = Signal(len(am), init=al.mantissa, name=f"alpha_{p}", reset_less=True)
+            with m.If(tok_sel.lane_mask[p]):
+                m.d.sync += a_lane.eq(am)
+            dwm.append(_sliced_product(pl, learn_prod[p], a_lane, f"dwm_{p}_", S["sum1"]))
     dw = [pl.stage(round_shift(dwm[p], E.frac + X.frac + al.frac - Ws.frac, Ws.rounding),
                    f"dw_{p}_s", S["sum2"]) for p in range(P)]
     wn = [pl.stage(fit(w_chain[p][S["sum2"]] + dw[p], Ws)[0], f"wn_{p}_s", S["row"])
@@ -54,6 +70,27 @@ def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages,
     dbm = pl.stage(e_row_chain[S["mul"]] * am, "dbm", S["sum1"])
     db = pl.stage(round_shift(dbm, E.frac + al.frac - Bf.frac, Bf.rounding), "db", S["sum2"])
     return WeightUpdates(w_new=wn, db=db)
+
+
+#: Bits of an unsigned slice of a product by the α register (an 18-bit signed multiplier input)
+_SLICE = 17
+
+
+def _sliced_product(pl, value, factor, name: str, k: int):
+    """``value × factor`` (signed × unsigned) as slices of ``value`` multiplied and registered
+    into stage ``k`` (``{name}{i}_s{k}``); returns their (unregistered) sum, exact."""
+    v = value.as_signed()
+    w = len(v)
+    cuts = list(range(0, w, _SLICE))
+    parts = []
+    for i, lo in enumerate(cuts):
+        hi = min(w, lo + _SLICE)
+        piece = v[lo:hi].as_signed() if hi == w else v[lo:hi]
+        parts.append(pl.stage(piece * factor, f"{name}{i}_s", k) << lo)
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total.as_signed()
 
 
 def row_bias(m, pl, spec, raw_b, updates: WeightUpdates | None, stages) -> tuple:
