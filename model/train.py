@@ -21,6 +21,7 @@ import numpy as np
 from .data import Dataset, one_hot
 from .fixed_pcn import FixedPCN
 from .float_pcn import FloatPCN
+from .qformat import FixedConst
 from .spec import PCSpec
 from .weights import Weights
 
@@ -43,7 +44,6 @@ def with_alpha_register(spec: PCSpec, bits: int = 8) -> PCSpec:
     bits and the same starting value (more fraction bits: 2^−5 = 1·2^−5 becomes 128·2^−12)."""
     a = spec.alpha
     k = max(0, bits - a.mantissa.bit_length())
-    from .qformat import FixedConst
     return spec.replace(alpha=FixedConst(a.mantissa << k, a.frac + k), alpha_runtime=True)
 
 

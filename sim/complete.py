@@ -44,10 +44,10 @@ _SHOWN = 6                      # samples per way of hiding in the picture
 
 def completion_report(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8,
                       simulator: str = "native", limit: int = 10, seed: int = 0,
-                      progress=None) -> dict:
+                      trained: str | None = None, progress=None) -> dict:
     """Complete the test digits with each way of hiding (:data:`HIDE`) on every model, the
     first ``limit`` of each on the hardware; write the outputs (module docstring) and return
-    the report."""
+    the report (``trained``: how the weights were trained, when known, recorded in it)."""
     weights.check(spec)
     data = load_digits_split()
     check_generative(spec, data)
@@ -112,7 +112,8 @@ def completion_report(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8
             progress(i + 1, len(HIDE), {"bit-exact": int(sum(exact)), "of": m})
     report = {"spec_digest": spec.digest, "sizes": list(spec.sizes), "lanes": lanes,
               "simulator": simulator, "seed": seed, "test_images": n, "hide": kinds,
-              "verilator_build_s": core.build_s}
+              "verilator_build_s": core.build_s,
+              **({"trained": trained} if trained else {})}
     out.mkdir(parents=True, exist_ok=True)
     _plot(out / "completed.png", shown)
     atomic_write(out / "complete.md", _markdown(report, spec))

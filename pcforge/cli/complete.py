@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from .common import (FORCE_OPTION, SIMULATOR_OPTION, console, errors, load_weights,
-                     output_folder, progress)
+from .common import FORCE_OPTION, SIMULATOR_OPTION, console, errors, output_folder, progress
+from .generate import train_or_load
 
 __all__ = ["complete_cmd"]
 
@@ -43,7 +43,6 @@ def complete_cmd(out, force, spec_path, weights_path, epochs, seed, unsupervised
     from ..model.completion import completion_digits_spec
     from ..model.data import load_digits_split
     from ..model.spec import PCSpec
-    from ..model.train import train_float
     from ..sim.complete import COMPLETE_OUTPUTS, completion_report
     trains = weights_path is None
     if trains and spec_path:
@@ -56,25 +55,13 @@ def complete_cmd(out, force, spec_path, weights_path, epochs, seed, unsupervised
     with errors():
         data = load_digits_split()
         spec = PCSpec.load(spec_path) if spec_path else completion_digits_spec()
-        if trains:
-            how = "from the images alone" if unsupervised else "with labels"
-            with progress(f"training the completion preset {list(spec.sizes)} (float, "
-                          f"{how})") as cb:
-                net, _ = train_float(spec, data, epochs=epochs, seed=seed, generative=True,
-                                     unsupervised=unsupervised, progress=cb)
-            weights = net.weights
-            out_dir.mkdir(parents=True, exist_ok=True)
-            spec.save(out_dir / "spec.toml")
-            weights.save(out_dir / "weights.npz", spec)
-        else:
-            weights = load_weights(weights_path, spec)
+        weights = train_or_load(spec, data, out_dir, weights_path, epochs=epochs, seed=seed,
+                                what="completion", unsupervised=unsupervised)
+        trained = None if not trains else ("unsupervised (images only)" if unsupervised
+                                           else "with labels")
         with progress(f"completion: models, then the hardware ({simulator})") as cb:
             rep = completion_report(spec, weights, out_dir, lanes=lanes, simulator=simulator,
-                                    limit=limit, seed=seed, progress=cb)
-        if trains:
-            rep["trained"] = "unsupervised (images only)" if unsupervised else "with labels"
-            from ..model.files import atomic_write_json
-            atomic_write_json(out_dir / "complete.json", rep)
+                                    limit=limit, seed=seed, trained=trained, progress=cb)
     t = Table(title="completion: RMSE over the hidden pixels (pixels 0–1)")
     for col in ("hidden", "FloatPCN", "FixedPCN", "hardware", "mean image",
                 "class mean (true label)", "hardware = FixedPCN"):

@@ -10,7 +10,25 @@ from rich.table import Table
 from .common import (BOARD, FORCE_OPTION, SIMULATOR_OPTION, console, errors, load_weights,
                      output_folder, progress, status)
 
-__all__ = ["generate_cmd"]
+__all__ = ["generate_cmd", "train_or_load"]
+
+
+def train_or_load(spec, data, out_dir, weights_path, *, epochs: int, seed: int, what: str,
+                  unsupervised: bool = False):
+    """The weights of a generative command: ``weights_path`` loaded, or (None) the preset
+    ``spec`` trained in float (label and image clamped; ``unsupervised``: the image alone)
+    and saved with its spec into ``out_dir`` (spec.toml, weights.npz)."""
+    from ..model.train import train_float
+    if weights_path is not None:
+        return load_weights(weights_path, spec)
+    how = ", from the images alone" if unsupervised else ""
+    with progress(f"training the {what} preset {list(spec.sizes)} (float{how})") as cb:
+        net, _ = train_float(spec, data, epochs=epochs, seed=seed, generative=True,
+                             unsupervised=unsupervised, progress=cb)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec.save(out_dir / "spec.toml")
+    net.weights.save(out_dir / "weights.npz", spec)
+    return net.weights
 
 
 @click.command("generate", short_help="Digits from the generative network: float, fixed, hardware.")
@@ -59,16 +77,8 @@ def generate_cmd(out, force, spec_path, weights_path, epochs, seed, lanes, limit
         data = load_digits_split()
         spec = PCSpec.load(spec_path) if spec_path else generative_digits_spec()
         check_generative(spec, data)
-        if trains:
-            with progress(f"training the generative preset {list(spec.sizes)} (float)") as cb:
-                net, _ = train_float(spec, data, epochs=epochs, seed=seed, generative=True,
-                                     progress=cb)
-            weights = net.weights
-            out_dir.mkdir(parents=True, exist_ok=True)
-            spec.save(out_dir / "spec.toml")
-            weights.save(out_dir / "weights.npz", spec)
-        else:
-            weights = load_weights(weights_path, spec)
+        weights = train_or_load(spec, data, out_dir, weights_path, epochs=epochs, seed=seed,
+                                what="generative")
         disc = None
         if discriminative:
             with progress("training the discriminative digits network (float)") as cb:
