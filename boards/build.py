@@ -20,7 +20,7 @@ from pathlib import Path
 from ..model.arch.cycles import cycle_report
 from ..model.fixed_pcn import fewest_iterations
 from ..model.files import atomic_copy, atomic_write, atomic_write_json, private_folder
-from ..model.spec import PCSpec
+from ..model.spec import PCSpec, SpecError
 from ..sim.toolchain import (arrays_digest, cache_root, generator_hash, package_version,
                              patched_environ, yowasp_tool)
 from .estimate import check_fits, estimate
@@ -97,8 +97,10 @@ def _utilization(board: BoardProfile, pnr: dict, stat_text: str) -> dict:
         ff = (_yosys_ffs(stat_text), board.available["FF"])
         dsp = c.get("ICESTORM_DSP", (0, board.available["DSP"]))
         bram = c.get("ICESTORM_RAM", (0, board.available["BRAM"]))
+        spram = c.get("ICESTORM_SPRAM", (0, board.available["SPRAM"]))
         names = {"LUT": "ICESTORM_LC (logic cells: LUT4 + FF)", "FF": "SB_DFF* (yosys)",
-                 "DSP": "ICESTORM_DSP (SB_MAC16)", "BRAM": "ICESTORM_RAM (4 kbit EBR)"}
+                 "DSP": "ICESTORM_DSP (SB_MAC16)", "BRAM": "ICESTORM_RAM (4 kbit EBR)",
+                 "SPRAM": "ICESTORM_SPRAM (256 kbit)"}
     else:
         lut = c.get("TRELLIS_COMB", (0, board.available["LUT"]))
         ff = c.get("TRELLIS_FF", (0, board.available["FF"]))
@@ -106,8 +108,10 @@ def _utilization(board: BoardProfile, pnr: dict, stat_text: str) -> dict:
         bram = c.get("DP16KD", (0, board.available["BRAM"]))
         names = {"LUT": "TRELLIS_COMB (LUT4)", "FF": "TRELLIS_FF", "DSP": "MULT18X18D",
                  "BRAM": "DP16KD (18 kbit)"}
-    return {k: {"used": v[0], "available": v[1], "cell": names[k]}
-            for k, v in (("LUT", lut), ("FF", ff), ("DSP", dsp), ("BRAM", bram))}
+    rows = [("LUT", lut), ("FF", ff), ("DSP", dsp), ("BRAM", bram)]
+    if board.family == "ice40":
+        rows.append(("SPRAM", spram))
+    return {k: {"used": v[0], "available": v[1], "cell": names[k]} for k, v in rows}
 
 
 def _key(board, spec, lanes, clock_mhz, weights, versions, seed=DEFAULT_SEED) -> str:
@@ -131,7 +135,14 @@ def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | Non
     est = (estimate(spec, lanes, profile) if ignore_estimate
            else check_fits(spec, lanes, profile))           # refuse before anything runs
     versions = toolchain_versions(profile)
-    top = BoardTop(profile, spec, lanes, clock_mhz=clock_mhz, weights=weights)
+    spram = est["spram_weights"]
+    if spram and weights is not None:
+        raise SpecError(
+            f"the weights of connection(s) {', '.join(map(str, spram))} of {spec.name} only "
+            f"fit the {profile.device}'s SPRAM, which a bitstream cannot initialise: build "
+            "without --weights and load them over the link (pcforge board infer --weights W)")
+    top = BoardTop(profile, spec, lanes, clock_mhz=clock_mhz, weights=weights,
+                   spram_weights=spram)
     key = _key(profile, spec, lanes, top.clock_mhz, weights, versions, seed)
     cached = cache_root() / "bitstreams" / f"{profile.name}-{key}"
     if (cached / "report.json").exists():
@@ -169,7 +180,15 @@ def _run_toolchain(profile: BoardProfile, top: BoardTop, seed: int = DEFAULT_SEE
     Path(env["YOWASP_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
     try:
         with patched_environ(env, defaults={"AMARANTH_USE_YOSYS": "builtin"}):
-            kw = {"synth_opts": "-dsp"} if profile.family == "ice40" else {}
+            kw = {}
+            if profile.family == "ice40":
+                kw["synth_opts"] = "-dsp" + (" -spram" if top.spram_weights else "")
+            if top.spram_weights:
+                # Amaranth gives every memory initial contents (zeros), which an SPRAM cannot
+                # have: the SPRAM memories' are dropped (the host loads them)
+                kw["script_after_read"] = "\n".join(
+                    f"delete t:$meminit_v2 r:MEMID=\\w{l}_lane{p} %i"
+                    for l in top.spram_weights for p in range(top.system.lanes))
             profile.platform().build(
                 top, name=NAME, build_dir=str(work / "build"), do_program=False,
                 nextpnr_opts=f"{NEXTPNR_OPTS[profile.family]} --seed {seed}",
@@ -203,7 +222,8 @@ def _report(profile, spec, lanes, top, weights, est, versions, build: Path, *,
         "clock_mhz": top.clock_mhz, "fmax_mhz": pnr["fmax_mhz"],
         "timing_met": pnr["timing_met"] and pnr["fmax_mhz"] >= top.clock_mhz,
         "utilization": _utilization(profile, pnr, stat),
-        "estimate": {k: est[k] for k in ("LUT", "FF", "DSP", "BRAM")},
+        "estimate": {k: est[k] for k in ("LUT", "FF", "DSP", "BRAM", "SPRAM")},
+        "spram_weights": list(top.spram_weights),
         "nextpnr_cells": {k: list(v) for k, v in pnr["cells"].items()},
         "bitstream": f"{NAME}_{profile.name}{ext}",
         "bitstream_bytes": (build / f"{NAME}{ext}").stat().st_size,

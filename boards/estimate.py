@@ -29,7 +29,7 @@ from ..model.arch.cycles import multipliers_per_lane
 from ..model.spec import PCSpec, SpecError
 from .profiles import BoardProfile
 
-__all__ = ["estimate", "check_fits", "DoesNotFit"]
+__all__ = ["estimate", "check_fits", "DoesNotFit", "spram_plan"]
 
 #: fitted constants (see the module docstring)
 LUT_BASE, LUT_PER_LANE, LUT_LINK, LUT_PER_LOGIC_BIT = 940, 1130, 400, 0.55
@@ -47,9 +47,39 @@ def _blocks(width: int, depth: int, configs) -> int:
     return min(ceil(width / w) * ceil(depth / d) for w, d in configs)
 
 
-def estimate(spec: PCSpec, lanes: int, board: BoardProfile) -> dict:
-    """{"LUT", "FF", "DSP", "BRAM"} → estimated count, and "memories": the block-RAM list."""
+def _spram_blocks(width: int, depth: int, board: BoardProfile) -> int:
+    w, d = board.spram_shape
+    return ceil(width / w) * ceil(depth / d)
+
+
+def spram_plan(spec: PCSpec, lanes: int, board: BoardProfile) -> tuple:
+    """The connections whose weight memories go to the board's single-port RAMs (iCE40UP
+    SPRAM): none while block RAM holds everything; else the largest weight memories first, as
+    long as the SPRAMs hold them, until block RAM holds the rest. A core with any cannot learn
+    on the chip (:class:`~pcforge.hdl.core.PCCore` ``spram_weights``)."""
+    if not board.spram_shape:
+        return ()
+    plan = ()
     core = PCCore.interface(spec, lanes)
+    F = spec.formats
+    order = sorted(range(1, spec.L + 1), key=lambda l: -core.w_mem[l][0].depth)
+    used = 0
+    for l in order:
+        if estimate(spec, lanes, board, spram=plan)["BRAM"] <= board.available["BRAM"]:
+            break
+        need = lanes * _spram_blocks(F.w_store.width, core.w_mem[l][0].depth, board)
+        if used + need > board.available["SPRAM"]:
+            break
+        plan, used = tuple(sorted(plan + (l,))), used + need
+    return plan
+
+
+def estimate(spec: PCSpec, lanes: int, board: BoardProfile, spram=None) -> dict:
+    """{"LUT", "FF", "DSP", "BRAM", "SPRAM"} → estimated count, "memories": the block-RAM list
+    (name, width, depth, blocks), "spram_weights": the connections whose weight memories are
+    in SPRAM (``spram``, else :func:`spram_plan`'s)."""
+    spram = spram_plan(spec, lanes, board) if spram is None else tuple(spram)
+    core = PCCore.interface(spec, lanes, pow2_depth_above=board.pow2_depth_above)
     banks = [mm for table in (core.x_mem, core.e_mem, core.w_mem) for row in table if row
              for mm in row]
     for obj in [core, *core.c_mem, *banks, *[b for b in core.b_mem if b is not None]]:
@@ -57,9 +87,13 @@ def estimate(spec: PCSpec, lanes: int, board: BoardProfile) -> dict:
     mems = [("frame buffer", 8, 256)]
     for p, mem in enumerate(core.c_mem):
         mems.append((f"cache lane {p}", Shape.cast(mem.shape).width, mem.depth))
+    n_spram = 0
     for kind, banks in (("x", core.x_mem), ("e", core.e_mem), ("w", core.w_mem)):
         for k, row in enumerate(banks):
             for p, mem in enumerate(row or []):
+                if kind == "w" and k in spram:
+                    n_spram += _spram_blocks(Shape.cast(mem.shape).width, mem.depth, board)
+                    continue
                 mems.append((f"{kind}{k} lane {p}", Shape.cast(mem.shape).width, mem.depth))
     for k, mem in enumerate(core.b_mem):
         if mem is not None:
@@ -89,15 +123,15 @@ def estimate(spec: PCSpec, lanes: int, board: BoardProfile) -> dict:
         # do not share a cell with a LUT (they carry words down the pipeline)
         lut = lut + ICE40_FF_CELL_SHARE * ff
     return {"LUT": int(round(lut)), "FF": int(round(ff)), "DSP": dsp, "BRAM": bram,
-            "memories": listing}
+            "SPRAM": n_spram, "memories": listing, "spram_weights": spram}
 
 
 def check_fits(spec: PCSpec, lanes: int, board: BoardProfile) -> dict:
     """The estimate, or :class:`DoesNotFit` naming every resource over the chip and what to
     change."""
     est = estimate(spec, lanes, board)
-    over = [f"{k} ~{est[k]} of {board.available[k]}" for k in ("LUT", "FF", "DSP", "BRAM")
-            if est[k] > board.available[k]]
+    over = [f"{k} ~{est[k]} of {board.available.get(k, 0)}"
+            for k in ("LUT", "FF", "DSP", "BRAM", "SPRAM") if est[k] > board.available.get(k, 0)]
     if over:
         others = [n for n in ("icebreaker", "ulx3s") if n != board.name]
         fewer = (f"fewer lanes (--lanes {max(1, lanes // 2)})" if lanes > 1 else

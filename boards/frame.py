@@ -1,6 +1,6 @@
 """The UART host link's framing: the one place that states it (the hardware link in
 :mod:`pcforge.boards.link` and the host driver in :mod:`pcforge.boards.host` both use these
-constants and functions). ``docs/hostlink.md`` describes it for people.
+constants and functions). ``docs/boards.md`` ("The host link") describes it for people.
 
 Every request is answered by exactly one response; the host sends the next request after the
 response (bytes arriving while the link executes a command are dropped).
@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import enum
 import struct
+from dataclasses import dataclass
 
 __all__ = ["REQUEST_SYNC", "RESPONSE_SYNC", "Command", "Status", "crc8", "encode_request",
-           "MAX_PAYLOAD", "MAX_WORDS", "ADDRESS_BYTES", "STATUS_PAYLOAD", "LinkError"]
+           "MAX_PAYLOAD", "MAX_WORDS", "ADDRESS_BYTES", "STATUS_PAYLOAD", "LinkError",
+           "BatchFormat", "BATCH_ARGMAX", "BATCH_COMPACT", "BATCH_CYCLE_BYTES"]
 
 REQUEST_SYNC = 0xA5
 RESPONSE_SYNC = 0x5A
@@ -59,12 +61,89 @@ class Command(enum.IntEnum):
     * ``RUN`` mask, flags (bit 0 learn, bit 1 pause after every iteration) → no payload:
       starts relaxation (and learning) with that clamp mask; poll ``STATUS`` for done.
     * ``RESUME`` (no payload) → no payload: continues a paused run by one iteration.
+    * ``BATCH`` flags, then k ≥ 1 samples of the input layer (layer 0) → k results, then the
+      cycles of the k runs together (u32). Each sample is written into x_0 and run under the
+      inference mask (layer 0 clamped; without learning, pins as last written), back to back
+      in the link with no host traffic between them; the output layer is read after each run.
+      Flags: bit 0 *argmax* (a result is one byte, the index of the output layer's largest x —
+      the first on ties; else the output layer's x, 2 bytes each: the low 16 bits), bit 1
+      *compact* (an input value is one signed byte v, x = v·2^shift; else 2 bytes, signed 16
+      bits), bits 4–7 the shift; bits 2–3 must be 0. See :class:`BatchFormat` for which
+      lengths and modes a core takes (else BAD_LENGTH / BAD_ARGUMENT); BUSY while the core
+      runs or is paused.
     """
     STATUS = 0x00
     WRITE = 0x01
     READ = 0x02
     RUN = 0x03
     RESUME = 0x04
+    BATCH = 0x05
+
+
+#: BATCH flag bits (the shift of compact inputs is bits 4–7)
+BATCH_ARGMAX, BATCH_COMPACT = 0x01, 0x02
+#: bytes after a BATCH response's results: the cycles of its runs together (u32)
+BATCH_CYCLE_BYTES = 4
+
+
+@dataclass(frozen=True)
+class BatchFormat:
+    """The BATCH command for a core with ``n_inputs`` input nodes and ``n_outputs`` output
+    nodes, in one mode (``argmax``, ``compact``): bytes per sample and per result, and which
+    request lengths the link takes. The link's checks and the host driver both come from here.
+
+    The results of sample i are written over the frame buffer's first bytes while the samples
+    after it are still there, so a result may not be longer than a sample."""
+
+    n_inputs: int
+    n_outputs: int
+    argmax: bool
+    compact: bool
+
+    @property
+    def sample_bytes(self) -> int:
+        return self.n_inputs * (1 if self.compact else 2)
+
+    @property
+    def result_bytes(self) -> int:
+        return 1 if self.argmax else 2 * self.n_outputs
+
+    def response_bytes(self, k: int) -> int:
+        return k * self.result_bytes + BATCH_CYCLE_BYTES
+
+    @property
+    def max_samples(self) -> int:
+        """Samples in one request (0: this mode cannot be used on this core)."""
+        if self.result_bytes > self.sample_bytes:
+            return 0
+        k = (MAX_PAYLOAD - 1) // self.sample_bytes
+        while k > 0 and self.response_bytes(k) > MAX_PAYLOAD:
+            k -= 1
+        return k
+
+    def samples_in(self, length: int) -> int:
+        """Samples in a request payload of ``length`` bytes, 0 if it is not 1 + k·sample_bytes
+        (k ≥ 1): BAD_LENGTH."""
+        body = length - 1
+        if body < self.sample_bytes or body % self.sample_bytes:
+            return 0
+        return body // self.sample_bytes
+
+    def flags(self, shift: int = 0) -> int:
+        return (BATCH_ARGMAX if self.argmax else 0) | (BATCH_COMPACT if self.compact else 0) \
+            | (shift << 4)
+
+    @staticmethod
+    def compact_shift(values) -> int | None:
+        """The largest shift s (0..15) with every value = v·2^s for a signed byte v, or None
+        when the values need 2 bytes."""
+        import numpy as np
+        v = np.asarray(values, dtype=np.int64)
+        for s in range(15, -1, -1):
+            q = v >> s
+            if np.array_equal(q << s, v) and np.all((q >= -128) & (q <= 127)):
+                return s
+        return None
 
 
 class Status(enum.IntEnum):

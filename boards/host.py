@@ -14,12 +14,13 @@ from itertools import groupby
 
 import numpy as np
 
-from ..hdl.protocol import (alpha_word, node_addresses, node_words, run_words,
+from ..hdl.protocol import (alpha_word, node_addresses, node_words, pin_words, run_words,
                             weight_addresses, weight_words)
 from ..model.arch.geometry import CoreGeometry
 from ..model.spec import PCSpec
-from .frame import (MAX_WORDS, RESPONSE_SYNC, Command, LinkError, Status, address_header,
-                    crc8, encode_request, parse_words, words_payload)
+from .frame import (BATCH_CYCLE_BYTES, MAX_WORDS, RESPONSE_SYNC, BatchFormat, Command,
+                    LinkError, Status, address_header, crc8, encode_request, parse_words,
+                    words_payload)
 from .system import design_id
 
 __all__ = ["PCLink", "SerialTransport", "BoardStatus"]
@@ -222,3 +223,77 @@ class PCLink:
         st = self.wait()
         return {"x": [self.read_x(k) for k in range(self.spec.n_layers)],
                 "cycles": st["cycles"]}
+
+    def classify(self, x0) -> tuple:
+        """One sample without BATCH: x_0 written, RUN (inference mask), STATUS polled until
+        done, the output layer read: (argmax, the run's cycles)."""
+        self.load_clamped(0, x0)
+        self.run("inference")
+        st = self.wait()
+        return int(np.argmax(self.read_x(self.spec.L))), st["cycles"]
+
+    def batch_format(self, inputs, *, argmax: bool = True) -> tuple:
+        """(:class:`BatchFormat`, shift) for BATCH requests of ``inputs`` (x_0 words): compact
+        one-byte inputs when every value is a signed byte times 2^shift, else 2 bytes."""
+        spec = self.spec
+        shift = BatchFormat.compact_shift(inputs)
+        fmt = BatchFormat(spec.sizes[0], spec.sizes[-1], argmax=argmax,
+                          compact=shift is not None)
+        if not argmax and spec.formats.x.width > 16:
+            raise LinkError(f"BATCH returns the output layer's x as 16 bits; this core's x is "
+                            f"{spec.formats.x.width} bits wide: ask for the argmax only, or "
+                            "use infer()")
+        if fmt.max_samples == 0:
+            raise LinkError(
+                f"BATCH cannot carry a sample of {spec.sizes[0]} inputs "
+                f"({fmt.sample_bytes} bytes) with results of {fmt.result_bytes} bytes in one "
+                f"frame of at most 255 bytes: use infer() (a frame per 62 words)")
+        if shift is None and np.any((np.asarray(inputs) < -2**15)
+                                    | (np.asarray(inputs) >= 2**15)):
+            raise LinkError("BATCH carries inputs of at most 16 bits: use infer()")
+        return fmt, shift or 0
+
+    def infer_batch(self, inputs, *, argmax: bool = True) -> dict:
+        """Classify ``inputs`` (x_0 words, (N, n_0)) with BATCH requests — as many samples per
+        frame as fit, run back to back on the board: {"results": (N,) output indices (argmax)
+        or (N, n_L) output x words, "cycles": the core's cycles over all of them, "frames":
+        request frames sent, "bytes": bytes sent and received}. On a core with per-node clamps
+        every pin is cleared first (BATCH runs the inference mask with the pins it finds)."""
+        x = np.asarray(inputs, dtype=np.int64).reshape(-1, self.spec.sizes[0])
+        fmt, shift = self.batch_format(x, argmax=argmax)
+        if self.spec.node_clamp:                # BATCH keeps the pins: none left from before
+            self.write_words([w for k in self.spec.node_clamp
+                              for w in pin_words(self.geometry, k,
+                                                 np.zeros(self.spec.sizes[k], bool))])
+        k_max = fmt.max_samples
+        results, cycles, frames0, sent = [], 0, self.frames, 0
+        for lo in range(0, len(x), k_max):
+            chunk = x[lo:lo + k_max]
+            if fmt.compact:
+                body = (chunk >> shift).astype(np.int8).tobytes()
+            else:
+                body = chunk.astype("<i2").tobytes()
+            payload = bytes([fmt.flags(shift)]) + body
+            try:
+                data = self.request(Command.BATCH, payload)
+            except LinkError as e:
+                if e.status == Status.BAD_COMMAND:
+                    raise LinkError("this board's link has no BATCH command (the iCEBreaker's "
+                                    "logic cells are full): classify one sample at a time "
+                                    "(classify(), pcforge board infer without --batch)",
+                                    e.status) from None
+                raise
+            sent += len(payload) + 5 + len(data) + 5
+            k = len(chunk)
+            if len(data) != fmt.response_bytes(k):
+                raise LinkError(f"BATCH of {k} samples answered with {len(data)} bytes, not "
+                                f"{fmt.response_bytes(k)}")
+            res = data[:k * fmt.result_bytes]
+            if argmax:
+                results.extend(res)
+            else:
+                words = np.frombuffer(res, dtype="<i2").astype(np.int64)
+                results.extend(words.reshape(k, -1))
+            cycles += int.from_bytes(data[-BATCH_CYCLE_BYTES:], "little")
+        return {"results": np.array(results, dtype=np.int64), "cycles": cycles,
+                "frames": self.frames - frames0, "bytes": sent}

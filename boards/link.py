@@ -11,13 +11,13 @@ testbenches drive them.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hdl.core import PCCore
-from .frame import (ADDRESS_BYTES, MAX_WORDS, REQUEST_SYNC, RESPONSE_SYNC, STATUS_PAYLOAD,
-                    Command, Status)
+from .frame import (ADDRESS_BYTES, BATCH_ARGMAX, BATCH_COMPACT, MAX_WORDS, REQUEST_SYNC,
+                    RESPONSE_SYNC, STATUS_PAYLOAD, BatchFormat, Command, Status)
 
 __all__ = ["HostLink", "crc8_step"]
 
@@ -46,14 +46,18 @@ class HostLink(wiring.Component):
     ``receiving`` and ``idle`` are status for testbenches (see :meth:`elaborate`).
 
     ``design_id`` (32 bits) is reported by STATUS so that a host can tell which network a board
-    holds; ``timeout_cycles`` is the longest gap between two bytes of one frame."""
+    holds; ``timeout_cycles`` is the longest gap between two bytes of one frame; ``batch``:
+    with the BATCH command."""
 
-    def __init__(self, core: PCCore, *, design_id: int, timeout_cycles: int):
+    def __init__(self, core: PCCore, *, design_id: int, timeout_cycles: int,
+                 batch: bool = True):
         if core.spec.n_layers > 8:
             raise ValueError(f"{core.spec.n_layers} layers: the host link's RUN mask is one "
                              "byte (at most 8 layers)")
         self.core = core
         self.design_id = int(design_id) & 0xFFFF_FFFF
+        #: with the BATCH command (~450 iCE40 logic cells; without it BATCH is BAD_COMMAND)
+        self.batch = bool(batch)
         if timeout_cycles < 16:
             raise ValueError(f"timeout_cycles = {timeout_cycles}: give at least a few byte "
                              "times of the UART")
@@ -67,7 +71,18 @@ class HostLink(wiring.Component):
         wr = buf.write_port()
         rd = buf.read_port()
         r = _LinkRegisters(self.timeout_cycles)
+        spec = self.core.spec
+        r.node = Signal(range(max(spec.sizes[0], spec.sizes[-1]) + 1), name="node")
+        r.io_bank = Signal(range(max(2, self.core.lanes)), name="io_bank")
+        r.best = Signal(signed(spec.formats.x.width), name="best")
+        r.best_idx = Signal(range(max(2, spec.sizes[-1])), name="best_idx")
         r.wr, r.rd = wr, rd                     # the frame buffer's ports
+        # every byte read from the frame buffer is registered once more before any logic (a
+        # block RAM's output register: ~6 ns clock-to-output, and placement may put the
+        # buffer far from the link when the core's memories fill the chip — 784-128-10 on
+        # the ECP5: 80.8 MHz); the readers wait a cycle for it (states *_FETCH)
+        r.buf_q = Signal(8, name="buf_q")
+        m.d.sync += r.buf_q.eq(rd.data)
         m.d.comb += self.rx.ready.eq(1)              # bytes outside a frame are dropped
         status_word = self._status_word(m, r)
         r.depth = self._depth_of(m, r.hdr[0], r.hdr[1])
@@ -78,11 +93,14 @@ class HostLink(wiring.Component):
         # lanes). A cycle late is exact enough: a frame takes far longer to arrive than a cycle.
         m.d.comb += [r.core_busy.eq(self.core.busy_reg), r.core_paused.eq(self.core.paused_reg)]
         self._drive_control(m, r)
+        self._drive_host_access(m, r)
         with m.FSM() as fsm:
             self._receive(m, r)
             self._verify(m, r)
             self._execute(m, r)
             self._write(m, r)
+            if self.batch:
+                self._batch(m, r)
             self._respond(m, r, status_word)
         # for testbenches (a board leaves them unconnected): a byte offered now is taken (no
         # frame, or one being received), and no frame is in progress or being answered
@@ -119,6 +137,16 @@ class HostLink(wiring.Component):
         m.d.comb += [c.valid.eq(r.ctl_valid), c.payload.resume.eq(r.ctl_resume),
                      c.payload.pause.eq(r.ctl_pause), c.payload.learn.eq(r.ctl_learn),
                      c.payload.mask.eq(r.ctl_mask)]
+
+    def _drive_host_access(self, m, r: "_LinkRegisters"):
+        """The core's host_write and host_read payloads, from registers in every state (only
+        ``valid`` depends on the state): decoded from the state, the read address's mux fed
+        the core's address-range compare and was the ECP5's critical path (95.5 MHz)."""
+        hw, hr = self.core.host_write, self.core.host_read
+        for p in (hw.payload, hr.payload):
+            m.d.comb += [p.target.as_value().eq(r.io_target), p.layer.eq(r.io_layer),
+                         p.bank.eq(r.io_bank), p.addr.eq(r.cur_addr)]
+        m.d.comb += hw.payload.data.eq(r.word)
 
     def _respond_with(self, m, r, code, length=0, src=0):
         """Answer the frame with status ``code`` and ``length`` payload bytes from ``src`` (0:
@@ -240,18 +268,45 @@ class HostLink(wiring.Component):
                     m.d.sync += [r.len_ok.eq(n_len == ADDRESS_BYTES + 1),
                                  r.arg_ok.eq((target <= 4) & layer_ok & bank_ok & (n != 0)
                                              & (n <= MAX_WORDS) & read_fits)]
+                if self.batch:
+                    with m.Case(Command.BATCH):
+                        self._check_batch(m, r, n_len, hdr[0])
                 with m.Case(Command.RUN):
                     m.d.sync += [r.len_ok.eq(n_len == 2),
                                  r.arg_ok.eq(~(mask[spec.n_layers:].any() | flags[2:].any()
                                                | (flags[0] & (not core.learns))))]
                 with m.Default():
                     m.d.sync += [r.len_ok.eq(1), r.arg_ok.eq(1)]
+            m.d.sync += [r.io_target.eq(hdr[0]), r.io_layer.eq(hdr[1]), r.io_bank.eq(hdr[2])]
             m.d.sync += [r.busy_now.eq(r.core_busy), r.paused_now.eq(r.core_paused),
                          r.n_words.eq((n_len - ADDRESS_BYTES) >> 2), r.ptr.eq(ADDRESS_BYTES),
                          r.cur_addr.eq(r.addr),
                          r.ctl_resume.eq(r.cmd == Command.RESUME), r.ctl_pause.eq(flags[1]),
                          r.ctl_learn.eq(flags[0]), r.ctl_mask.eq(mask)]
             m.next = "EXECUTE"
+
+    def _check_batch(self, m, r, n_len, flags):
+        """BATCH's verdicts and response length from the request's length and mode: a table of
+        the lengths each mode takes (:class:`~pcforge.boards.frame.BatchFormat`)."""
+        sizes = self.core.spec.sizes
+        m.d.sync += [r.len_ok.eq(0), r.arg_ok.eq(0), r.batch_len.eq(0)]
+        with m.Switch(flags[:2]):
+            for mode in range(4):
+                fmt = BatchFormat(sizes[0], sizes[-1], argmax=bool(mode & BATCH_ARGMAX),
+                                  compact=bool(mode & BATCH_COMPACT))
+                usable = fmt.max_samples
+                with m.Case(mode):
+                    with m.Switch(n_len):
+                        for k in range(1, 256):
+                            n = 1 + k * fmt.sample_bytes
+                            if n > 255:
+                                break
+                            with m.Case(n):
+                                fits = bool(usable) and k <= usable
+                                m.d.sync += [r.len_ok.eq(1),
+                                             r.arg_ok.eq(int(fits) & ~flags[2:4].any()),
+                                             r.batch_len.eq(fmt.response_bytes(k) if fits
+                                                            else 0)]
 
     def _depth_of(self, m, target, layer):
         """Words in the memory a WRITE/READ header names (target, layer; the banks of a layer
@@ -310,6 +365,16 @@ class HostLink(wiring.Component):
                         with m.Else():
                             m.d.sync += r.ctl_valid.eq(1)
                             m.next = "CONTROL"
+                    if self.batch:
+                        with m.Case(Command.BATCH):
+                            with m.If(r.busy_now):
+                                self._respond_with(m, r, Status.BUSY)
+                            with m.Else():
+                                m.d.sync += [r.ptr.eq(1), r.res_ptr.eq(0), r.cycle_sum.eq(0),
+                                             r.node.eq(0), r.io_target.eq(0),
+                                             r.io_layer.eq(0), r.io_bank.eq(0),
+                                             r.cur_addr.eq(0), r.bidx.eq(0)]
+                                m.next = "B_ADDR"
                     with m.Case(Command.RESUME):
                         with m.If(~r.paused_now):
                             self._respond_with(m, r, Status.BUSY)
@@ -326,25 +391,23 @@ class HostLink(wiring.Component):
             self._respond_with(m, r, Status.OK)
 
     def _write(self, m, r: "_LinkRegisters"):
-        """WRITE: W_ADDR → W_BYTE (×4) → W_PUSH per word — each 4-byte word assembled from the
+        """WRITE: W_ADDR → W_FETCH → W_BYTE (×4) → W_PUSH per word — each 4-byte word assembled from the
         frame buffer, then one ``host_write`` beat — and W_DONE (a state of its own: the core's
         ready stays off the response registers' enables)."""
-        hdr = r.hdr
-        target, layer, bank = hdr[0], hdr[1], hdr[2]
         with m.State("W_ADDR"):
             m.d.comb += r.rd.addr.eq(r.ptr)
+            m.next = "W_FETCH"
+        with m.State("W_FETCH"):
             m.next = "W_BYTE"
         with m.State("W_BYTE"):
-            m.d.sync += [r.word.eq(Cat(r.word[8:], r.rd.data)), r.ptr.eq(r.ptr + 1),
+            m.d.sync += [r.word.eq(Cat(r.word[8:], r.buf_q)), r.ptr.eq(r.ptr + 1),
                          r.bidx.eq(r.bidx + 1), r.w_last.eq(r.widx + 1 == r.n_words)]
             m.next = "W_ADDR"
             with m.If(r.bidx == 3):
                 m.next = "W_PUSH"
         with m.State("W_PUSH"):
             hw = self.core.host_write
-            m.d.comb += [hw.valid.eq(1), hw.payload.target.as_value().eq(target),
-                         hw.payload.layer.eq(layer), hw.payload.bank.eq(bank),
-                         hw.payload.addr.eq(r.cur_addr), hw.payload.data.eq(r.word)]
+            m.d.comb += hw.valid.eq(1)
             with m.If(hw.ready):
                 m.d.sync += [r.widx.eq(r.widx + 1), r.cur_addr.eq(r.cur_addr + 1)]
                 with m.If(r.w_last):
@@ -354,11 +417,112 @@ class HostLink(wiring.Component):
         with m.State("W_DONE"):
             self._respond_with(m, r, Status.OK)
 
+    def _batch(self, m, r: "_LinkRegisters"):
+        """BATCH, per sample: B_ADDR → B_FETCH → B_BYTE → B_VALUE (1 or 2 bytes) → B_PUSH per input node (x_0 into
+        the core through ``host_write``), B_RUN (the inference mask) → B_STARTED → B_WAIT (the
+        run), B_RD → B_RDW per output node (``host_read``; argmax kept on the way, or each x
+        written to the frame buffer by B_WLO/B_WHI), B_END (the argmax byte, the cycles); then
+        the response from the frame buffer (``source`` 2). ``ptr`` walks the samples, ``res_ptr``
+        the results, which overwrite samples already run."""
+        core, spec = self.core, self.core.spec
+        P, L = core.lanes, spec.L
+        n_in, n_out = spec.sizes[0], spec.sizes[L]
+        flags = r.hdr[0]
+        argmax, compact, shift = flags[0], flags[1], flags[4:8]
+
+        def next_node():
+            """On to the next node: node j is in lane j mod P at address j div P."""
+            wrap = r.io_bank == P - 1
+            m.d.sync += [r.node.eq(r.node + 1), r.io_bank.eq(Mux(wrap, 0, r.io_bank + 1)),
+                         r.cur_addr.eq(r.cur_addr + wrap)]
+
+        with m.State("B_ADDR"):
+            m.d.comb += r.rd.addr.eq(r.ptr)
+            m.next = "B_FETCH"
+        with m.State("B_FETCH"):
+            m.next = "B_BYTE"
+        with m.State("B_BYTE"):
+            m.d.sync += [r.byte.eq(r.buf_q), r.ptr.eq(r.ptr + 1)]
+            m.next = "B_VALUE"
+        with m.State("B_VALUE"):
+            byte = r.byte
+            with m.If(compact):
+                m.d.sync += r.word.eq(byte.as_signed() << shift)
+                m.next = "B_PUSH"
+            with m.Elif(r.bidx == 0):
+                m.d.sync += [r.word[:8].eq(byte), r.bidx.eq(1)]
+                m.next = "B_ADDR"
+            with m.Else():
+                m.d.sync += [r.word[8:].eq(byte.as_signed()), r.bidx.eq(0)]
+                m.next = "B_PUSH"
+        with m.State("B_PUSH"):
+            hw = core.host_write
+            m.d.comb += hw.valid.eq(1)
+            with m.If(hw.ready):
+                next_node()
+                with m.If(r.node == n_in - 1):
+                    m.d.sync += [r.ctl_valid.eq(1), r.ctl_resume.eq(0), r.ctl_pause.eq(0),
+                                 r.ctl_learn.eq(0), r.ctl_mask.eq(1)]
+                    m.next = "B_RUN"
+                with m.Else():
+                    m.next = "B_ADDR"
+        with m.State("B_RUN"):
+            with m.If(core.control.ready):
+                m.d.sync += r.ctl_valid.eq(0)
+                m.next = "B_STARTED"
+        with m.State("B_STARTED"):              # busy, as the link sees it, two cycles late
+            with m.If(r.core_busy):
+                m.next = "B_WAIT"
+        with m.State("B_WAIT"):
+            with m.If(~r.core_busy):
+                m.d.sync += [r.node.eq(0), r.io_layer.eq(L), r.io_bank.eq(0),
+                             r.cur_addr.eq(0)]
+                m.next = "B_RD"
+        with m.State("B_RD"):
+            hr = core.host_read
+            m.d.comb += hr.valid.eq(1)
+            with m.If(hr.ready):
+                m.next = "B_RDW"
+        with m.State("B_RDW"):
+            rdd = core.read_data
+            m.d.comb += rdd.ready.eq(1)
+            with m.If(rdd.valid):
+                value = rdd.payload.as_signed()       # x, sign-extended: compare its width
+                m.d.sync += r.word.eq(value)
+                with m.If((r.node == 0) | (value[:len(r.best)].as_signed() > r.best)):
+                    m.d.sync += [r.best.eq(value[:len(r.best)]), r.best_idx.eq(r.node)]
+                next_node()
+                with m.If(~argmax):
+                    m.next = "B_WLO"
+                with m.Elif(r.node == n_out - 1):
+                    m.next = "B_END"
+                with m.Else():
+                    m.next = "B_RD"
+        with m.State("B_WLO"):
+            m.d.comb += [r.wr.addr.eq(r.res_ptr), r.wr.data.eq(r.word[:8]), r.wr.en.eq(1)]
+            m.d.sync += r.res_ptr.eq(r.res_ptr + 1)
+            m.next = "B_WHI"
+        with m.State("B_WHI"):
+            m.d.comb += [r.wr.addr.eq(r.res_ptr), r.wr.data.eq(r.word[8:16]), r.wr.en.eq(1)]
+            m.d.sync += r.res_ptr.eq(r.res_ptr + 1)
+            with m.If(r.node == n_out):
+                m.next = "B_END"
+            with m.Else():
+                m.next = "B_RD"
+        with m.State("B_END"):
+            with m.If(argmax):
+                m.d.comb += [r.wr.addr.eq(r.res_ptr), r.wr.data.eq(r.best_idx), r.wr.en.eq(1)]
+                m.d.sync += r.res_ptr.eq(r.res_ptr + 1)
+            m.d.sync += [r.cycle_sum.eq(r.cycle_sum + core.cycles), r.node.eq(0),
+                         r.io_layer.eq(0), r.io_bank.eq(0), r.cur_addr.eq(0)]
+            with m.If(r.ptr == r.n_len):
+                self._respond_with(m, r, Status.OK, r.batch_len, 2)
+            with m.Else():
+                m.next = "B_ADDR"
+
     def _respond(self, m, r: "_LinkRegisters", status_word):
         """The response frame: TX_SYNC, TX_LEN, TX_SEQ, TX_STATUS, then the payload (TX_NEXT /
         TX_BYTE from registers, R_REQ / R_WAIT reading the core word by word), then TX_CRC."""
-        hdr = r.hdr
-        target, layer, bank = hdr[0], hdr[1], hdr[2]
         tx = self.tx
         with m.State("TX_SYNC"):
             m.d.sync += r.crc.eq(0)
@@ -374,14 +538,28 @@ class HostLink(wiring.Component):
         with m.State("TX_NEXT"):
             with m.If(r.sent == r.resp_len):
                 m.next = "TX_CRC"
+            with m.Elif((r.source == 2) & (r.sent < r.res_ptr)):
+                m.next = "B_TX_ADDR"            # a BATCH result byte from the frame buffer
             with m.Elif((r.bidx == 0) & (r.status != Status.BAD_SEQUENCE)):
                 with m.If(r.source == 1):
                     m.next = "R_REQ"
+                with m.Elif(r.source == 2):
+                    m.d.sync += r.word.eq(r.cycle_sum)
+                    m.next = "TX_BYTE"
                 with m.Else():
                     m.d.sync += [r.word.eq(status_word), r.widx.eq(r.widx + 1)]
                     m.next = "TX_BYTE"
             with m.Else():
                 m.next = "TX_BYTE"
+        with m.State("B_TX_ADDR"):
+            m.d.comb += r.rd.addr.eq(r.sent)
+            m.next = "B_TX_FETCH"
+        with m.State("B_TX_FETCH"):
+            m.next = "B_TX_DATA"
+        with m.State("B_TX_DATA"):
+            # one byte; bidx wraps to 0 as it is sent, so the cycle sum follows as a word
+            m.d.sync += [r.word.eq(r.buf_q), r.bidx.eq(3)]
+            m.next = "TX_BYTE"
         with m.State("TX_BYTE"):
             self._send(m, r, r.word[:8], "TX_NEXT")
             with m.If(tx.ready):
@@ -389,9 +567,7 @@ class HostLink(wiring.Component):
                              r.bidx.eq(r.bidx + 1)]
         with m.State("R_REQ"):
             hr = self.core.host_read
-            m.d.comb += [hr.valid.eq(1), hr.payload.target.as_value().eq(target),
-                         hr.payload.layer.eq(layer), hr.payload.bank.eq(bank),
-                         hr.payload.addr.eq(r.cur_addr)]
+            m.d.comb += hr.valid.eq(1)
             with m.If(hr.ready):
                 m.next = "R_WAIT"
         with m.State("R_WAIT"):
@@ -437,5 +613,16 @@ class _LinkRegisters:
         core_busy, core_paused = Signal(), Signal()   # the core's status, a cycle late
         ctl_valid, ctl_resume, ctl_pause, ctl_learn = (Signal() for _ in range(4))
         ctl_mask = Signal(8)
+        # BATCH: the response's length (from CHECK), the node being written or read, its lane
+        # and address, the next result byte in the frame buffer, the output layer's largest x
+        # and its index so far, the cycles of the batch's runs together
+        batch_len = Signal(8)
+        byte = Signal(8)                        # a sample's byte from the frame buffer
+        node = Signal(16)
+        io_target, io_layer = Signal(8), Signal(8)   # the memory of the core access
+        res_ptr = Signal(8)
+        best = Signal(32)                       # (narrowed to x's width by the link)
+        best_idx = Signal(8)
+        cycle_sum = Signal(32)
         self.__dict__.update({k: v for k, v in locals().items() if k not in ("self",
                                                                              "timeout_cycles")})

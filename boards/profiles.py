@@ -18,12 +18,15 @@ class BoardProfile:
     osc_mhz: float              # the board oscillator
     clock_mhz: float            # the core clock pcforge requests (a PLL makes it)
     lanes: int                  # default MAC lanes for the digits-sized network
-    baud: int                   # UART rate of the host link (the board's USB-serial bridge)
+    baud: int                   # UART rate of the host link (see BOARDS)
     logic_ram_bits: int         # memories this small go to flip-flops, not block RAM
     available: dict = field(default_factory=dict)   # LUT, FF, DSP, BRAM on the chip
     bram_bits: int = 0          # bits of one block RAM
     bram_widths: tuple = ()     # (width, depth) configurations of one block RAM
     lutram_bits: int = 0        # smaller memories become distributed RAM (ECP5: DPR16X4)
+    pow2_depth_above: int = 0   # deeper memories get a power-of-two depth (PCCore: timing)
+    spram_shape: tuple = ()     # (width, depth) of one single-port "huge" RAM (iCE40UP SPRAM)
+    link_batch: bool = True     # the host link has the BATCH command (HostLink batch=)
     bitstream_ext: str = ".bin"
     serial_hint: str = ""
     programmer_board: str = ""  # openFPGALoader's name for the board (-b)
@@ -42,9 +45,15 @@ class BoardProfile:
 BOARDS = {
     "icebreaker": BoardProfile(
         name="icebreaker", family="ice40", device="iCE40UP5K", package="SG48",
-        osc_mhz=12.0, clock_mhz=24.0, lanes=1, baud=1_000_000, logic_ram_bits=0,
-        available={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30},
+        # the FT2232H's UART goes to 12 Mbaud; the link's receiver samples the middle of a bit
+        # and takes at least 4 clock cycles per bit (6 Mbaud at 24 MHz): 3 Mbaud (8 cycles)
+        # keeps a margin for the 2-flip-flop synchroniser's cycle of jitter
+        osc_mhz=12.0, clock_mhz=24.0, lanes=1, baud=3_000_000, logic_ram_bits=0,
+        available={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30, "SPRAM": 4},
         bram_bits=4096, bram_widths=((16, 256), (8, 512), (4, 1024), (2, 2048)),
+        spram_shape=(16, 16384),
+        # BATCH takes ~450 logic cells: with it the 1-lane digits core needs 5 401 of 5 280
+        link_batch=False,
         bitstream_ext=".bin",
         serial_hint="the FT2232H's second interface, e.g. /dev/ttyUSB1",
         # the iCE40 configures itself from the SPI flash the FT2232H writes: no SRAM mode
@@ -52,11 +61,12 @@ BOARDS = {
         usb_hint="the FT2232H (lsusb: 0403:6010 Future Technology Devices)"),
     "ulx3s": BoardProfile(
         name="ulx3s", family="ecp5", device="LFE5U-85F", package="CABGA381",
-        osc_mhz=25.0, clock_mhz=100.0, lanes=8, baud=1_000_000, logic_ram_bits=0,
+        # 3 Mbaud: the FT231X's highest rate (33 cycles a bit at 100 MHz: 1 % fast)
+        osc_mhz=25.0, clock_mhz=100.0, lanes=8, baud=3_000_000, logic_ram_bits=0,
         available={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM": 208},
         bram_bits=18432,
         bram_widths=((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
-        lutram_bits=2048, bitstream_ext=".bit",
+        lutram_bits=2048, pow2_depth_above=1024, bitstream_ext=".bit",
         serial_hint="the FT231X, e.g. /dev/ttyUSB0",
         programmer_board="ulx3s", sram=True,
         usb_hint="the FT231X (lsusb: 0403:6015 Future Technology Devices)"),

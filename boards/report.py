@@ -13,9 +13,10 @@ def resource_rows(rep: dict) -> list[tuple[str, str, str, str, str]]:
     """One row per resource of a build report: (resource — nextpnr cell, estimate, used,
     available, use as a percentage)."""
     u = rep["utilization"]
-    return [(f"{k} — {u[k]['cell']}", str(rep["estimate"][k]), str(u[k]["used"]),
+    keys = RESOURCES + (("SPRAM",) if "SPRAM" in u else ())
+    return [(f"{k} — {u[k]['cell']}", str(rep["estimate"].get(k, 0)), str(u[k]["used"]),
              str(u[k]["available"]), f"{u[k]['used'] / max(1, u[k]['available']):.1%}")
-            for k in RESOURCES]
+            for k in keys]
 
 
 def report_markdown(r: dict) -> str:
@@ -31,6 +32,9 @@ def report_markdown(r: dict) -> str:
              + (f"; with the exact stop as few as {r['cycles_per_inference_fewest']} cycles "
                 f"({r['clock_mhz'] * 1e6 / r['cycles_per_inference_fewest']:.0f} inferences/s)"
                 if r.get("stop") == "exact" else ""),
+             *([f"- weights of connection(s) {', '.join(map(str, r['spram_weights']))} in "
+                f"SPRAM (no initial contents: the host loads them over the link); the core "
+                f"does not learn"] if r.get("spram_weights") else []),
              f"- host link: UART {r['baud']} baud (divisor {r['uart_divisor']}), "
              f"design id {r['design_id']:08x}",
              f"- built in {r['build_s']:.1f} s with "

@@ -26,15 +26,18 @@ BOARD_TOP = "pcforge_board"
 class SimBoard:
     """``PCSystem(spec, lanes)`` under Verilator; ``divisor`` is the UART bit period in clock
     cycles (small in simulation: the link logic is the same at any rate), ``timeout_cycles``
-    the link's inter-byte timeout."""
+    the link's inter-byte timeout, ``link_batch`` whether the link has BATCH (as the board's
+    profile says)."""
 
     def __init__(self, spec: PCSpec, lanes: int, *, divisor: int = 8,
-                 timeout_cycles: int = 2000, weights=None):
+                 timeout_cycles: int = 2000, weights=None, link_batch: bool = True):
         self.spec, self.lanes = spec, lanes
+        self.link_batch = bool(link_batch)
         self.divisor, self.timeout_cycles = divisor, timeout_cycles
         self.weights = weights
         wd = "" if weights is None else "-w" + arrays_digest([*weights[0], *weights[1]])
-        key = (f"board-{spec.digest}-p{lanes}-d{divisor}-t{timeout_cycles}{wd}"
+        nb = "" if self.link_batch else "-nobatch"
+        key = (f"board-{spec.digest}-p{lanes}-d{divisor}-t{timeout_cycles}{wd}{nb}"
                f"-pcforge{version('pcforge')}-{generator_hash()}-{boards_hash()}"
                f"-verilator{verilator_version()}")
         self.dir = cache_root() / "verilator" / key
@@ -45,7 +48,8 @@ class SimBoard:
         vfile = self.dir / "hdl" / f"{BOARD_TOP}.v"
         if not vfile.exists():
             top = PCSystem(self.spec, self.lanes, divisor=self.divisor,
-                           timeout_cycles=self.timeout_cycles, weights=self.weights)
+                           timeout_cycles=self.timeout_cycles, weights=self.weights,
+                           link_batch=self.link_batch)
             write_verilog(top, BOARD_TOP, vfile)
         self.runner = build_model(vfile, BOARD_TOP, self.dir, fast_build=True)
         self.build_s = time.perf_counter() - t0

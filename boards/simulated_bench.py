@@ -72,6 +72,13 @@ class SimUARTTransport:
             waited += 4
         return bytes(self.received.popleft() for _ in range(n))
 
+    async def _now(self) -> int:
+        return int(get_sim_time("ns") // PERIOD_NS)
+
+    def cycles(self) -> int:
+        """The simulated clock cycles so far."""
+        return resume(self._now)()
+
     async def _idle(self, bits: int):
         await Timer(self.bit_ns * bits, unit="ns")
 
@@ -142,12 +149,33 @@ def session(link: PCLink, job: dict) -> dict:
         res["weights_after_bad_input"] = {"W": [w.tolist() for w in W],
                                           "b": [v.tolist() for v in b]}
     runs = []
+    t0 = link.transport.cycles()
     for s in job["samples"]:
         r = link.infer({int(k): np.array(v) for k, v in s.items()}, job["mask"])
         r["e"] = [link.read_e(k).tolist() for k in range(1, spec.n_layers)]
         r["x"] = [v.tolist() for v in r["x"]]
         runs.append(r)
     res["runs"] = runs
+    res["runs_link_cycles"] = link.transport.cycles() - t0
+    if job.get("classify"):
+        # one sample at a time without BATCH (WRITE, RUN, STATUS until done, READ)
+        t0 = link.transport.cycles()
+        out = [link.classify(np.array(x)) for x in job["classify"]]
+        res["classify"] = {"results": [o[0] for o in out], "core_cycles": sum(o[1] for o in out),
+                           "link_cycles": link.transport.cycles() - t0}
+    for batch in job.get("batches", []):
+        # BATCH requests: samples run back to back in the board, results compact; the
+        # end-to-end rate is the simulated clock cycles from the first byte to the last
+        t0, f0 = link.transport.cycles(), link.frames
+        try:
+            r = link.infer_batch(np.array(batch["inputs"]), argmax=batch["argmax"])
+        except LinkError as e:
+            res.setdefault("batch", []).append({"error": str(e)})
+            continue
+        res.setdefault("batch", []).append(
+            {"results": r["results"].tolist(), "core_cycles": r["cycles"],
+             "link_cycles": link.transport.cycles() - t0, "frames": link.frames - f0,
+             "bytes": r["bytes"]})
     res["frames"] = link.frames
     res["bytes_sent"] = link.transport.bytes_sent
     return res

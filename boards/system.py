@@ -34,15 +34,18 @@ class PCSystem(wiring.Component):
     host), ``busy`` (a run is in progress), ``error`` (the last response was an error).
 
     ``divisor``: UART bit period in clock cycles; ``timeout_cycles``: the longest gap between two
-    bytes of a frame; ``weights``/``logic_ram_bits``: see :class:`~pcforge.hdl.core.PCCore`."""
+    bytes of a frame; ``link_batch``: the link has the BATCH command;
+    ``weights``/``logic_ram_bits``/``pow2_depth_above``/``spram_weights``: see :class:`~pcforge.hdl.core.PCCore`."""
 
     def __init__(self, spec: PCSpec, lanes: int, *, divisor: int, timeout_cycles: int,
-                 weights=None, logic_ram_bits: int = 0):
+                 weights=None, logic_ram_bits: int = 0, pow2_depth_above: int = 0,
+                 spram_weights: tuple = (), link_batch: bool = True):
         self.spec, self.lanes = spec, lanes
         self.divisor, self.timeout_cycles = divisor, timeout_cycles
-        self.core = PCCore(spec, lanes, weights=weights, logic_ram_bits=logic_ram_bits)
+        self.core = PCCore(spec, lanes, weights=weights, logic_ram_bits=logic_ram_bits,
+                           pow2_depth_above=pow2_depth_above, spram_weights=spram_weights)
         self.link = HostLink(self.core, design_id=design_id(spec),
-                             timeout_cycles=timeout_cycles)
+                             timeout_cycles=timeout_cycles, batch=link_batch)
         self.uart_rx = UARTReceiver(divisor)
         self.uart_tx = UARTTransmitter(divisor)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1),

@@ -26,7 +26,7 @@ def link_timing(clock_mhz: float, baud: int) -> tuple:
 
 class BoardTop(Elaboratable):
     def __init__(self, board: BoardProfile, spec, lanes: int, *, clock_mhz: float | None = None,
-                 weights=None):
+                 weights=None, spram_weights: tuple = ()):
         self.board = board
         pll = ice40_pll if board.family == "ice40" else ecp5_pll
         requested = board.clock_mhz if clock_mhz is None else float(clock_mhz)
@@ -49,7 +49,10 @@ class BoardTop(Elaboratable):
                              "clock that is a multiple of the baud rate")
         self.system = PCSystem(spec, lanes, divisor=self.divisor,
                                timeout_cycles=self.timeout_cycles, weights=weights,
-                               logic_ram_bits=board.logic_ram_bits)
+                               logic_ram_bits=board.logic_ram_bits,
+                               pow2_depth_above=board.pow2_depth_above,
+                               spram_weights=spram_weights, link_batch=board.link_batch)
+        self.spram_weights = tuple(spram_weights)
 
     def elaborate(self, platform):
         m = Module()

@@ -133,28 +133,69 @@ def check_buildable(spec: PCSpec, lanes: int) -> CoreGeometry:
     return g
 
 
+class _PortView:
+    """What the core's port logic uses of a memory port (``memory``, ``addr``, ``data``,
+    ``en``), as signals of its own: :func:`_single_port` joins a read and a write view on one
+    address."""
+
+    def __init__(self, memory, name: str):
+        self.memory = memory
+        self.addr = Signal(range(memory.depth), name=f"{name}_addr")
+        self.data = Signal(memory.shape, name=f"{name}_data")
+        self.en = Signal(name=f"{name}_en")
+
+
+def _single_port(m, mem, rp, wp) -> tuple:
+    """Views of ``mem``'s read port ``rp`` and write port ``wp`` that drive both from one
+    address: the write's while it writes, else the read's (a single-ported RAM: SPRAM)."""
+    rv, wv = _PortView(mem, f"{rp.addr.name}_sp_r"), _PortView(mem, f"{wp.addr.name}_sp_w")
+    addr = Mux(wv.en, wv.addr, rv.addr)
+    m.d.comb += [rp.addr.eq(addr), rp.en.eq(~wv.en), wp.addr.eq(addr), wp.en.eq(wv.en),
+                 wp.data.eq(wv.data),
+                 rv.data.eq(rp.data)]
+    return rv, wv
+
+
 class PCCore(wiring.Component):
     """The PC core for ``spec`` with ``lanes`` MAC lanes (see the module docstring for ports)."""
 
-    def __init__(self, spec: PCSpec, lanes: int, *, weights=None, logic_ram_bits: int = 0):
+    def __init__(self, spec: PCSpec, lanes: int, *, weights=None, logic_ram_bits: int = 0,
+                 pow2_depth_above: int = 0, spram_weights: tuple = ()):
         """``weights``: optional ``(W, b)`` integer arrays (``FixedPCN``'s W and b: the W-store
         and B formats) that the weight and bias memories hold from configuration (a bitstream
         that boots with a trained network); else they start at zero and the host loads them.
         ``logic_ram_bits``: memories of at most this many bits (depth × width) are built from
         flip-flops (Yosys ``ram_style = "logic"``) instead of block RAM — for FPGAs whose block
-        RAMs are few (the iCE40UP5K's 30 EBRs); behaviour and cycles are unchanged."""
+        RAMs are few (the iCE40UP5K's 30 EBRs); behaviour and cycles are unchanged.
+        ``pow2_depth_above``: memories of more words than this get a power-of-two depth (0:
+        never; the words past the geometry's are never used). A block RAM cascaded by depth
+        needs a multiplexer after the blocks' outputs, and placement spreads the blocks over
+        the chip (ECP5, 784-128-10 on 8 lanes: 62 MHz); at a power-of-two depth Yosys slices
+        the memory by bits instead (16 × DP16KD 16384 × 1) and no multiplexer is left.
+        ``spram_weights``: connections whose weight memories are *single-ported* — one address
+        for reading and writing, marked ``ram_style = "huge"`` so that Yosys puts them in the
+        iCE40UP's SPRAMs (16 K × 16 each, no initial contents). A core with any cannot learn
+        (the update sweep reads one weight while it writes another); inference reads them
+        while nothing writes, and the host writes them only while the core is idle (never in
+        the cycles of a host read)."""
         self.spec = spec
         self.geometry = g = check_buildable(spec, lanes)
         self.schedule = schedule(spec, lanes)
         self.logic_ram_bits = int(logic_ram_bits)
+        self.pow2_depth_above = int(pow2_depth_above)
         #: simulation only: assert on every clock edge that no memory port is read or written
         #: outside its depth (set before elaboration; never in emitted Verilog)
         self.check_addresses = False
         #: learning hardware (``control.learn``): the after-relaxation rule, or incremental
         #: learning (an update every iteration) for the synchronous schedule
-        self.learns_after = learns_after(spec)
-        self.learns_incremental = learns_incrementally(spec)
-        self.learns = can_learn(spec)
+        self.spram_weights = tuple(sorted(set(int(l) for l in spram_weights)))
+        if any(not 1 <= l <= spec.L for l in self.spram_weights):
+            raise SpecError(f"spram_weights = {spram_weights!r}: give connections in "
+                            f"1..{spec.L}")
+        learning = not self.spram_weights
+        self.learns_after = learning and learns_after(spec)
+        self.learns_incremental = learning and learns_incrementally(spec)
+        self.learns = learning and can_learn(spec)
         self.lanes = P = lanes
         L = spec.L
         F = spec.formats
@@ -172,10 +213,14 @@ class PCCore(wiring.Component):
         # memories (created here so that testbenches can look inside them)
         X, E, B = F.x, F.e, F.b
 
-        def mem(shape, words, init=()):
+        def mem(shape, words, init=(), huge=False):
             depth = _depth(words)
+            if self.pow2_depth_above and depth > self.pow2_depth_above:
+                depth = 1 << (depth - 1).bit_length()
             bits = depth * Shape.cast(shape).width
             attrs = {"ram_style": "logic"} if bits <= self.logic_ram_bits else None
+            if huge:
+                attrs, init = {"ram_style": "huge"}, ()
             return memory.Memory(shape=shape, depth=depth, init=list(init), attrs=attrs)
 
         w_init, b_init = self.weight_images(g, weights)
@@ -194,7 +239,8 @@ class PCCore(wiring.Component):
         c_words = sum(g.depth(k) for k in layers)
         self.c_mem = [mem(signed(self.acc_width), 1 << max(1, (c_words - 1).bit_length()))
                       for _ in range(P)]
-        self.w_mem = [None] + [[mem(signed(F.w_store.width), g.weight_depth(k), w_init[k][p])
+        self.w_mem = [None] + [[mem(signed(F.w_store.width), g.weight_depth(k), w_init[k][p],
+                                    huge=k in self.spram_weights)
                                 for p in range(P)]
                                for k in layers]
         self.b_mem = [None] + [mem(signed(B.width), spec.sizes[k], b_init[k]) for k in layers]
@@ -212,11 +258,11 @@ class PCCore(wiring.Component):
         })
 
     @classmethod
-    def interface(cls, spec: PCSpec, lanes: int) -> "PCCore":
+    def interface(cls, spec: PCSpec, lanes: int, **options) -> "PCCore":
         """A core that is only described, never elaborated: for drivers and harnesses that need
         its stream layouts, geometry and memory depths (its memories do not warn that they
         were never used)."""
-        core = cls(spec, lanes)
+        core = cls(spec, lanes, **options)
         mems = [*core.c_mem, *(m for k in core.x_mem for m in k),
                 *(m for k in core.e_mem[1:] for m in k), *(m for k in core.w_mem[1:] for m in k),
                 *core.b_mem[1:], *(m for k in core.pin_mem.values() for m in k)]
@@ -325,9 +371,12 @@ class PCCore(wiring.Component):
         port}, "e", "w", "c": {p: ...}, "b": {l: ...}}, the same for the write ports)."""
         P, L = self.lanes, self.spec.L
 
-        def ports(mem, name):
+        def ports(mem, name, single=False):
             m.submodules[name] = mem
-            self.memory_ports[name] = mem.read_port(), mem.write_port()
+            rp, wp = mem.read_port(), mem.write_port()
+            if single:
+                rp, wp = _single_port(m, mem, rp, wp)
+            self.memory_ports[name] = rp, wp
             self.memory_names[mem] = name
             return self.memory_ports[name]
 
@@ -340,7 +389,8 @@ class PCCore(wiring.Component):
                 rd["x"][k, p], wr["x"][k, p] = ports(self.x_mem[k][p], f"x{k}_lane{p}")
             for k in range(1, L + 1):
                 rd["e"][k, p], wr["e"][k, p] = ports(self.e_mem[k][p], f"e{k}_lane{p}")
-                rd["w"][k, p], wr["w"][k, p] = ports(self.w_mem[k][p], f"w{k}_lane{p}")
+                rd["w"][k, p], wr["w"][k, p] = ports(self.w_mem[k][p], f"w{k}_lane{p}",
+                                                     single=k in self.spram_weights)
         for p in range(P):
             rd["c"][p], wr["c"][p] = ports(self.c_mem[p], f"cache_lane{p}")
         for l in range(1, L + 1):

@@ -301,8 +301,11 @@ class HardwareModel:
         use = {k: est[k] for k in ("LUT", "FF", "DSP", "BRAM")}
         return {"board": profile.name, "device": profile.device, "estimate": use,
                 "available": dict(profile.available),
-                "fits": all(use[k] <= profile.available[k] for k in use),
-                "memories": est["memories"]}
+                "fits": all(use[k] <= profile.available[k] for k in use)
+                and est["SPRAM"] <= profile.available.get("SPRAM", 0),
+                "memories": est["memories"],
+                # connections whose weights only fit SPRAM: that core cannot learn on chip
+                "spram_weights": list(est["spram_weights"])}
 
     def build(self, board: str, out=None, *, clock_mhz: float | None = None,
               weights_in_bitstream: bool = True, log=print) -> dict:

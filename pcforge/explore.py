@@ -143,6 +143,9 @@ def evaluate_point(task: dict) -> dict:
     res["estimate"] = {k: est[k] for k in RESOURCES}
     res["available"] = {k: profile.available[k] for k in RESOURCES}
     res["fits"] = all(est[k] <= profile.available[k] for k in RESOURCES)
+    if est["spram_weights"]:                # weights in SPRAM: inference only on this board
+        res["spram_weights"] = list(est["spram_weights"])
+        res["learns_on_chip"] = False
     if not res["fits"]:
         res["status"] = "does not fit"
     elif point.get("build") if point.get("build") is not None else task["build"]:

@@ -205,7 +205,7 @@ class NativeCore(VerilatorCore):
         if not vfile.exists():
             self._emit(vfile)
         prefixes = [self.prefix(k) for k in range(len(self.cores))]
-        cores = [PCCore.interface(s, p) for s, p in self.cores]
+        cores = [PCCore.interface(s, p, **self.core_options) for s, p in self.cores]
         build_harness(vfile, TOP_NAME, HARNESS_SOURCE,
                       {"ports.inc": ports_source(prefixes, cores)}, self.dir / "obj",
                       binary=self.binary.name, fast=self.fast_build, make_jobs=self.make_jobs)

@@ -168,7 +168,11 @@ class VerilatorCore:
 
     def __init__(self, spec: PCSpec | None = None, lanes: int | None = None, *,
                  cores: list | None = None, build_root=None, waves: str | bool = False,
-                 fast_build: bool = False, simulator: str = "verilator"):
+                 fast_build: bool = False, simulator: str = "verilator",
+                 core_options: dict | None = None):
+        #: keyword options of every ``PCCore`` built (e.g. ``spram_weights``: the board's
+        #: single-ported weight memories)
+        self.core_options = dict(core_options or {})
         if cores is None:
             cores = [(spec, lanes)]
         self.cores = [(s, int(p)) for s, p in cores]
@@ -185,6 +189,10 @@ class VerilatorCore:
             raise ValueError(f"simulator {simulator!r}: use 'verilator' or 'icarus'")
         self.simulator = simulator
         ident = "+".join(f"{s.digest}-p{p}" for s, p in self.cores)
+        if self.core_options:
+            import hashlib
+            ident += "-opt" + hashlib.sha256(repr(sorted(self.core_options.items())).encode()
+                                             ).hexdigest()[:8]
         if len(self.cores) > 1:
             import hashlib
             ident = f"multi{len(self.cores)}-" + hashlib.sha256(ident.encode()).hexdigest()[:16]
@@ -206,7 +214,7 @@ class VerilatorCore:
         from amaranth.lib import wiring
         from amaranth.lib.wiring import Out
 
-        cores = [PCCore(s, p) for s, p in self.cores]
+        cores = [PCCore(s, p, **self.core_options) for s, p in self.cores]
 
         class Cores(wiring.Component):
             def __init__(self):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pcforge.boards.frame import (ADDRESS_BYTES, MAX_WORDS, REQUEST_SYNC, RESPONSE_SYNC,
-                                  STATUS_PAYLOAD, Command, Status, crc8, parse_words)
+                                  STATUS_PAYLOAD, BatchFormat, Command, Status, crc8,
+                                  parse_words)
 
 
 class LinkModel:
@@ -40,6 +41,10 @@ class LinkModel:
         w = self.width(key[0])
         v &= (1 << w) - 1
         self.mem[key if key[0] != 3 else (3, key[1], 0, key[3])] = v - ((v >> (w - 1)) << w)
+
+    def batch_format(self, flags: int) -> BatchFormat:
+        return BatchFormat(self.spec.sizes[0], self.spec.sizes[-1], argmax=bool(flags & 1),
+                           compact=bool(flags & 2))
 
     def answer(self, seq, status, payload=b""):
         body = bytes([len(payload), seq, int(status)]) + payload
@@ -175,6 +180,14 @@ class StreamModel(LinkModel):
             want = [self.read((target, layer, bank if target != 3 else 0, addr + i))
                     for i in range(count)]
             return [] if parse_words(pay) == want else [f"READ words, model {want}"]
+        if cmd == Command.BATCH:
+            # the results depend on the core's run (checked against FixedPCN elsewhere); here
+            # their length, and x_0 is the core's now
+            self.ran = True
+            fmt = self.batch_format(fr.payload[0])
+            k = fmt.samples_in(fr.length)
+            return [] if len(pay) == fmt.response_bytes(k) else \
+                [f"BATCH of {k} answered with {len(pay)} bytes"]
         if cmd == Command.RUN:
             self.ran = True
             self.learned |= bool(fr.payload[1] & 1)
@@ -192,6 +205,15 @@ class StreamModel(LinkModel):
             mask, flags = p[0], p[1]
             ok = (mask >> self.spec.n_layers) == 0 and (flags >> 2) == 0 and \
                 not (flags & 1 and not self.core.learns)
+            return None if ok else Status.BAD_ARGUMENT
+        if cmd == Command.BATCH:
+            if n == 0:
+                return Status.BAD_LENGTH
+            fmt = self.batch_format(p[0])
+            k = fmt.samples_in(n)
+            if k == 0:
+                return Status.BAD_LENGTH
+            ok = p[0] & 0x0C == 0 and k <= fmt.max_samples
             return None if ok else Status.BAD_ARGUMENT
         if cmd not in (Command.WRITE, Command.READ):
             return Status.BAD_COMMAND

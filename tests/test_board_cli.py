@@ -124,6 +124,12 @@ def test_board_status_infer_train_through_a_serial_port(board_on_pty, files, tmp
     # again without --weights: the board's weights are read back and used
     r = _board(port, files, "infer", "--limit", "2")
     assert r.exit_code == 0 and "read back" in r.output and "2/2 samples bit-exact" in r.output
+    # BATCH (issue 16, item 6): 7 digits over 3 frames, argmax and cycles = FixedPCN's
+    r = _board(port, files, "infer", "--batch", "--limit", "7")
+    assert r.exit_code == 0 and "7/7 argmax equal to FixedPCN's" in r.output, r.output
+    assert "(= the cycle model's" in r.output and "compact 1-byte inputs, 3 per frame" in r.output
+    r = _board(port, files, "infer", "--batch", "--mask", "generation")
+    assert r.exit_code == 2 and "--batch classifies" in r.output, r.output
     # another clamp (issue 17): labels clamped, the image relaxed on the board, bit-exact
     np.save(tmp_path / "lab.npy", np.eye(10)[[3, 7]])
     r = _board(port, files, "infer", "--mask", "generation", "--clamp",
@@ -143,6 +149,9 @@ def test_board_status_infer_train_through_a_serial_port(board_on_pty, files, tmp
     r = _board(port, files, "infer", "--mask", "generation", "--clamp",
                f"2={tmp_path / 'lab.npy'}")
     assert r.exit_code == 0 and "2/2 samples bit-exact" in r.output, r.output
+    # BATCH after pinned runs: the driver clears the pins first
+    r = _board(port, files, "infer", "--batch", "--limit", "4")
+    assert r.exit_code == 0 and "4/4 argmax equal to FixedPCN's" in r.output, r.output
     # on-chip learning: 2 epochs of 4 samples, α halved by the host in between (the α
     # register over the link), read back after every 2, equal to FixedPCN
     out = tmp_path / "trained"

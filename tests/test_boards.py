@@ -97,9 +97,37 @@ def test_estimates_and_refusal_before_synthesis():
     msg = str(e.value)
     assert "iCE40UP5K" in msg and "--lanes 4" in msg and "--board ulx3s" in msg
     assert "LUT" in msg
-    wide = digits_spec(hidden=(256,))
+    wide = digits_spec(hidden=(1024,))         # W_1 in the 4 SPRAMs, W_2 still 40 EBRs
     with pytest.raises(DoesNotFit, match="BRAM"):
         check_fits(wide, 1, BOARDS["icebreaker"])
+    # MNIST-shaped (issue 16, item 5): 784-128-10 fits the ULX3S on 8 lanes — its 12 544-word
+    # weight banks padded to 16 384 words (16 DP16KD each, sliced by bits: no multiplexer
+    # after the blocks); on the iCEBreaker 784-64-10's first weight memory (50 176 words) goes
+    # to its four SPRAMs, 784-128-10 fits nowhere; the digits default needs no SPRAM
+    mnist = digits_spec(hidden=(128,), sizes=(784, 128, 10))
+    est = check_fits(mnist, 8, BOARDS["ulx3s"])
+    banks = [r for r in est["memories"] if r[0].startswith("w1 lane")]
+    assert len(banks) == 8 and all(r[2] == 16384 and r[3] == 16 for r in banks)
+    assert est["BRAM"] <= 208 and est["spram_weights"] == ()
+    ice = check_fits(digits_spec(hidden=(64,), sizes=(784, 64, 10)), 1, BOARDS["icebreaker"])
+    assert ice["spram_weights"] == (1,) and ice["SPRAM"] == 4 and ice["BRAM"] <= 30
+    assert not any(r[0].startswith("w1") for r in ice["memories"])
+    with pytest.raises(DoesNotFit, match="BRAM ~"):
+        check_fits(mnist, 1, BOARDS["icebreaker"])
+    assert estimate(spec, 1, BOARDS["icebreaker"])["spram_weights"] == ()
+
+
+def test_build_refuses_weights_in_the_bitstream_for_spram(tmp_path):
+    """SPRAM has no initial contents: a build that needs it refuses --weights, before any
+    tool runs and without writing anything."""
+    from pcforge.boards.build import build_board
+    from pcforge.model.spec import SpecError
+    spec = digits_spec(hidden=(64,), sizes=(784, 64, 10))
+    W = [np.zeros(spec.weight_shape(l), np.int64) for l in (1, 2)]
+    b = [np.zeros(spec.sizes[l], np.int64) for l in (1, 2)]
+    with pytest.raises(SpecError, match="SPRAM, which a bitstream cannot initialise"):
+        build_board("icebreaker", spec, tmp_path / "out", weights=(W, b))
+    assert not (tmp_path / "out").exists()
 
 
 def test_build_refuses_a_design_that_cannot_fit_and_writes_nothing(tmp_path):

@@ -341,3 +341,27 @@ def test_address_watch_catches_an_unguarded_address_register(monkeypatch):
     with pytest.raises(AssertionError, match=r"w2_lane0 \(depth 10\) read at address 10"):
         run_core(PCCore(spec, 2), W, b, samples["inference"], "inference",
                  check_addresses=True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_single_ported_weight_memories_run_like_fixed_model(seed):
+    """Weight memories in SPRAM (``spram_weights``: one address for reads and writes): the
+    host loads them and reads them back, every x and e of every iteration equals FixedPCN's
+    (two samples in a row), the cycles the model's; such a core cannot learn."""
+    spec, lanes, W, b, mask, clamped = random_case(700 + seed)
+    spram = tuple(range(1, spec.L + 1)) if seed % 2 else (spec.L,)
+    core = PCCore(spec, lanes, spram_weights=spram)
+    assert not core.learns
+    g = core.geometry
+    reads = [a for l in range(1, spec.L + 1) for a in weight_addresses(g, l)]
+    rng = np.random.default_rng(seed)
+    samples = [clamped, random_clamped(spec, mask, rng)]
+    runs = run_core(core, W, b, [{k: v[0] for k, v in c.items()} for c in samples], mask,
+                    read=reads, check_addresses=True)
+    want = np.concatenate([np.concatenate([W[l].reshape(-1), b[l]]) for l in range(spec.L)])
+    for i, (c, run) in enumerate(zip(samples, runs)):
+        ref = FixedPCN(spec, W, b).relax(c, mask, trace=True)
+        assert_run_matches(run, ref, spec, f"sample {i}; spram {spram}; seed {seed}")
+        assert run.cycles == cycle_report(spec, lanes, mask,
+                                          iterations=ref.iterations[0]).total
+        assert run.readback == want.tolist()

@@ -55,7 +55,7 @@ def harness(request):
 
 
 _COMMANDS = st.sampled_from(["status", "write", "write", "read", "read", "run", "resume",
-                            "other"])
+                            "batch", "other"])
 _RUN_FLAGS = st.sampled_from([0, 0, 1, 2, 3, 4])
 _MUTATIONS = st.sampled_from(["none"] * 6 + ["flip", "crc", "length", "cut", "replay", "garbage",
                               "sync"])
@@ -70,8 +70,16 @@ def _request(data, h: LinkHarness, model: StreamModel, seq: int) -> bytes:
     if cmd == "resume":
         return encode_request(seq, Command.RESUME)
     if cmd == "other":
-        return encode_request(seq, data.draw(st.integers(5, 255)),
+        return encode_request(seq, data.draw(st.integers(6, 255)),
                               data.draw(st.binary(max_size=8)))
+    if cmd == "batch":                  # mostly a whole number of samples, in any mode
+        flags = data.draw(st.sampled_from([0, 1, 2, 3, 0x62, 0x13]) | st.integers(0, 255))
+        fmt = model.batch_format(flags)
+        k = data.draw(st.integers(1, max(1, fmt.max_samples) + 1))
+        n = min(255, 1 + k * fmt.sample_bytes)
+        n = data.draw(st.just(n) | st.integers(0, 255))
+        return encode_request(seq, Command.BATCH, bytes([flags]) +
+                              data.draw(st.binary(min_size=max(0, n - 1), max_size=max(0, n - 1))))
     if cmd == "run":
         mask = data.draw(st.integers(0, (1 << spec.n_layers) - 1) | st.integers(0, 255))
         flags = data.draw(_RUN_FLAGS)
@@ -192,3 +200,82 @@ def test_fuzz_model_catches_a_link_that_answers_wrongly(harness):
     assert res.responses() == [model.answer(0, Status.BAD_ARGUMENT)]
     model.write((2, 1, 0, 0), 5)                      # as if it had aliased to address 0
     assert h.dump()[(2, 1, 0)][0] != model.read((2, 1, 0, 0))
+
+
+
+def _exchange(h: LinkHarness, frames: list) -> list:
+    """Send each frame after the previous answer; the responses."""
+    data = [(b, WAIT if k == 0 else 0) for f in frames for k, b in enumerate(f)]
+    res = h.stream(data)
+    assert not res.hung
+    return res.responses()
+
+
+@pytest.fixture(scope="module", params=[(9, 3), (89, 2)], ids=["11-12-5", "8-5-10-3"])
+def batch_harness(request):
+    """Networks whose input layer is wide enough for every BATCH mode, on 3 and 2 lanes (the
+    second with a 17-bit x: the words mode returns its low 16 bits)."""
+    seed, lanes = request.param
+    spec = random_spec(np.random.default_rng(seed), size=(3, 12), iterations=(2, 4),
+                       n_layers=(3, 4))
+    with LinkHarness(spec, lanes, design_id=seed, timeout_cycles=TIMEOUT) as h:
+        yield h
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2, 3], ids=["words", "argmax", "compact-words",
+                                                    "compact-argmax"])
+def test_batch_runs_every_sample_like_fixed_pcn(batch_harness, mode):
+    """BATCH: samples run back to back in the link; each result (the output layer's x, or its
+    argmax — the first on ties) equals FixedPCN's under the inference mask, and the cycles
+    reported are the cycle model's over the samples; one sample more than the mode allows in
+    a frame is refused and runs nothing."""
+    from pcforge.boards.frame import BatchFormat
+    from pcforge.hdl.protocol import weight_words
+    from pcforge.model import FixedPCN
+    from pcforge.model.arch.cycles import cycle_report
+    from pcforge.model.arch.geometry import CoreGeometry
+    from pcforge.model.randspec import random_int_weights
+    h = batch_harness
+    spec, P = h.spec, h.lanes
+    rng = np.random.default_rng(mode)
+    W, b = random_int_weights(spec, rng, scale=0.3)
+    h.reset()
+    frames = [encode_request(k, Command.WRITE, address_header(*w[:4]) + words_payload([w[4]]))
+              for k, w in enumerate(weight_words(CoreGeometry(spec, P), W, b))]
+    assert all(r[3] == Status.OK for r in _exchange(h, frames))
+    seq = len(frames) & 0xFF
+    fmt = BatchFormat(spec.sizes[0], spec.sizes[-1], argmax=bool(mode & 1),
+                      compact=bool(mode & 2))
+    n = fmt.max_samples
+    assert n >= 3
+    shift, X = 3, spec.formats.x
+    if fmt.compact:
+        x0 = np.clip(rng.integers(-128, 128, size=(n, spec.sizes[0])) << shift,
+                     X.min_int, X.max_int) >> shift << shift
+    else:
+        lo, hi = max(X.min_int, -2**15), min(X.max_int, 2**15 - 1)
+        x0 = rng.integers(lo, hi + 1, size=(n, spec.sizes[0]))
+    x0[-1] = 0                  # no input: the output layer often ties (the first index wins)
+    if fmt.compact:
+        body = (x0 >> shift).astype(np.int8).tobytes()
+    else:
+        body = x0.astype("<i2").tobytes()
+    got = _exchange(h, [encode_request(seq, Command.BATCH, bytes([fmt.flags(shift)]) + body)])
+    assert got[0][3] == Status.OK, got
+    pay = got[0][4:-1]
+    assert len(pay) == fmt.response_bytes(n)
+    ref = FixedPCN(spec, W, b).relax({0: x0}, "inference")
+    out = ref.x[spec.L].astype(np.int64)
+    if fmt.argmax:
+        assert list(pay[:n]) == list(np.argmax(out, axis=1))
+    else:
+        got16 = np.frombuffer(pay[:-4], dtype="<i2").reshape(n, -1)
+        assert np.array_equal(got16, (out << 48) >> 48)          # the low 16 bits
+    cycles = sum(cycle_report(spec, P, "inference", iterations=i).total for i in ref.iterations)
+    assert int.from_bytes(pay[-4:], "little") == cycles
+    # a sample more than the mode allows: refused (or BAD_LENGTH past 255 bytes)
+    size = 1 + (n + 1) * fmt.sample_bytes
+    if size <= 255:
+        big = encode_request(seq + 1, Command.BATCH, bytes([fmt.flags(shift)])
+                             + bytes(size - 1))
+        assert _exchange(h, [big])[0][3] == Status.BAD_ARGUMENT

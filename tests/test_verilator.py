@@ -155,3 +155,43 @@ def test_train_on_hardware_cli(tmp_path, learning):
     init = Weights.init(spec, np.random.default_rng(0))
     trained = Weights.load(out / "weights.npz", spec)
     assert not np.allclose(trained.W[0], init.W[0], atol=1e-3)
+
+
+def test_mnist_shaped_network_bit_exact_through_verilator():
+    """Capacity (issue 16, item 5): 784-128-10 on 8 lanes (the ULX3S build's shape; 12 544
+    weight words per lane), random weights, inference and a training step (input and label
+    clamped, then the update): every x and e of every iteration, every weight after learning
+    and the cycle counter = FixedPCN and the cycle model."""
+    spec = digits_spec(hidden=(128,), sizes=(784, 128, 10), name="mnist-784-128-10",
+                       iterations=3)
+    rng = np.random.default_rng(784)
+    W, b = random_int_weights(spec, rng, scale=0.02)
+    cases = []
+    for mode, learn in (("inference", False), ("training", True)):
+        mask = spec.clamp[mode]
+        samples = [{k: v[0] for k, v in random_clamped(spec, mask, rng).items()}
+                   for _ in range(2)]
+        cases.append(VerifyCase(seed=784, spec=spec, lanes=8, W=W, b=b, mask=mask,
+                                samples=samples, learn=learn))
+    for case, run in zip(cases, run_cases(cases, group=2)):
+        assert run.mismatches == [[], []], (case.mask, run.mismatches[0][:3])
+        assert all(len(e) >= 2 for e in run.energy)          # traced every iteration
+
+
+def test_mnist_shaped_network_with_spram_weights_bit_exact_through_verilator():
+    """The iCEBreaker's 784-64-10 (issue 16, items 4 and 5): its first weight memory single-
+    ported as the SPRAMs need (``spram_weights``: one address for reads and writes), random
+    weights loaded through the host stream, inference on 3 samples: every x and e of every
+    iteration and the cycles = FixedPCN and the cycle model."""
+    spec = digits_spec(hidden=(64,), sizes=(784, 64, 10), name="mnist-784-64-10",
+                       iterations=3)
+    rng = np.random.default_rng(64)
+    W, b = random_int_weights(spec, rng, scale=0.02)
+    mask = spec.clamp["inference"]
+    samples = [{0: v} for v in random_clamped(spec, mask, rng, batch=3)[0]]
+    core = NativeCore(spec, 1, fast_build=True, core_options={"spram_weights": (1,)})
+    run = core.run(W, b, samples, mask, trace=True, check=True)
+    assert run.mismatches == [[], [], []], run.mismatches[0][:3]
+    ref = FixedPCN(spec, W, b).relax({0: np.array([s[0] for s in samples])}, mask)
+    for k in range(spec.n_layers):
+        assert np.array_equal(np.array([x[k] for x in run.x]), ref.x[k])

@@ -167,8 +167,12 @@ def board_status(port, board, spec_path, lanes, baud, timeout_s):
               help=".npy/.csv, one sample per row, 0–1 pixels (default: the digits test set).")
 @clamp_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only N samples.")
+@click.option("--batch", is_flag=True,
+              help="Classify with BATCH requests: several samples per frame, run back to back "
+                   "on the board, only each output's argmax returned (inference mask only); "
+                   "checked against FixedPCN's argmax and the cycle model's cycles.")
 def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, input_path,
-                mode, clamp_files, pin_files, limit):
+                mode, clamp_files, pin_files, limit, batch):
     """Relaxation on the board under any clamp mask (default: inference, the input clamped),
     every layer and cycle count compared with FixedPCN and the cycle model (needs --weights,
     or a bitstream that holds them)."""
@@ -179,6 +183,9 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
         mask = spec.mask(mode)
         if all(mask):
             raise click.UsageError(f"mask '{mode}' clamps every layer: nothing to relax")
+        if batch and (tuple(mask) != tuple(spec.mask("inference")) or pin_files):
+            raise click.UsageError("--batch classifies: the inference mask (the input "
+                                   "clamped), without --pin")
         if weights_path:
             fx = FixedPCN.from_float(spec, load_weights(weights_path, spec))
             with status("loading the weights over the link"):
@@ -196,6 +203,8 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
         n = n if limit is None else min(limit, n)
         labels = labels[:n] if labels is not None else None
         cq = {k: fx.quantize(v[:n], k) for k, v in clamped.items()}
+        if batch:
+            return _board_batch(link, spec, lanes, fx, cq[0], labels, board)
         outs, cycles, exact = [], [], 0
         t0 = time.perf_counter()
         with progress(f"relaxation on the {board} (mask {mode})") as cb:
@@ -221,6 +230,37 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
     console.print(line)
     if exact != n:
         raise click.ClickException(f"{n - exact} samples differ from FixedPCN")
+
+
+def _board_batch(link, spec, lanes, fx, x0, labels, board):
+    """``board infer --batch``: BATCH requests, argmax and cycles checked."""
+    from ..model.arch.cycles import cycle_report
+    n = len(x0)
+    fmt, _ = link.batch_format(x0)
+    preds, cycles = [], 0
+    t0 = time.perf_counter()
+    with progress(f"BATCH classification on the {board}") as cb:
+        for lo in range(0, n, fmt.max_samples * 8):
+            r = link.infer_batch(x0[lo:lo + fmt.max_samples * 8])
+            preds.extend(r["results"])
+            cycles += r["cycles"]
+            cb(len(preds), n, {})
+    wall = time.perf_counter() - t0
+    ref = fx.relax({0: x0}, "inference")
+    want = np.argmax(ref.x[spec.L], axis=1)
+    model_cycles = sum(cycle_report(spec, lanes, "inference", iterations=int(i)).total
+                       for i in ref.iterations)
+    same = int(np.sum(np.array(preds) == want))
+    line = (f"{same}/{n} argmax equal to FixedPCN's; core cycles {cycles} "
+            f"({'=' if cycles == model_cycles else '!='} the cycle model's {model_cycles}); "
+            f"{n / wall:.1f} inferences/s through the link "
+            f"({'compact 1-byte' if fmt.compact else '2-byte'} inputs, "
+            f"{fmt.max_samples} per frame)")
+    if labels is not None:
+        line += f"; accuracy {np.mean(np.array(preds) == labels[:n]):.2%}"
+    console.print(line)
+    if same != n or cycles != model_cycles:
+        raise click.ClickException("the board's BATCH results differ from FixedPCN")
 
 
 @board_group.command("train",
