@@ -6,9 +6,12 @@
 * **BRAM** — exact by construction: every memory of the core (from
   :class:`~pcforge.hdl.core.PCCore` itself) plus the host link's 256-byte frame buffer, each the
   cheapest tiling of the family's block-RAM configurations; memories of at most
-  ``logic_ram_bits`` bits are flip-flops instead, and on the ECP5 memories under
-  ``lutram_bits`` are distributed RAM (Yosys's choice: measured 9 DP16KD for the 8-lane digits
-  core, all of them the weight banks and the frame buffer).
+  ``logic_ram_bits`` bits are flip-flops instead, and on the ECP5 memories that Yosys's cost
+  model builds cheaper from DPR16X4 cells are distributed RAM (:func:`_lutram_cheaper`;
+  measured: 9 DP16KD for the 8-lane digits core, all of them the weight banks and the frame
+  buffer; 146 for 784-128-10 on 8 lanes, whose 98-word x_0 banks are block RAM).
+* **SPRAM** (iCE40UP) — exact: the weight memories :func:`spram_plan` moves there when the
+  EBRs cannot hold everything, 16 K × 16 bits each.
 * **LUT, FF** — rough: a per-lane cost fitted to ``synth_ice40 -dsp`` of the digits core at 1,
   2, 4 and 8 lanes (yosys 0.70: ~1 130 LUT and ~1 445 FF per lane at a 42-bit accumulator,
   ~940 LUT and ~1 150 FF of controller and pipeline control), ~400 LUT and ~250 FF of UART
@@ -41,6 +44,20 @@ ICE40_FF_CELL_SHARE = 0.75  # iCE40 logic cells ≈ LUTs + this share of the FFs
 
 class DoesNotFit(SpecError):
     """The design needs more of a resource than the board's FPGA has."""
+
+
+#: Yosys's memory_libmap costs (share/lattice/*.txt): a DP16KD 128, a DPR16X4 4
+BRAM_COST, LUTRAM_CELL_COST = 128, 4
+#: what a memory deeper than one DPR16X4 adds per data bit and extra 16 words (its read
+#: multiplexer), fitted to Yosys's choices: 80 × 16 bits distributed, 98 × 16 block RAM
+LUTRAM_MUX_COST = 0.5
+
+
+def _lutram_cheaper(width: int, depth: int) -> bool:
+    """Whether Yosys builds a width × depth memory from DPR16X4 cells rather than a DP16KD."""
+    n = ceil(depth / 16)
+    cost = LUTRAM_CELL_COST * ceil(width / 4) * n + LUTRAM_MUX_COST * width * (n - 1)
+    return cost < BRAM_COST
 
 
 def _blocks(width: int, depth: int, configs) -> int:
@@ -103,7 +120,7 @@ def estimate(spec: PCSpec, lanes: int, board: BoardProfile, spram=None) -> dict:
         if width * depth <= board.logic_ram_bits:
             logic_bits += width * depth
             listing.append((name, width, depth, 0))
-        elif width * depth < board.lutram_bits:          # 16×4 distributed RAM cells
+        elif board.lutram_bits and _lutram_cheaper(width, depth):   # 16×4 distributed RAM
             lutram += ceil(width / 4) * ceil(depth / 16)
             listing.append((name, width, depth, 0))
         else:

@@ -390,15 +390,21 @@ class HostLink(wiring.Component):
         with m.State("C_DONE"):
             self._respond_with(m, r, Status.OK)
 
+    @staticmethod
+    def _fetch(m, r: "_LinkRegisters", name: str, addr, then: str):
+        """States ``{name}_ADDR`` (the frame buffer's address) and ``{name}_FETCH`` (its byte
+        into ``buf_q``), then ``then``, which reads ``buf_q``."""
+        with m.State(f"{name}_ADDR"):
+            m.d.comb += r.rd.addr.eq(addr)
+            m.next = f"{name}_FETCH"
+        with m.State(f"{name}_FETCH"):
+            m.next = then
+
     def _write(self, m, r: "_LinkRegisters"):
         """WRITE: W_ADDR → W_FETCH → W_BYTE (×4) → W_PUSH per word — each 4-byte word assembled from the
         frame buffer, then one ``host_write`` beat — and W_DONE (a state of its own: the core's
         ready stays off the response registers' enables)."""
-        with m.State("W_ADDR"):
-            m.d.comb += r.rd.addr.eq(r.ptr)
-            m.next = "W_FETCH"
-        with m.State("W_FETCH"):
-            m.next = "W_BYTE"
+        self._fetch(m, r, "W", r.ptr, "W_BYTE")
         with m.State("W_BYTE"):
             m.d.sync += [r.word.eq(Cat(r.word[8:], r.buf_q)), r.ptr.eq(r.ptr + 1),
                          r.bidx.eq(r.bidx + 1), r.w_last.eq(r.widx + 1 == r.n_words)]
@@ -436,11 +442,7 @@ class HostLink(wiring.Component):
             m.d.sync += [r.node.eq(r.node + 1), r.io_bank.eq(Mux(wrap, 0, r.io_bank + 1)),
                          r.cur_addr.eq(r.cur_addr + wrap)]
 
-        with m.State("B_ADDR"):
-            m.d.comb += r.rd.addr.eq(r.ptr)
-            m.next = "B_FETCH"
-        with m.State("B_FETCH"):
-            m.next = "B_BYTE"
+        self._fetch(m, r, "B", r.ptr, "B_BYTE")
         with m.State("B_BYTE"):
             m.d.sync += [r.byte.eq(r.buf_q), r.ptr.eq(r.ptr + 1)]
             m.next = "B_VALUE"
@@ -551,11 +553,7 @@ class HostLink(wiring.Component):
                     m.next = "TX_BYTE"
             with m.Else():
                 m.next = "TX_BYTE"
-        with m.State("B_TX_ADDR"):
-            m.d.comb += r.rd.addr.eq(r.sent)
-            m.next = "B_TX_FETCH"
-        with m.State("B_TX_FETCH"):
-            m.next = "B_TX_DATA"
+        self._fetch(m, r, "B_TX", r.sent, "B_TX_DATA")
         with m.State("B_TX_DATA"):
             # one byte; bidx wraps to 0 as it is sent, so the cycle sum follows as a word
             m.d.sync += [r.word.eq(r.buf_q), r.bidx.eq(3)]

@@ -23,7 +23,7 @@ class BoardProfile:
     available: dict = field(default_factory=dict)   # LUT, FF, DSP, BRAM on the chip
     bram_bits: int = 0          # bits of one block RAM
     bram_widths: tuple = ()     # (width, depth) configurations of one block RAM
-    lutram_bits: int = 0        # smaller memories become distributed RAM (ECP5: DPR16X4)
+    lutram_bits: int = 0        # non-zero: distributed RAM exists (ECP5 DPR16X4: 16 × 4 bits)
     pow2_depth_above: int = 0   # deeper memories get a power-of-two depth (PCCore: timing)
     spram_shape: tuple = ()     # (width, depth) of one single-port "huge" RAM (iCE40UP SPRAM)
     link_batch: bool = True     # the host link has the BATCH command (HostLink batch=)

@@ -246,3 +246,18 @@ def test_model_and_link_disagree_on_a_broken_model():
     req = encode_request(0, Command.WRITE, hdr + words_payload([99]))
     _, peeks, _ = run_link(core, link, [req])
     assert peeks[2, 1, 0, 0] == 99 != model.read((2, 1, 0, 0))
+
+
+def test_a_link_built_without_batch_refuses_it():
+    """A link built without BATCH (the iCEBreaker's: its logic cells are full) answers it
+    BAD_COMMAND and runs nothing; with BATCH the same frame is answered OK."""
+    from pcforge.boards.frame import BatchFormat
+    rng = np.random.default_rng(8401)
+    spec = random_spec(rng, size=(4, 8), iterations=(1, 2), n_layers=(2, 2))
+    fmt = BatchFormat(spec.sizes[0], spec.sizes[-1], argmax=True, compact=True)
+    req = encode_request(0, Command.BATCH, bytes([fmt.flags()]) + bytes(fmt.sample_bytes))
+    for batch, status in ((False, Status.BAD_COMMAND), (True, Status.OK)):
+        core = PCCore(spec, 1)
+        link = HostLink(core, design_id=1, timeout_cycles=TIMEOUT, batch=batch)
+        got, _, _ = run_link(core, link, [req])
+        assert got[0][3] == status, (batch, got[0].hex())
