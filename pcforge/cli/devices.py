@@ -234,17 +234,21 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
 
 def _board_batch(link, spec, lanes, fx, x0, labels, board):
     """``board infer --batch``: BATCH requests, argmax and cycles checked."""
+    from ..boards.frame import LinkError
     from ..model.arch.cycles import cycle_report
     n = len(x0)
-    fmt, _ = link.batch_format(x0)
     preds, cycles = [], 0
     t0 = time.perf_counter()
-    with progress(f"BATCH classification on the {board}") as cb:
-        for lo in range(0, n, fmt.max_samples * 8):
-            r = link.infer_batch(x0[lo:lo + fmt.max_samples * 8])
-            preds.extend(r["results"])
-            cycles += r["cycles"]
-            cb(len(preds), n, {})
+    try:
+        fmt, _ = link.batch_format(x0)
+        with progress(f"BATCH classification on the {board}") as cb:
+            for lo in range(0, n, fmt.max_samples * 8):
+                r = link.infer_batch(x0[lo:lo + fmt.max_samples * 8])
+                preds.extend(r["results"])
+                cycles += r["cycles"]
+                cb(len(preds), n, {})
+    except LinkError as exc:
+        raise click.ClickException(str(exc)) from None
     wall = time.perf_counter() - t0
     ref = fx.relax({0: x0}, "inference")
     want = np.argmax(ref.x[spec.L], axis=1)
