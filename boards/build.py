@@ -185,7 +185,7 @@ def _run_toolchain(profile: BoardProfile, top: BoardTop, seed: int = DEFAULT_SEE
                 kw["synth_opts"] = "-dsp" + (" -spram" if top.spram_weights else "")
             if top.spram_weights:
                 # Amaranth gives every memory initial contents (zeros), which an SPRAM cannot
-                # have: the SPRAM memories' are dropped (the host loads them)
+                # have: those of the SPRAM memories are deleted (the host loads them)
                 kw["script_after_read"] = "\n".join(
                     f"delete t:$meminit_v2 r:MEMID=\\w{l}_lane{p} %i"
                     for l in top.spram_weights for p in range(top.system.lanes))

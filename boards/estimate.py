@@ -120,7 +120,7 @@ def estimate(spec: PCSpec, lanes: int, board: BoardProfile, spram=None) -> dict:
         if width * depth <= board.logic_ram_bits:
             logic_bits += width * depth
             listing.append((name, width, depth, 0))
-        elif board.lutram_bits and _lutram_cheaper(width, depth):   # 16×4 distributed RAM
+        elif board.lutram and _lutram_cheaper(width, depth):   # 16×4 distributed RAM
             lutram += ceil(width / 4) * ceil(depth / 16)
             listing.append((name, width, depth, 0))
         else:

@@ -248,8 +248,8 @@ class PCLink:
                 f"BATCH cannot carry a sample of {spec.sizes[0]} inputs "
                 f"({fmt.sample_bytes} bytes) with results of {fmt.result_bytes} bytes in one "
                 f"frame of at most 255 bytes: use infer() (a frame per 62 words)")
-        if shift is None and np.any((np.asarray(inputs) < -2**15)
-                                    | (np.asarray(inputs) >= 2**15)):
+        x = np.asarray(inputs)
+        if shift is None and np.any((x < -2**15) | (x >= 2**15)):
             raise LinkError("BATCH carries inputs of at most 16 bits: use infer()")
         return fmt, shift or 0
 

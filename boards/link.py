@@ -7,7 +7,8 @@ and arguments are all right is executed — a corrupted, truncated or out-of-seq
 changes nothing in the core and is answered with its error status, after which the link is
 ready for the next frame. Words move to and from the core through the core's own host streams
 (``host_write``, ``host_read``/``read_data``, ``control``), exactly as the cocotb and Amaranth
-testbenches drive them.
+testbenches drive them. With ``batch``, BATCH runs many samples per frame from the frame
+buffer, back to back, with no host traffic between them.
 """
 from __future__ import annotations
 
@@ -70,12 +71,7 @@ class HostLink(wiring.Component):
         m.submodules.frame = buf = memory.Memory(shape=8, depth=256, init=[])
         wr = buf.write_port()
         rd = buf.read_port()
-        r = _LinkRegisters(self.timeout_cycles)
-        spec = self.core.spec
-        r.node = Signal(range(max(spec.sizes[0], spec.sizes[-1]) + 1), name="node")
-        r.io_bank = Signal(range(max(2, self.core.lanes)), name="io_bank")
-        r.best = Signal(signed(spec.formats.x.width), name="best")
-        r.best_idx = Signal(range(max(2, spec.sizes[-1])), name="best_idx")
+        r = _LinkRegisters(self.timeout_cycles, self.core)
         r.wr, r.rd = wr, rd                     # the frame buffer's ports
         # every byte read from the frame buffer is registered once more before any logic (a
         # block RAM's output register: ~6 ns clock-to-output, and placement may put the
@@ -302,7 +298,7 @@ class HostLink(wiring.Component):
                             if n > 255:
                                 break
                             with m.Case(n):
-                                fits = bool(usable) and k <= usable
+                                fits = k <= usable         # (0: a mode it cannot take)
                                 m.d.sync += [r.len_ok.eq(1),
                                              r.arg_ok.eq(int(fits) & ~flags[2:4].any()),
                                              r.batch_len.eq(fmt.response_bytes(k) if fits
@@ -585,9 +581,11 @@ class _LinkRegisters:
     """The link's registers: the frame being received (length, sequence number, command, CRC,
     the address header ``hdr``, bytes received, the gap timer), the verdicts, the response
     (status, length, bytes sent, the word being assembled or sent, its indices), the expected
-    sequence number, and the control beat."""
+    sequence number, the control beat, the core access (memory, lane, address) and BATCH's
+    counters, sized for ``core``."""
 
-    def __init__(self, timeout_cycles: int):
+    def __init__(self, timeout_cycles: int, core: PCCore):
+        spec = core.spec
         n_len, seq, cmd, crc = Signal(8), Signal(8), Signal(8), Signal(8)
         expected = Signal(8)
         count = Signal(8)                       # payload bytes received
@@ -616,11 +614,12 @@ class _LinkRegisters:
         # and its index so far, the cycles of the batch's runs together
         batch_len = Signal(8)
         byte = Signal(8)                        # a sample's byte from the frame buffer
-        node = Signal(16)
+        node = Signal(range(max(spec.sizes[0], spec.sizes[-1]) + 1))
         io_target, io_layer = Signal(8), Signal(8)   # the memory of the core access
+        io_bank = Signal(range(max(2, core.lanes)))
         res_ptr = Signal(8)
-        best = Signal(32)                       # (narrowed to x's width by the link)
-        best_idx = Signal(8)
+        best = Signal(signed(spec.formats.x.width))
+        best_idx = Signal(range(max(2, spec.sizes[-1])))
         cycle_sum = Signal(32)
-        self.__dict__.update({k: v for k, v in locals().items() if k not in ("self",
-                                                                             "timeout_cycles")})
+        self.__dict__.update({k: v for k, v in locals().items()
+                              if k not in ("self", "timeout_cycles", "core", "spec")})

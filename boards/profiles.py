@@ -23,7 +23,7 @@ class BoardProfile:
     available: dict = field(default_factory=dict)   # LUT, FF, DSP, BRAM on the chip
     bram_bits: int = 0          # bits of one block RAM
     bram_widths: tuple = ()     # (width, depth) configurations of one block RAM
-    lutram_bits: int = 0        # non-zero: distributed RAM exists (ECP5 DPR16X4: 16 × 4 bits)
+    lutram: bool = False        # the family has distributed RAM (ECP5 DPR16X4: 16 × 4 bits)
     pow2_depth_above: int = 0   # deeper memories get a power-of-two depth (PCCore: timing)
     spram_shape: tuple = ()     # (width, depth) of one single-port "huge" RAM (iCE40UP SPRAM)
     link_batch: bool = True     # the host link has the BATCH command (HostLink batch=)
@@ -66,7 +66,7 @@ BOARDS = {
         available={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM": 208},
         bram_bits=18432,
         bram_widths=((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
-        lutram_bits=2048, pow2_depth_above=1024, bitstream_ext=".bit",
+        lutram=True, pow2_depth_above=1024, bitstream_ext=".bit",
         serial_hint="the FT231X, e.g. /dev/ttyUSB0",
         programmer_board="ulx3s", sram=True,
         usb_hint="the FT231X (lsusb: 0403:6015 Future Technology Devices)"),

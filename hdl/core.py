@@ -150,9 +150,9 @@ def _single_port(m, mem, rp, wp) -> tuple:
     address: the write's while it writes, else the read's (a single-ported RAM: SPRAM)."""
     rv, wv = _PortView(mem, f"{rp.addr.name}_sp_r"), _PortView(mem, f"{wp.addr.name}_sp_w")
     addr = Mux(wv.en, wv.addr, rv.addr)
+    # the read port holds its word while the write has the address (an SPRAM's "no change")
     m.d.comb += [rp.addr.eq(addr), rp.en.eq(~wv.en), wp.addr.eq(addr), wp.en.eq(wv.en),
-                 wp.data.eq(wv.data),
-                 rv.data.eq(rp.data)]
+                 wp.data.eq(wv.data), rv.data.eq(rp.data)]
     return rv, wv
 
 
