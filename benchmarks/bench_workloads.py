@@ -340,6 +340,37 @@ def board_builds(args, spec, log) -> list:
     return out
 
 
+def acceptance(results) -> list:
+    """The issue's acceptance checks from this run's rows (timing-met builds only): W1 on the
+    ULX3S — latency per digit ≤ numpy's feed-forward pass at batch 1; W2 on the ULX3S —
+    samples/s ≥ the better scalar C loop with MAC-lane utilisation ≥ 80 % (the fastest lane
+    count that has both; the 2× goal beside it); the iCEBreaker's lane count."""
+    by = {r["workload"]: r for r in results}
+    cpu = {w: dict((c["implementation"], c["us_per_sample"]) for c in r["cpu"])
+           for w, r in by.items()}
+    met = {w: [h for h in r["hardware"] if h["timing_met"]] for w, r in by.items()}
+    out = []
+    ff = cpu["W1"]["numpy feed-forward pass, batch 1"]
+    w1 = min((h for h in met["W1"] if h["board"] == "ulx3s"), key=lambda h: h["us_mean"],
+             default=None)
+    out.append({"check": "W1 ULX3S latency ≤ numpy feed-forward (batch 1)",
+                "hardware": f"{w1['us_mean']:.2f} µs ({w1['lanes']} lanes)" if w1 else "none",
+                "cpu": f"{ff:.2f} µs", "holds": bool(w1 and w1["us_mean"] <= ff)})
+    c_us = min(us for name, us in cpu["W2"].items() if "C loop" in name)
+    ok = [h for h in met["W2"] if h["board"] == "ulx3s" and h["utilisation"] >= 0.8]
+    w2 = min(ok, key=lambda h: h["us_mean"], default=None)
+    out.append({"check": "W2 ULX3S samples/s ≥ best scalar C loop, utilisation ≥ 80 %",
+                "hardware": (f"{w2['samples_per_s']:,.0f}/s, {w2['utilisation']:.1%} "
+                             f"({w2['lanes']} lanes; {c_us / w2['us_mean']:.2f}× the C loop, "
+                             "goal 2×)") if w2 else "no build with utilisation ≥ 80 %",
+                "cpu": f"{1e6 / c_us:,.0f}/s", "holds": bool(w2 and w2["us_mean"] <= c_us)})
+    ice = [h for h in met["W2"] if h["board"] == "icebreaker"]
+    lanes = max((h["lanes"] for h in ice), default=0)
+    out.append({"check": "iCEBreaker ≥ 4 lanes", "hardware": f"{lanes} lane(s) built",
+                "cpu": "", "holds": lanes >= 4})
+    return out
+
+
 def main():
     ap = bench_parser(__doc__, "bench_workloads")
     ap.add_argument("--ulx3s-lanes", default="8", help="lane counts to build for the ULX3S")
@@ -396,10 +427,17 @@ def main():
             for name, us in cpu:
                 t.add_row(name, f"{us:.2f}", f"{1e6 / us:,.0f}", f"{c_us / us:.2f}×", "", "", "")
             console.print(t)
+    checks = acceptance(results)
+    t = Table(title="issue 16's acceptance, measured in this run")
+    for col in ("check", "hardware", "CPU", "holds"):
+        t.add_column(col)
+    for c in checks:
+        t.add_row(c["check"], c["hardware"], c["cpu"], "yes" if c["holds"] else "NO")
+    console.print(t)
     out = write_results(Path(args.out), {
         "benchmark": "workloads", "spec_digest": spec.digest, "c_compiler": cc,
         "machine": platform.platform(), "processor": platform.processor(),
-        "python": platform.python_version(), "workloads": results})
+        "python": platform.python_version(), "workloads": results, "acceptance": checks})
     console.print(f"wrote {out}")
 
 
