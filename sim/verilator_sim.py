@@ -119,16 +119,20 @@ def run_cocotb(runner, test_module: str, toplevel: str, build_dir: Path, job: di
     with tempfile.TemporaryDirectory(prefix="pcforge-cocotb-") as tmp:
         tmp = Path(tmp)
         atomic_write(tmp / "job.json", json.dumps(job))
-        with patched_environ({"PATH": verilator_env()["PATH"]}):
-            results_xml = runner.test(
-                test_module=test_module, hdl_toplevel=toplevel,
-                build_dir=Path(build_dir) / "obj", test_dir=tmp,
-                extra_env={"PCFORGE_JOB": str(tmp / "job.json"),
-                           "PCFORGE_RESULT": str(tmp / "result.json")},
-                waves=bool(waves), log_file=tmp / "sim.log")
+        results_xml = "the simulator failed"
+        try:
+            with patched_environ({"PATH": verilator_env()["PATH"]}):
+                results_xml = runner.test(
+                    test_module=test_module, hdl_toplevel=toplevel,
+                    build_dir=Path(build_dir) / "obj", test_dir=tmp,
+                    extra_env={"PCFORGE_JOB": str(tmp / "job.json"),
+                               "PCFORGE_RESULT": str(tmp / "result.json")},
+                    waves=bool(waves), log_file=tmp / "sim.log")
+        except SystemExit:          # cocotb's runner exits on a failed test: say what failed
+            pass
         res_file = tmp / "result.json"
         if not res_file.exists():
-            log = (tmp / "sim.log").read_text()[-3000:] if (tmp / "sim.log").exists() else ""
+            log = (tmp / "sim.log").read_text()[-6000:] if (tmp / "sim.log").exists() else ""
             raise RuntimeError(f"the cocotb run produced no result ({results_xml}); "
                                f"log tail:\n{log}")
         if waves:
