@@ -21,10 +21,11 @@ from amaranth.hdl import Value, ValueCastable
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..model.arch.schedule import (FINAL_DRAIN_CYCLES, Cond, Schedule, can_learn,
-                                   learns_incrementally, stops_early)
+from ..model.arch.schedule import (FINAL_DRAIN_CYCLES, TOKEN_BROADCAST, Cond, Schedule,
+                                   can_learn, learns_incrementally, stops_early)
 
-__all__ = ["Op", "NodeOp", "SlotController", "token_layout", "control_layout"]
+__all__ = ["Op", "NodeOp", "MaskKind", "SlotController", "token_layout", "compact_token_layout",
+           "control_layout"]
 
 
 class Op(enum.Enum, shape=3):
@@ -49,6 +50,26 @@ _NOPS = {"err": NodeOp.ERR, "ff": NodeOp.FF, "zero": NodeOp.ZERO, "upd": NodeOp.
 def control_layout(spec) -> data.StructLayout:
     """``control`` stream payload: resume, pause, learn, mask (bit k clamps layer k)."""
     return data.StructLayout({"resume": 1, "pause": 1, "learn": 1, "mask": spec.n_layers})
+
+
+class MaskKind(enum.Enum, shape=2):
+    """What a compact token's ``node_mask`` is (see :func:`compact_token_layout`)."""
+    ZERO = 0      # no node unit writes
+    ROW = 1       # the row's lane: bit i_bank
+    LANES = 2     # the lanes of lane_mask
+
+
+def compact_token_layout(sch: Schedule) -> data.StructLayout:
+    """A token as the controller registers it beside itself: :func:`token_layout` without the
+    per-lane ``lane_mask`` and ``node_mask`` (P bits each, every bit bound for its lane) and
+    with what they are decoded from on the way to the issue register: ``nsrc`` (nodes of the
+    lanes' source layer), ``lm_off`` (no lane works: the bubble token) and ``nm_kind``
+    (:class:`MaskKind`)."""
+    spec = sch.spec
+    fields = {name: f.shape for name, f in token_layout(sch)
+              if name not in ("lane_mask", "node_mask")}
+    fields.update({"nsrc": range(max(spec.sizes) + 1), "lm_off": 1, "nm_kind": MaskKind})
+    return data.StructLayout(fields)
 
 
 def token_layout(sch: Schedule) -> data.StructLayout:
@@ -105,6 +126,8 @@ class SlotController(wiring.Component):
         self.schedule = sch
         self.learns = learns
         self.layout = token_layout(sch)
+        self.compact = compact_token_layout(sch)
+        assert TOKEN_BROADCAST >= 1, "the masks are decoded on the way to the issue register"
         spec = sch.spec
         self.stops = stops_early(spec)
         ports = {
@@ -321,8 +344,10 @@ class SlotController(wiring.Component):
                    | fsm.ongoing("DRAIN"))
         if self.stops:
             running = running | fsm.ongoing("MARK")
+        # a token in the pipeline or in the controller's broadcast registers (both registered)
+        in_flight = self.pipe_busy | r.held_busy.any()
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | r.beat),
-                     self.paused.eq(fsm.ongoing("PAUSED") & ~self.pipe_busy & ~r.beat),
+                     self.paused.eq(fsm.ongoing("PAUSED") & ~in_flight & ~r.beat),
                      self.done.eq(r.done & ~r.beat), self.iteration.eq(r.it),
                      self.cycles.eq(r.cycles)]
         # busy and paused a cycle late, from flip-flops here: what a host link across the chip
@@ -349,46 +374,47 @@ class SlotController(wiring.Component):
         host_ok = Signal()
         fired = self.control.valid & self.control.ready
         m.d.sync += [r.beat.eq(fired), r.beat_payload.eq(self.control.payload)]
-        m.d.sync += [host_ok.eq((fsm.ongoing("IDLE") | fsm.ongoing("PAUSED")) & ~self.pipe_busy
+        m.d.sync += [host_ok.eq((fsm.ongoing("IDLE") | fsm.ongoing("PAUSED")) & ~in_flight
                                 & ~fired & ~r.beat),
-                     r.idle_ok.eq(fsm.ongoing("IDLE") & ~self.pipe_busy & ~fired & ~r.beat),
+                     r.idle_ok.eq(fsm.ongoing("IDLE") & ~in_flight & ~fired & ~r.beat),
                      r.paused_ok.eq(fsm.ongoing("PAUSED") & ~fired & ~r.beat)]
         m.d.comb += self.control.ready.eq(Mux(self.control.payload.resume, r.paused_ok,
                                               r.idle_ok))
         m.d.comb += self.host_ok.eq(host_ok)
 
     def _next_token(self, m, r: "_Registers"):
-        """The next token, from the job registers and counters, registered into S0."""
-        g = self.schedule.geometry
-        spec, P = g.spec, g.lanes
+        """The next token, from the job registers and counters: registered beside the
+        controller in its compact form (:func:`compact_token_layout`: the per-lane masks as
+        what they are made of), then decoded into the issue register S0 that fans out to the
+        lanes (:data:`~pcforge.model.arch.schedule.TOKEN_BROADCAST` registers in all)."""
+        spec = self.schedule.spec
         delayed = spec.schedule == "delayed_feedback"
         inc = learns_incrementally(spec)
         j_op, c_cnt, i_cnt = r.j_op, r.c_cnt, r.i_cnt
-        nt = Signal(self.layout)
-        lane_mask = Signal(P)
-        for p in range(P):
-            m.d.comb += lane_mask[p].eq((c_cnt * P + p) < r.j_nsrc)
+        nt = Signal(self.compact)
         last = Signal()
-        row_bit = (Const(1, P) << r.i_bank)[:P]
         with m.Switch(j_op):
             with m.Case(Op.LEARN):               # no node-unit work: node_mask stays 0
                 m.d.comb += [nt.first.eq(c_cnt == 0), last.eq(c_cnt == r.j_Cm1)]
             with m.Case(Op.PRED):
                 m.d.comb += [nt.first.eq(c_cnt == 0), last.eq(c_cnt == r.j_Cm1),
                              nt.node_addr.eq(r.i_addr),
-                             nt.node_mask.eq(Mux(last, row_bit, 0))]
+                             nt.nm_kind.eq(Mux(last, MaskKind.ROW, MaskKind.ZERO))]
             with m.Case(Op.FB):
                 m.d.comb += [nt.first.eq(i_cnt == 0), last.eq(i_cnt == r.j_Nm1),
                              nt.node_addr.eq(c_cnt),
-                             nt.node_mask.eq(Mux(last, lane_mask, 0))]
+                             nt.nm_kind.eq(Mux(last, MaskKind.LANES, MaskKind.ZERO))]
             with m.Case(Op.NODE):
                 m.d.comb += [nt.first.eq(1), last.eq(1), nt.node_addr.eq(c_cnt),
-                             nt.node_mask.eq(lane_mask)]
+                             nt.nm_kind.eq(MaskKind.LANES)]
         m.d.comb += [nt.valid.eq(r.issue), nt.last.eq(last), nt.op.eq(j_op),
                      nt.nop.eq(r.j_nop), nt.layer.eq(r.j_layer),
                      nt.lane_layer.eq(r.j_lane_layer), nt.node_layer.eq(r.j_node_layer),
                      nt.c.eq(c_cnt), nt.i_bank.eq(r.i_bank), nt.i_addr.eq(r.i_addr),
-                     nt.row.eq(i_cnt), nt.w_addr.eq(r.w_addr), nt.lane_mask.eq(lane_mask),
+                     nt.row.eq(i_cnt), nt.w_addr.eq(r.w_addr), nt.nsrc.eq(r.j_nsrc),
+                     # driven even where only FUSED sets it: an undriven bit is X in a
+                     # 4-state simulator (Icarus), where Amaranth and Verilator read 0
+                     nt.lm_off.eq(0),
                      nt.we_e.eq(r.j_we_e), nt.we_x.eq(r.j_we_x), nt.we_c.eq(r.j_we_c),
                      nt.fuse.eq(r.j_fuse),
                      nt.mul_e.eq((j_op == Op.FB) | (j_op == Op.LEARN)),
@@ -403,12 +429,39 @@ class SlotController(wiring.Component):
         if self.stops:
             m.d.comb += nt.par.eq(r.it[0])
         if delayed:
-            self._fused_token(m, r, nt, lane_mask, row_bit)
+            self._fused_token(m, r, nt)
         else:
             m.d.comb += nt.cache_addr.eq(r.j_cbase + nt.node_addr)
-        m.d.sync += self.token.eq(nt)
+        # the compact token registered beside the controller (the counters' and job
+        # registers' only reader outside it), then decoded into the issue register
+        held = nt
+        for k in range(TOKEN_BROADCAST):
+            reg = Signal(self.compact, name=f"token_b{k}")
+            m.d.sync += [reg.eq(held), r.held_busy[k].eq(reg.valid)]
+            held = reg
+        self._decode_masks(m, held)
 
-    def _fused_token(self, m, r: "_Registers", nt, lane_mask, row_bit):
+    def _decode_masks(self, m, held):
+        """The issue register S0 from the compact token ``held``: every field copied, and the
+        per-lane masks decoded beside it — ``lane_mask[p]`` = lane p's source node exists
+        (c·P + p < nsrc, unless ``lm_off``), ``node_mask`` by ``nm_kind``: none, the row's
+        lane (bit i_bank) or the lanes of ``lane_mask`` (before ``lm_off``)."""
+        P = self.schedule.geometry.lanes
+        tok = self.token
+        m.d.sync += [getattr(tok, name).eq(getattr(held, name))
+                     for name, _ in self.layout if name not in ("lane_mask", "node_mask")]
+        lanes = Cat(*(((held.c * P + p) < held.nsrc) for p in range(P)))
+        row_bit = (Const(1, P) << held.i_bank)[:P]
+        m.d.sync += tok.lane_mask.eq(Mux(held.lm_off, 0, lanes))
+        with m.Switch(held.nm_kind):
+            with m.Case(MaskKind.ROW):
+                m.d.sync += tok.node_mask.eq(row_bit)
+            with m.Case(MaskKind.LANES):
+                m.d.sync += tok.node_mask.eq(lanes)
+            with m.Default():
+                m.d.sync += tok.node_mask.eq(0)
+
+    def _fused_token(self, m, r: "_Registers", nt):
         """``delayed_feedback``: a FUSED token's fields (a row ends at its last column — the
         last row's end is the bubble token, so that it never meets the column ends of the last
         row in the node units; a column of Σ W e(t−1) ends in the last row)."""
@@ -421,12 +474,12 @@ class SlotController(wiring.Component):
                          col_end.eq(~bubble & (i_cnt == r.j_Nm1))]
             m.d.comb += [nt.first.eq(~bubble & (c_cnt == 0)), nt.last.eq(row_end),
                          nt.row_end.eq(row_end),
-                         nt.lane_mask.eq(Mux(bubble, 0, lane_mask)),
+                         nt.lm_off.eq(bubble),
                          nt.nop.eq(Mux(row_end, NodeOp.ERR, NodeOp.UPD)),
                          nt.node_layer.eq(Mux(row_end, r.j_layer, r.j_lane_layer)),
                          nt.node_addr.eq(Mux(row_end, r.i_addr, c_cnt)),
-                         nt.node_mask.eq(Mux(row_end, row_bit,
-                                             Mux(col_end, lane_mask, 0))),
+                         nt.nm_kind.eq(Mux(row_end, MaskKind.ROW,
+                                           Mux(col_end, MaskKind.LANES, MaskKind.ZERO))),
                          nt.we_e.eq(row_end & r.j_we_e),
                          nt.we_x.eq(Mux(row_end, r.j_we_x, col_end))]
             m.d.comb += nt.cache_addr.eq(0)
@@ -551,6 +604,8 @@ class _Registers:
         beat_payload = Signal(control_layout(spec), reset_less=True)   # ... and its payload
         idle_ok = Signal()                # idle, pipeline empty (registered: see host_ok)
         paused_ok = Signal()              # paused (registered: see host_ok)
+        # a token is in a broadcast register next cycle (registered, as the pipeline's busy)
+        held_busy = Signal(max(1, TOKEN_BROADCAST))
         self.__dict__.update({k: v for k, v in locals().items()
                               if isinstance(v, (Value, ValueCastable))})
         #: the atoms of the schedule's conditions (:class:`~pcforge.model.arch.schedule.Cond`)

@@ -13,7 +13,7 @@ from amaranth import Array, Mux, Signal, signed
 
 from .controller import Op
 
-__all__ = ["multiply", "lane_products", "adder_tree", "feedback_sums", "row_accumulator"]
+__all__ = ["multiply", "lane_products", "balanced_sum", "adder_tree", "feedback_sums", "row_accumulator"]
 
 
 def multiply(m, pl, a, b, width: int, name: str, stages) -> Signal:
@@ -39,9 +39,12 @@ def lane_products(m, pl, spec, P, ops, stages) -> tuple[list, list | None, list]
     WA = max(X.width, E.width)
     WB = max(Wf.width, X.width)
     prod = []
+    # the operand selects as each lane's own registers (TokenPipeline.lane_field)
+    mul_e = pl.lane_field("mul_e", stages["sel"], P)
+    mul_f = pl.lane_field("mul_f", stages["sel"], P)
     for p in range(P):
-        opa = Mux(tok_sel.lane_mask[p], Mux(tok_sel.mul_e, ops.e_row, ops.f[p]), 0)
-        opb = Mux(tok_sel.mul_f, ops.f[p], w_mul[p])               # W, or f(x) when learning
+        opa = Mux(tok_sel.lane_mask[p], Mux(mul_e[p], ops.e_row, ops.f[p]), 0)
+        opb = Mux(mul_f[p], ops.f[p], w_mul[p])               # W, or f(x) when learning
         prod.append(multiply(m, pl, opa.as_signed(), opb.as_signed(), WA + WB, f"prod_{p}_",
                              stages))
     prodfb = None
@@ -52,16 +55,27 @@ def lane_products(m, pl, spec, P, ops, stages) -> tuple[list, list | None, list]
     return prod, prodfb, w_mul
 
 
+def balanced_sum(values):
+    """Σ values as a balanced binary tree of adds: ceil(log2 n) adders deep (Python's ``sum``
+    would chain n − 1 of them, and Yosys keeps the chain)."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
 def adder_tree(m, pl, prod, acc_width: int, stages) -> Signal:
-    """Σ over lanes of the products, in two registered halves: groups of ~√P products in
-    ``sum1``, their sum in ``sum2``."""
+    """Σ over lanes of the products, in two registered halves of balanced adder trees: groups
+    of 2^ceil(levels/2) products in ``sum1``, their sum in ``sum2`` (levels = ceil(log2 P):
+    at most 3 adders deep per stage up to 64 lanes, 4 up to 256)."""
     P = len(prod)
     levels = max(0, (P - 1).bit_length())
     group = 1 << ((levels + 1) // 2)              # products summed in the first half
-    part = [pl.stage(sum(prod[i:i + group]), f"part{i // group}_", stages["sum1"])
+    part = [pl.stage(balanced_sum(prod[i:i + group]), f"part{i // group}_", stages["sum1"])
             for i in range(0, P, group)]
     tree = Signal(signed(acc_width), name="tree", reset_less=True)
-    m.d.sync += tree.eq(sum(part))
+    m.d.sync += tree.eq(balanced_sum(part))
     return tree
 
 

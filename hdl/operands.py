@@ -43,20 +43,24 @@ def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
     tanh = "tanh" in spec.activations
     raw_x, raw_e, raw_w = raw["x"], raw["e"], raw["w"]
     S = stages
-    tok_raw, tok_sel = pl.tokens[S["raw"]], pl.tokens[S["sel"]]
+    tok_sel = pl.tokens[S["sel"]]
     x_lane = [Signal(signed(X.width), name=f"x_lane_{p}", reset_less=True) for p in range(P)]
     e_lane = [Signal(signed(E.width), name=f"e_lane_{p}", reset_less=True) for p in range(P)]
     w_lane = [Signal(signed(Ws.width), name=f"w_lane_{p}", reset_less=True) for p in range(P)]
     x_row_by_layer = [Signal(signed(X.width), name=f"x_row_l{k}") for k in range(L + 1)]
     e_row_by_layer = [Signal(signed(E.width), name=f"e_row_l{k}") for k in range(L + 1)]
+    # each lane's own copies of the token's layer numbers (see TokenPipeline.lane_field: a
+    # lane outside the token's lane mask selects layer 0 — its operands are masked anyway)
+    lane_layer = pl.lane_field("lane_layer", S["raw"], P)
+    w_layer = pl.lane_field("layer", S["raw"], P)
     for p in range(P):
-        with m.Switch(tok_raw.lane_layer):
+        with m.Switch(lane_layer[p]):
             for k in range(L + 1):
                 with m.Case(k):
                     m.d.comb += x_lane[p].eq(raw_x[k, p])
                     if k >= 1:
                         m.d.comb += e_lane[p].eq(raw_e[k, p])
-        with m.Switch(tok_raw.layer):
+        with m.Switch(w_layer[p]):
             for k in range(1, L + 1):
                 with m.Case(k):
                     m.d.comb += w_lane[p].eq(raw_w[k, p])
@@ -77,8 +81,8 @@ def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
     for p in range(P):
         au = ActivationUnit(spec)
         m.submodules[f"act_lane{p}"] = au
-        m.d.comb += [au.x.eq(x_lane[p]), au.layer.eq(tok_raw.lane_layer),
-                     au.layer_out.eq(tok_sel.lane_layer)]
+        m.d.comb += [au.x.eq(x_lane[p]), au.layer.eq(lane_layer[p]),
+                     au.layer_out.eq(pl.stage(lane_layer[p], f"lane_layer_{p}_s", S["sel"]))]
         f_sel.append(au.f)
         # f' for the node update (``delta``): all of it for tanh, else 0 or 1.0 (one bit)
         d_sel.append(au.d if tanh else au.d != 0)

@@ -10,7 +10,7 @@ ECP5's critical net); only the tokens' valid bits are cleared by reset.
 """
 from __future__ import annotations
 
-from amaranth import Cat, ResetSignal, Shape, Signal
+from amaranth import Cat, Mux, ResetSignal, Shape, Signal
 
 from ..model.arch.schedule import PIPELINE_DEPTH
 
@@ -44,6 +44,20 @@ class TokenPipeline:
         reg = Signal(Shape.cast(sig.shape()), name=f"{name}{k}", reset_less=True)
         self.m.d.sync += reg.eq(sig)
         return reg
+
+    def lane_field(self, field: str, k: int, lanes: int) -> list:
+        """Token field ``field`` of stage ``k`` as one register per lane, each loaded from
+        stage k − 1 gated by that lane's ``lane_mask`` bit (0 on a lane whose source node does
+        not exist): the lanes' own copies, placed beside them, instead of one register fanned
+        out across the chip (timing: at 16 lanes the lane-layer select's route was the ECP5's
+        critical path). The gate makes every copy a different function, so Yosys keeps them
+        apart (it merges flip-flops with the same input); a lane outside the mask reads 0,
+        which is harmless only where the lane's work is masked anyway (its products, weight
+        writes and node writes all are)."""
+        tk = self.tokens[k - 1]
+        src = getattr(tk, field)
+        return [self.stage(Mux(tk.lane_mask[p], src, 0), f"{field}_{p}_s", k)
+                for p in range(lanes)]
 
     def carry(self, sigs, name: str, k: int) -> list:
         """One value per lane registered into stage ``k`` (``{name}_{lane}_s{k}``)."""

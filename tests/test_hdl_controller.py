@@ -11,8 +11,8 @@ from amaranth.sim import Simulator
 
 from pcforge.hdl.controller import NodeOp, Op, SlotController
 from pcforge.model.arch.cycles import cycle_report
-from pcforge.model.arch.schedule import (FINAL_DRAIN_CYCLES, SETTLE_CYCLES, _Profile, can_learn,
-                                         schedule)
+from pcforge.model.arch.schedule import (FINAL_DRAIN_CYCLES, SETTLE_CYCLES, TOKEN_BROADCAST,
+                                         _Profile, can_learn, schedule)
 from pcforge.model.fixed_pcn import stop_iterations
 from pcforge.model.randspec import random_mask, random_spec
 
@@ -114,7 +114,8 @@ def iterations_run(sch, mask, learn, plan):
 
 
 def model_tokens(sch, mask, learn, runs=None):
-    """[(working cycle at which the token is in the issue register, fields)], total cycles;
+    """[(working cycle at which the token is in the issue register — TOKEN_BROADCAST cycles
+    after the controller's issue decision — fields)], total cycles;
     ``runs``: the iterations the run makes (default T)."""
     g, spec = sch.geometry, sch.spec
     learns = can_learn(spec)
@@ -129,7 +130,7 @@ def model_tokens(sch, mask, learn, runs=None):
         t += 1 + sch.waits[v.slot][v.alt]
         for tok in _job_tokens(v.job, g, v.it, learns, incremental, delayed):
             t += 1
-            out.append((t, tok))
+            out.append((t + TOKEN_BROADCAST, tok))
     return out, t
 
 

@@ -73,7 +73,7 @@ __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "M", "Job", "Slot
            "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
            "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
            "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES", "STOP_FLAG_LAG",
-           "SETTLE_CYCLES", "stops_early", "marker_cost"]
+           "SETTLE_CYCLES", "TOKEN_BROADCAST", "stops_early", "marker_cost"]
 
 #: The core's pipeline, stage by stage (cycles after the issue register, stage 0); every stage
 #: number the generator and the cycle model use comes from here. Stage 1 registers each memory's
@@ -94,16 +94,24 @@ E_WRITE_STAGE = STAGES["rq"]
 X_WRITE_STAGE = STAGES["x"]
 #: Stages from the issue register to the last memory write.
 PIPELINE_DEPTH = X_WRITE_STAGE
+#: Registers between the controller's issue decision and stage 0 beyond the first: the
+#: controller registers each token beside its own logic, then once more into the issue
+#: register that fans out to every lane (timing: at 16 lanes the controller's registers were
+#: pulled across the chip towards the lanes, and its slot decision's routes set the ECP5's
+#: fmax at 82.75 MHz). Every token moves by the same amount, so hazards and waits (between
+#: tokens) are unchanged; the drain and the stop flag's lag (controller to pipeline) grow.
+TOKEN_BROADCAST = 1
 #: Cycles the ``end`` marker waits after its own cycle: every write of the run has landed.
-FINAL_DRAIN_CYCLES = X_WRITE_STAGE
+FINAL_DRAIN_CYCLES = X_WRITE_STAGE + TOKEN_BROADCAST
 #: Cycles the controller spends after a start and after each ``next`` marker before its next
 #: slot decision: the decision is registered a cycle ahead from the slot counter and the run's
 #: atoms, which a start and a marker have just changed (timing: see ``SlotController``).
 SETTLE_CYCLES = 1
 #: Cycles from a token's issue until the controller sees, in its stop flag, whether the token's
 #: x write changed its word (the exact stop): the write at :data:`X_WRITE_STAGE` with the
-#: compare beside it, the OR over the lanes registered, then the flag register.
-STOP_FLAG_LAG = X_WRITE_STAGE + 3
+#: compare beside it, the OR over the lanes registered, then the flag register (counted from
+#: the controller's issue decision: :data:`TOKEN_BROADCAST` cycles more than from stage 0).
+STOP_FLAG_LAG = X_WRITE_STAGE + 3 + TOKEN_BROADCAST
 #: Write stage per memory kind (x: value nodes, e: errors, c: cached predictions, w, b).
 WRITE_STAGE = {"x": X_WRITE_STAGE, "e": E_WRITE_STAGE, "c": E_WRITE_STAGE,
                "w": W_WRITE_STAGE, "b": W_WRITE_STAGE}
