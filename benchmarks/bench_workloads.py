@@ -327,14 +327,29 @@ def hardware_rows(wl: Workload, its: np.ndarray, builds: list) -> list:
     return rows
 
 
+def parse_lane_clocks(arg: str) -> list:
+    """``"8,16@85"`` → [(8, None), (16, 85.0)]: lane counts, each with an optional clock in MHz
+    (default: the board's), so a build that misses the board's clock can be built at one it
+    meets and still count."""
+    out = []
+    for item in (v.strip() for v in arg.split(",") if v.strip()):
+        lanes, _, clock = item.partition("@")
+        try:
+            out.append((int(lanes), float(clock) if clock else None))
+        except ValueError:
+            raise SystemExit(f"bad lane count {item!r}: give LANES or LANES@MHz, "
+                             "e.g. 8,16@85") from None
+    return out
+
+
 def board_builds(args, spec, log) -> list:
     """Build (or take from the cache) every requested board/lane configuration."""
     from pcforge.boards.build import build_board
     out = []
     for board, lanes_arg in (("ulx3s", args.ulx3s_lanes), ("icebreaker", args.icebreaker_lanes)):
-        for lanes in (int(v) for v in lanes_arg.split(",") if v):
+        for lanes, clock in parse_lane_clocks(lanes_arg):
             with tempfile.TemporaryDirectory() as tmp:
-                rep = build_board(board, spec, tmp, lanes=lanes, log=log)
+                rep = build_board(board, spec, tmp, lanes=lanes, clock_mhz=clock, log=log)
             rep["board"] = board
             out.append(rep)
     return out
@@ -373,9 +388,11 @@ def acceptance(results) -> list:
 
 def main():
     ap = bench_parser(__doc__, "bench_workloads")
-    ap.add_argument("--ulx3s-lanes", default="8", help="lane counts to build for the ULX3S")
+    ap.add_argument("--ulx3s-lanes", default="8,16@85",
+                    help="lane counts to build for the ULX3S, each LANES or LANES@MHz (a clock "
+                         "other than the board's)")
     ap.add_argument("--icebreaker-lanes", default="1",
-                    help="lane counts to build for the iCEBreaker")
+                    help="lane counts to build for the iCEBreaker (LANES or LANES@MHz)")
     ap.add_argument("--epochs", type=int, default=3, help="float training epochs for the weights")
     args = ap.parse_args()
     console = Console(width=200)

@@ -204,22 +204,26 @@ class SlotController(wiring.Component):
 
     def _next_pairs(self, r: "_Registers") -> list:
         """The ``next`` marker's (register, value) pairs: one more iteration — or, with the
-        exact stop, the final pass (``it`` ← T) when the stop flags say the state repeats
-        (:func:`pcforge.model.fixed_pcn.stop_iterations`: iteration it−1 changed no x; with
-        ``delayed_feedback`` neither did it−2)."""
+        exact stop, the final pass (``it`` ← T, ``stopped`` set) when the stop flags say the
+        state repeats (:func:`pcforge.model.fixed_pcn.stop_iterations`: ``synchronous`` —
+        iteration 0 itself at the first marker, iteration it−1 at later ones; with
+        ``delayed_feedback`` iterations it−1 and it−2, it ≥ 2) and iterations remain."""
         sch = self.schedule
         T = sch.spec.iterations
         pairs = [(r.slot, sch.first), (r.it_first, 0)]
+        last = r.it + 1 == T
         if not self.stops:
-            return pairs + [(r.it, r.it + 1), (r.it_final, r.it + 1 == T)]
-        quiet = ~Mux(r.it[0], r.chg[0], r.chg[1])          # iteration it − 1 changed nothing
-        stop = quiet & ~r.it_first
+            return pairs + [(r.it, r.it + 1), (r.it_final, last)]
+        # the flag of the iteration this marker looks at: its own at the first marker (which
+        # waited for it), the one before at later markers
+        quiet = ~Mux(r.it_first, r.chg[0], Mux(r.it[0], r.chg[0], r.chg[1]))
+        stop = quiet & ~last
         if sch.spec.schedule == "delayed_feedback":
-            stop = stop & r.last_quiet
+            stop = stop & ~r.it_first & r.last_quiet
         if learns_incrementally(sch.spec):                 # the weights move: no stop
             stop = stop & ~r.learn
-        return pairs + [(r.it, Mux(stop, T, r.it + 1)), (r.it_final, stop | (r.it + 1 == T)),
-                        (r.last_quiet, quiet & ~r.it_first)]
+        return pairs + [(r.it, Mux(stop, T, r.it + 1)), (r.it_final, stop | last),
+                        (r.stopped, stop), (r.last_quiet, quiet & ~r.it_first)]
 
     def _choose_slot(self, m, r: "_Registers"):
         """SLOT: act on the first slot at or after ``slot`` whose condition holds, as a one-hot
@@ -296,7 +300,7 @@ class SlotController(wiring.Component):
                                  r.cycles.eq(0), r.done.eq(0), r.slot.eq(0)]
                     if self.stops:
                         m.d.comb += r.start.eq(1)
-                        m.d.sync += r.last_quiet.eq(0)
+                        m.d.sync += [r.last_quiet.eq(0), r.stopped.eq(0)]
                     m.next = "SETTLE"
             with m.State("SETTLE"):                     # the slot choice is registered
                 m.next = "SLOT"
@@ -332,9 +336,11 @@ class SlotController(wiring.Component):
                     m.next = "SETTLE"
         if self.stops:
             # the stop flags: set by the node units' x writes, the one of iteration it − 1
-            # cleared by the marker that read it (its iteration's writes have all landed), both
+            # cleared by the marker of iteration it ≥ 1 that read it (its iteration's writes
+            # have all landed; the first marker's flag is read again by the second), both
             # cleared by a start (one place assigns them: a later assignment would win)
-            clear = Mux(r.start, 0b11, Mux(r.marker, Mux(r.it[0], 0b01, 0b10), 0))
+            clear = Mux(r.start, 0b11,
+                        Mux(r.marker & ~r.it_first, Mux(r.it[0], 0b01, 0b10), 0))
             m.d.sync += r.chg.eq((r.chg & ~clear) | self.x_changed)
         return fsm
 
@@ -598,6 +604,7 @@ class _Registers:
         issue = Signal()
         chg = Signal(2)                   # exact stop: an x changed in an iteration of parity p
         last_quiet = Signal()             # exact stop: iteration it − 2 changed no x
+        stopped = Signal()                # exact stop: the relaxation ended before T
         marker = Signal()                 # a next marker acts this cycle
         start = Signal()                  # the state machine acts on a start beat this cycle
         beat = Signal()                   # a control beat was taken last cycle
@@ -609,4 +616,5 @@ class _Registers:
         self.__dict__.update({k: v for k, v in locals().items()
                               if isinstance(v, (Value, ValueCastable))})
         #: the atoms of the schedule's conditions (:class:`~pcforge.model.arch.schedule.Cond`)
-        self.atoms = {"m": mask, "first": it_first, "final": it_final, "learn": learn}
+        self.atoms = {"m": mask, "first": it_first, "final": it_final, "learn": learn,
+                      "stopped": stopped}

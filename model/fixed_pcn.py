@@ -386,14 +386,21 @@ def stop_iterations(changed, T: int, schedule: str) -> np.ndarray:
     The state is x under ``synchronous``; under ``delayed_feedback`` it is x together with the
     errors fed back, e(t−1) = e(x(t−1)) — it repeats after *two* iterations that change no x.
 
-    The core decides at the end of iteration k (its ``next`` marker) from iteration k−1, whose
-    x writes have all landed by then (one iteration of lag instead of a pipeline drain per
-    iteration): it stops after iteration k when iteration k−1 changed nothing (and, with
-    ``delayed_feedback``, k ≥ 2 and iteration k−2 changed nothing either) — k + 1 iterations."""
+    The core decides at the end of iteration k (its ``next`` marker). ``synchronous``: after
+    iteration 0 from iteration 0 itself (the marker waits for its writes: a state at rest from
+    the start, as with feed-forward initialisation and only the input clamped, costs one
+    iteration), after iteration k ≥ 1 from iteration k−1 (whose x writes have all landed: one
+    iteration of lag instead of a pipeline drain per iteration) — k + 1 iterations.
+    ``delayed_feedback``: after iteration k ≥ 2 when iterations k−1 and k−2 changed nothing.
+    The decision is only taken while iterations remain (k + 1 < T): a run with fewer than T
+    iterations is a stopped one, and skips the final error pass (the quiet iteration's errors
+    are those of the final x)."""
     if len(changed) == 0:
         return np.full(1, T, dtype=np.int64)
     changed = np.asarray(changed, dtype=bool).reshape(len(changed), -1)
     n = np.full(changed.shape[1], T, dtype=np.int64)
+    if schedule != "delayed_feedback" and T > 1:
+        n = np.where(~changed[0], 1, n)
     first = 2 if schedule == "delayed_feedback" else 1
     for k in range(first, min(T - 1, len(changed) + 1)):
         clean = ~changed[k - 1]
@@ -404,11 +411,11 @@ def stop_iterations(changed, T: int, schedule: str) -> np.ndarray:
 
 
 def fewest_iterations(spec: PCSpec) -> int:
-    """The fewest iterations a run can make: T, or with the exact stop 2 (``synchronous``) or
+    """The fewest iterations a run can make: T, or with the exact stop 1 (``synchronous``) or
     3 (``delayed_feedback``) when T allows — a state at rest from the start."""
     if spec.stop != "exact":
         return spec.iterations
-    return min(spec.iterations, 3 if spec.schedule == "delayed_feedback" else 2)
+    return min(spec.iterations, 3 if spec.schedule == "delayed_feedback" else 1)
 
 
 def _energy(e: list, frac: int) -> np.ndarray:

@@ -58,9 +58,9 @@ def relax(spec, W, b, clamped, mask, learning=None, stop=False):
     Returns (trace_x, trace_e, final_e, W, b) with W, b updated when learning.
 
     ``stop``: the exact stop as the core makes it, written out from its description: at the end
-    of iteration k ≥ 1 the run stops when iteration k−1 changed no x (``delayed_feedback``:
-    k ≥ 2 and iterations k−1 and k−2 changed no x); the traces then end there (the run made
-    len(trace_e) iterations)."""
+    of iteration 0 the run stops when iteration 0 changed no x, at the end of iteration k ≥ 1
+    when iteration k−1 changed no x (``delayed_feedback``: k ≥ 2 and iterations k−1 and k−2
+    changed no x); the traces then end there (the run made len(trace_e) iterations)."""
     F = spec.formats
     X, E, Wf, Bf, A = F.x, F.e, F.w, F.b, F.acc
     G, Ws = F.w_guard, F.w_store          # stored weights: G guard bits; products use W >> G
@@ -137,8 +137,10 @@ def relax(spec, W, b, clamped, mask, learning=None, stop=False):
         x = new
         tx.append(x)
         te.append(e)
-        if stop and learning != "incremental" and k >= (2 if delayed else 1) \
-                and quiet[k - 1] and (not delayed or quiet[k - 2]):
+        if stop and learning != "incremental" and (
+                (not delayed and k == 0 and quiet[0])
+                or (k >= (2 if delayed else 1) and quiet[k - 1]
+                    and (not delayed or quiet[k - 2]))):
             break
     a = acts(x)
     e = errors(x, a)

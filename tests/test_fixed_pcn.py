@@ -239,6 +239,10 @@ def test_exact_stop_rule_needs_two_quiet_iterations_with_delayed_feedback():
     assert stop_iterations(ch, 10, "delayed_feedback").tolist() == [6]
     # the last marker ends the run anyway: never more than T
     assert stop_iterations(ch[:2], 3, "synchronous").tolist() == [3]
-    assert stop_iterations(np.zeros((1, 1), bool), 5, "synchronous").tolist() == [2]
+    # synchronous: a quiet first iteration ends the run at once (its marker waits for it)
+    assert stop_iterations(np.zeros((1, 1), bool), 5, "synchronous").tolist() == [1]
+    assert stop_iterations(np.zeros((1, 1), bool), 2, "synchronous").tolist() == [1]
+    assert stop_iterations(np.zeros((1, 1), bool), 1, "synchronous").tolist() == [1]
+    assert stop_iterations(np.array([[0], [1]], bool), 4, "synchronous").tolist() == [1]
     assert stop_iterations(np.zeros((1, 1), bool), 5, "delayed_feedback").tolist() == [5]
     assert stop_iterations(np.zeros((2, 1), bool), 5, "delayed_feedback").tolist() == [3]

@@ -44,14 +44,19 @@ nothing is decided at run time but which slots run.
 
 Exact stop
 ----------
-With ``stop = "exact"`` the ``next`` marker of iteration k ≥ 1 ends the run's relaxation (the
-iteration counter jumps to T: the final pass follows) when iteration k−1 wrote no x word with a
-new value (``delayed_feedback``: nor did iteration k−2; see
-:func:`pcforge.model.fixed_pcn.stop_iterations`). The node units flag each changing x write by
-the iteration's parity; the marker reads the flag :data:`STOP_FLAG_LAG` cycles after the last
-x-writing token of iteration k−1 at the earliest — the ``next`` slot's wait makes sure, found by
-the same walk as the hazards (usually 0: iteration k's own jobs had to wait for those writes).
-The walk then also covers a final pass after iterations 1, 2 and 3.
+With ``stop = "exact"`` a ``next`` marker may end the run's relaxation (the iteration counter
+jumps to T, the final pass follows) when the state repeats
+(:func:`pcforge.model.fixed_pcn.stop_iterations`): ``synchronous`` — the first iteration's marker
+(a slot of its own, FIRST) when iteration 0 wrote no x word with a new value (a state at rest
+from the start: one iteration), the marker of iteration k ≥ 1 when iteration k−1 wrote none;
+``delayed_feedback`` — the marker of iteration k ≥ 2 when neither k−1 nor k−2 did. The node
+units flag each changing x write by the iteration's parity; a marker reads the flag
+:data:`STOP_FLAG_LAG` cycles after the last x-writing token of the iteration it looks at at the
+earliest — its wait makes sure, found by the same walk as the hazards (the FIRST marker waits
+for its own iteration's writes; a later one usually not at all: its iteration's jobs had to
+wait for the writes of the iteration before). A stopped run (fewer than T iterations) skips
+the final error passes (STOPPED): the quiet iteration computed every error from the same x.
+The walk also covers a stopped final pass after iterations 1..4.
 
 Cycle accounting: a run starts with :data:`SETTLE_CYCLES`; a job costs 1 (set-up) + wait +
 tokens cycles, a ``next`` marker 1 + its wait (0 without the stop) + :data:`SETTLE_CYCLES`, the
@@ -69,7 +74,7 @@ import numpy as np
 from .geometry import CoreGeometry
 from ..spec import PCSpec
 
-__all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "M", "Job", "Slot", "Schedule",
+__all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "STOPPED", "M", "Job", "Slot", "Schedule",
            "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
            "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
            "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES", "STOP_FLAG_LAG",
@@ -213,6 +218,8 @@ class Cond:
             return env.it == env.T
         if op == "learn":
             return bool(env.learn)
+        if op == "stopped":
+            return bool(env.stopped)
         if op == "not":
             return not a[0].eval(env)
         if op == "and":
@@ -220,14 +227,14 @@ class Cond:
         return a[0].eval(env) or a[1].eval(env)
 
     def value(self, atoms: dict):
-        """As an Amaranth value from ``atoms`` = {"m": mask signal, "first", "final", "learn":
-        1-bit values}; a constant condition is returned as a Python bool."""
+        """As an Amaranth value from ``atoms`` = {"m": mask signal, "first", "final", "learn",
+        "stopped": 1-bit values}; a constant condition is returned as a Python bool."""
         op, a = self.op, self.args
         if op in ("true", "false"):
             return op == "true"
         if op == "m":
             return atoms["m"][a[0]]
-        if op in ("first", "final", "learn"):
+        if op in ("first", "final", "learn", "stopped"):
             return atoms[op]
         if op == "not":
             return ~a[0].value(atoms)
@@ -236,7 +243,7 @@ class Cond:
 
     def __repr__(self):
         op, a = self.op, self.args
-        if op in ("true", "false", "first", "final", "learn"):
+        if op in ("true", "false", "first", "final", "learn", "stopped"):
             return op.upper()
         if op == "m":
             return f"m{a[0]}"
@@ -247,6 +254,8 @@ class Cond:
 
 TRUE, FALSE = Cond("true"), Cond("false")
 FIRST, FINAL, LEARN = Cond("first"), Cond("final"), Cond("learn")
+#: The exact stop ended the relaxation before T (the final pass follows a quiet iteration).
+STOPPED = Cond("stopped")
 
 
 def M(k: int) -> Cond:
@@ -255,11 +264,13 @@ def M(k: int) -> Cond:
 
 
 class Env(NamedTuple):
-    """One point of a run: the mask, the iteration counter, T and the learn flag."""
+    """One point of a run: the mask, the iteration counter, T, the learn flag and whether the
+    exact stop ended the relaxation early (only ever true in the final pass)."""
     mask: tuple
     it: int
     T: int
     learn: bool
+    stopped: bool = False
 
 
 # ---- jobs and slots -------------------------------------------------------------------------
@@ -322,11 +333,20 @@ def _slots(spec: PCSpec) -> tuple[tuple, int]:
     ff = spec.init == "feedforward"
     inc = LEARN if learns_incrementally(spec) else FALSE
     one = lambda job: ((TRUE, job),)                                    # noqa: E731
+    # the exact stop skips the final error pass after a quiet iteration: its errors are those
+    # of the iteration, computed from the same x (FINAL & STOPPED)
+    again = ~(FINAL & STOPPED) if stops_early(spec) else TRUE
+    # the same job under two conditions: two waits (a wait is the largest any run needs)
+    split = lambda c, job: ((c, job), (TRUE, job)) if c.known is None else one(job)  # noqa: E731
     S = [Slot("zero", 0, ~M(0), one(Job("node", "zero", 0, 0, 0, we_x=True)))]
     for l in range(1, L + 1):
+        # with feed-forward initialisation every prediction computed here is cached: the first
+        # iteration's errors come from the cache (a lane-parallel pass, not a sweep); from a
+        # clamped source the sweep waits for nothing before it
         S.append(Slot("ppred", l, (M(l - 1) | ~M(l)) if ff else M(l - 1),
-                      one(Job("pred", "ff", l, l - 1, l, we_x=~M(l) if ff else False,
-                              we_c=M(l - 1)))))
+                      split(M(l - 1), Job("pred", "ff", l, l - 1, l,
+                                          we_x=~M(l) if ff else False,
+                                          we_c=TRUE if ff else M(l - 1)))))
         if not ff:
             S.append(Slot("pzero", l, ~M(l), one(Job("node", "zero", l, l, l, we_x=True))))
     first = len(S)
@@ -338,12 +358,14 @@ def _slots(spec: PCSpec) -> tuple[tuple, int]:
             fused = (~M(l) & ~FINAL & ~inc) if l < L else FALSE
             run = ~M(l - 1) | inc | (~stale(l) & ~fused)
             top = (~M(L) & ~FINAL) if l == L else FALSE
-            S.append(Slot("a", l, run, (
-                (M(l - 1) & ~inc, Job("node", "err", l, l, l, we_e=True, we_x=top)),
+            cached = (M(l - 1) & ~inc) | ((FIRST & ~M(l)) if ff else FALSE)
+            S.append(Slot("a", l, run & again, (
+                (cached, Job("node", "err", l, l, l, we_e=True, we_x=top)),
                 (TRUE, Job("pred", "err", l, l - 1, l, we_e=True, we_x=top)))))
         for l in range(L, 0, -1):
             fuse = (M(l - 2) & ~inc) if l >= 2 else FALSE
-            S.append(Slot("b", l, ~M(l - 1) & ~FINAL, one(Job(
+            # after a first error pass from the cache (short) the sweep waits longer
+            S.append(Slot("b", l, ~M(l - 1) & ~FINAL, split(FIRST if ff else FALSE, Job(
                 "fb", "upd", l, l - 1, l - 1, we_x=True, we_e=fuse, fuse=fuse, learns=inc))))
         if learns_incrementally(spec):        # connections from clamped layers learn here
             for l in range(1, L + 1):
@@ -356,13 +378,20 @@ def _slots(spec: PCSpec) -> tuple[tuple, int]:
                 (M(l - 1), Job("node", "err", l, l, l, we_e=True, we_x=top)),
                 (TRUE, Job("fused", "err", l, l - 1, l, we_e=True, we_x=top)))))
         for l in range(1, L + 1):
-            S.append(Slot("a", l, FINAL & (~M(l - 1) | ~stale(l)), (
+            S.append(Slot("a", l, FINAL & again & (~M(l - 1) | ~stale(l)), (
                 (M(l - 1), Job("node", "err", l, l, l, we_e=True)),
                 (TRUE, Job("pred", "err", l, l - 1, l, we_e=True)))))
     if learns_after(spec):
         for l in range(1, L + 1):
-            S.append(Slot("learn", l, FINAL & LEARN, one(Job("learn", "err", l, l - 1, l))))
+            # after a stopped run's last feedback sweep (no final error pass) it waits longer
+            S.append(Slot("learn", l, FINAL & LEARN, split(
+                STOPPED if stops_early(spec) else FALSE, Job("learn", "err", l, l - 1, l))))
     S.append(Slot("end", None, FINAL))
+    if stops_early(spec) and spec.schedule == "synchronous":
+        # the first iteration's marker waits for its own stop flag (a state at rest from the
+        # start — feed-forward initialisation, input clamped — ends after one iteration); later
+        # markers look one iteration back instead of waiting for a drain
+        S.append(Slot("next", None, FIRST))
     S.append(Slot("next", None, TRUE))
     return tuple(S), first
 
@@ -376,15 +405,19 @@ class Visit(NamedTuple):
     it: int
 
 
-def visits(slots: tuple, first: int, mask: tuple, T: int, learn: bool, its=None):
+def visits(slots: tuple, first: int, mask: tuple, T: int, learn: bool, its=None,
+           stopped: bool | None = None):
     """The steps of one run in order, as the controller takes them. ``its``: the iterations to
-    walk before the final pass (default 0..T−1; the hazard analysis walks a few)."""
+    walk before the final pass (default 0..T−1; the hazard analysis walks a few); ``stopped``:
+    the exact stop ended the relaxation (default: when ``its`` has fewer than T iterations)."""
     its = list(range(T)) if its is None else list(its)
+    if stopped is None:
+        stopped = len(its) < T
     k = 0
     it = its[0] if its else T
     idx = 0
     while True:
-        env = Env(mask, it, T, learn)
+        env = Env(mask, it, T, learn, bool(stopped) and it == T)
         while not slots[idx].cond.eval(env):
             idx += 1
         s = slots[idx]
@@ -539,8 +572,9 @@ class Schedule:
     def spec(self) -> PCSpec:
         return self.geometry.spec
 
-    def visits(self, mask, learn: bool = False, its=None):
-        return visits(self.slots, self.first, tuple(mask), self.spec.iterations, learn, its)
+    def visits(self, mask, learn: bool = False, its=None, stopped=None):
+        return visits(self.slots, self.first, tuple(mask), self.spec.iterations, learn, its,
+                      stopped)
 
     def scenarios(self):
         """Every run the core can be asked for: each mask and learn flag."""
@@ -589,15 +623,17 @@ def _scenarios(spec: PCSpec) -> list:
 
 
 def _hazard_its(spec: PCSpec) -> list:
-    """The iteration lists the hazard walk visits: the first iteration, then two more (the
-    first of them follows the first iteration, the second a steady one; every later iteration
-    repeats the timing of the second), then the final pass. With the exact stop the final pass
-    may follow any iteration ≥ 1 and a marker's decision looks one iteration back: every
-    prefix of four iterations."""
+    """The runs the hazard walk visits, as (iterations, stopped) pairs: the first iteration,
+    then two more (the first of them follows the first iteration, the second a steady one;
+    every later iteration repeats the timing of the second), then the final pass. With the
+    exact stop a stopped final pass (no error passes) may follow any iteration and a marker's
+    decision looks at its own iteration (the first) or one back: every prefix of four
+    iterations, stopped, and the full final pass after three."""
     T = spec.iterations
+    full = (list(range(min(T, 3))), False)
     if stops_early(spec):
-        return [list(range(k)) for k in range(1, min(T, 4) + 1)]
-    return [list(range(min(T, 3)))]
+        return [(list(range(k)), True) for k in range(1, min(T - 1, 4) + 1)] + [full]
+    return [full]
 
 
 def marker_cost(sch: "Schedule", slot: int) -> int:
@@ -637,14 +673,17 @@ def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
     T = spec.iterations
     for _ in range(100):
         changed = False
-        for (mask, learn), its in itertools.product(scenarios, _hazard_its(spec)):
+        for (mask, learn), (its, stopped) in itertools.product(scenarios, _hazard_its(spec)):
             t = 0                                         # the current decision cycle
             recent = []                                   # (w0, job, horizon)
             flags = {}                                    # iteration: its stop flag is final
-            for v in visits(slots, first, mask, T, learn, its):
+            for v in visits(slots, first, mask, T, learn, its, stopped):
                 if v.job is None:
-                    if stop and slots[v.slot].kind == "next" and v.it - 1 in flags:
-                        late = flags[v.it - 1] - (t + waits[v.slot][0])
+                    # the stop flag the marker reads: its own iteration's (the FIRST marker)
+                    # or the one before
+                    read = v.it if slots[v.slot].cond is FIRST else v.it - 1
+                    if stop and slots[v.slot].kind == "next" and read in flags:
+                        late = flags[read] - (t + waits[v.slot][0])
                         if late > 0:
                             waits[v.slot][0] += late
                             changed = True
