@@ -23,7 +23,7 @@ FloatPCN before it is timed. CPU numbers differ ~3× between machines: compare w
 
 Prints one table per workload and writes benchmarks/results/bench_workloads.json.
 
-    python benchmarks/bench_workloads.py [--ulx3s-lanes 8] [--icebreaker-lanes 1] [--no-build]
+    python benchmarks/bench_workloads.py [--ulx3s-lanes 8,16@85] [--icebreaker-lanes 1]
 """
 from __future__ import annotations
 

@@ -67,3 +67,11 @@ def test_loading_the_fast_math_build_leaves_subnormals_alone(c_fn):
     assert len(c_fn) == len(bw.C_BUILDS)
     tiny = np.float64(2.2250738585072014e-308)          # the smallest normal double
     assert tiny / 2 != 0.0 and np.nextafter(0.0, 1.0) > 0.0
+
+
+def test_lane_counts_take_an_optional_clock():
+    """``--ulx3s-lanes 8,16@85``: each lane count at the board's clock or at the one given; a
+    malformed item names itself and the form."""
+    assert bw.parse_lane_clocks("8, 16@85,") == [(8, None), (16, 85.0)]
+    with pytest.raises(SystemExit, match="'16@fast'.*LANES@MHz"):
+        bw.parse_lane_clocks("8,16@fast")
