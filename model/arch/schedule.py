@@ -6,11 +6,13 @@ Slots
 A run is a fixed list of *slots* (:attr:`Schedule.slots`) walked under the run-time clamp mask
 m, the iteration counter ``it`` and the ``learn`` flag. Each slot has a run condition, a
 :class:`Cond` over ``m[k]``, ``FIRST`` (it = 0), ``FINAL`` (it = T, the final error pass) and
-``LEARN``; the controller looks ahead to the first slot whose condition holds, so a slot with
-nothing to do costs nothing. A slot that runs issues one *job*, a sweep of tokens, one per
+``LEARN`` (and, with the exact stop, ``STOPPED``: the relaxation ended early); the controller
+looks ahead to the first slot whose condition holds, so a slot with nothing to do costs
+nothing. A slot that runs issues one *job*, a sweep of tokens, one per
 cycle (:class:`Job`; which job can depend on the mask: a slot lists alternatives). Two markers
 close the list: ``end`` (FINAL: the final drain, then done) and ``next`` (always: it ← it + 1,
-back to the first iteration slot; the core pauses here when asked to).
+back to the first iteration slot; the core pauses here when asked to; with the exact stop under
+``synchronous`` a copy under FIRST precedes it, with a wait of its own: below).
 
 ``synchronous``::
 
@@ -24,7 +26,8 @@ back to the first iteration slot; the core pauses here when asked to).
     each pass  f(1..L) [not FINAL]; a(1..L) [FINAL]; learn(1..L) [FINAL and LEARN]; end; next
 
 a(l) is the error pass of connection l (a prediction sweep, or a lane-parallel pass from the
-cached prediction when layer l−1 is clamped); b(l) the feedback sweep W_lᵀ e_l that updates
+cached prediction when layer l−1 is clamped, and in the first iteration of a free layer after
+feed-forward initialisation, which cached every prediction it computed); b(l) the feedback sweep W_lᵀ e_l that updates
 x_{l−1}; f(l) the one-sweep pass of ``delayed_feedback``; ``docs/hardware.md`` has the rest.
 
 Hazards instead of drains
