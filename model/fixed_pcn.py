@@ -399,7 +399,7 @@ def stop_iterations(changed, T: int, schedule: str) -> np.ndarray:
         return np.full(1, T, dtype=np.int64)
     changed = np.asarray(changed, dtype=bool).reshape(len(changed), -1)
     n = np.full(changed.shape[1], T, dtype=np.int64)
-    if schedule != "delayed_feedback" and T > 1:
+    if schedule != "delayed_feedback":                 # the first marker reads its own flag
         n = np.where(~changed[0], 1, n)
     first = 2 if schedule == "delayed_feedback" else 1
     for k in range(first, min(T - 1, len(changed) + 1)):

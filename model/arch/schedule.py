@@ -27,8 +27,9 @@ back to the first iteration slot; the core pauses here when asked to; with the e
 
 a(l) is the error pass of connection l (a prediction sweep, or a lane-parallel pass from the
 cached prediction when layer l−1 is clamped, and in the first iteration of a free layer after
-feed-forward initialisation, which cached every prediction it computed); b(l) the feedback sweep W_lᵀ e_l that updates
-x_{l−1}; f(l) the one-sweep pass of ``delayed_feedback``; ``docs/hardware.md`` has the rest.
+feed-forward initialisation, which cached every prediction it computed); b(l) the feedback
+sweep W_lᵀ e_l that updates x_{l−1}; f(l) the one-sweep pass of ``delayed_feedback``;
+``docs/hardware.md`` has the rest.
 
 Hazards instead of drains
 -------------------------
@@ -77,8 +78,8 @@ import numpy as np
 from .geometry import CoreGeometry
 from ..spec import PCSpec
 
-__all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "STOPPED", "M", "Job", "Slot", "Schedule",
-           "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
+__all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "STOPPED", "M", "Job", "Slot",
+           "Schedule", "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
            "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
            "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES", "STOP_FLAG_LAG",
            "SETTLE_CYCLES", "TOKEN_BROADCAST", "stops_early", "marker_cost"]
