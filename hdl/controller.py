@@ -10,7 +10,8 @@ Timing: a start costs one SETTLE cycle; one cycle per slot that runs (its set-up
 registers below), then its constant wait, then one token per cycle; a ``next`` marker costs one
 cycle (``it`` ← it + 1; the controller pauses here when asked to; with the exact stop it may end
 the relaxation there, after the ``next`` slot's wait) and a SETTLE cycle, the ``end`` marker one
-cycle plus the final drain. The
+cycle plus what is left of the final drain (:func:`~pcforge.model.arch.schedule.marker_cost`).
+The
 token is computed from the job registers and counters and *registered*: the memory read
 addresses leave a register, never a chain of counter compares.
 """
@@ -178,8 +179,8 @@ class SlotController(wiring.Component):
     def _slot_actions(self, r: "_Registers", idx: int) -> tuple[str, list]:
         """What acting on slot ``idx`` does (its condition holds): the next state and the
         (register, value) pairs — a job's set-up (the first alternative whose condition holds),
-        or a marker's (``next``: one more iteration, pausing here when asked; ``end``: the
-        final drain)."""
+        or a marker's (``next``: one more iteration, pausing here when asked; ``end``: what is
+        left of the final drain)."""
         sch = self.schedule
         s = sch.slots[idx]
         if s.kind == "next":
@@ -188,7 +189,7 @@ class SlotController(wiring.Component):
                 return "MARK", [(r.wait, wait - 1)]
             return "next", self._next_pairs(r)
         if s.kind == "end":
-            return "DRAIN", [(r.drain, FINAL_DRAIN_CYCLES - 1)]
+            return "end", []
         alts = [(cond.value(r.atoms), self._setup(r, job, sch.waits[idx][a]))
                 for a, (cond, job) in enumerate(s.alts)]
         alts = alts[:next((k + 1 for k, (c, _) in enumerate(alts) if c is True), len(alts))]
@@ -263,6 +264,12 @@ class SlotController(wiring.Component):
                         m.next = "PAUSED"
                     with m.Else():
                         m.next = "SETTLE"
+                elif state == "end":            # done now if every write has landed
+                    with m.If(r.drain == 0):
+                        m.d.sync += r.done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "DRAIN"
                 else:
                     m.next = state
 
@@ -286,7 +293,7 @@ class SlotController(wiring.Component):
         ``next`` marker: the slot choice is registered from the new ``slot`` and atoms), SLOT
         (the first slot at or after ``slot`` whose condition holds acts), ISSUE (a job's wait,
         then one token per cycle), MARK (with the exact stop: the ``next`` marker's wait, then
-        its action), DRAIN (the final drain), PAUSED (a resume beat, then SETTLE)."""
+        its action), DRAIN (what is left of the final drain), PAUSED (a resume beat, then SETTLE)."""
         sch = self.schedule
         T = sch.spec.iterations
         self._register_choice(m, r)
@@ -326,8 +333,7 @@ class SlotController(wiring.Component):
                             m.next = "PAUSED"
                         with m.Else():
                             m.next = "SETTLE"
-            with m.State("DRAIN"):
-                m.d.sync += r.drain.eq(r.drain - 1)
+            with m.State("DRAIN"):                     # the final drain (see _status)
                 with m.If(r.drain == 0):
                     m.d.sync += r.done.eq(1)
                     m.next = "IDLE"
@@ -363,6 +369,15 @@ class SlotController(wiring.Component):
         m.d.sync += [self.busy_reg.eq(self.busy), self.paused_reg.eq(self.paused)]
         with m.If(running):
             m.d.sync += r.cycles.eq(r.cycles + 1)
+        # the final drain's countdown: FINAL_DRAIN_CYCLES after each token's issue, down by
+        # one every working cycle (paused cycles do not count, like ``cycles``) — 0 once every
+        # write of the tokens issued so far has landed, so the ``end`` marker waits only for
+        # what is still in flight (none after a run that stopped at its first marker: that
+        # marker's wait outlasted the writes)
+        with m.If(r.issue):
+            m.d.sync += r.drain.eq(FINAL_DRAIN_CYCLES)
+        with m.Elif(running & (r.drain != 0)):
+            m.d.sync += r.drain.eq(r.drain - 1)
         # host_ok as a register (timing: the host's ready is a flip-flop, not the FSM's
         # decode): last cycle's "idle or paused with the pipeline empty", unless a control
         # beat started a run then. Safe: from such a cycle only a control beat leaves the

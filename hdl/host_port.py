@@ -59,8 +59,7 @@ class HostPort:
         with m.If(core.read_data.valid & core.read_data.ready):
             m.d.sync += [core.read_data.valid.eq(0), rd_pending.eq(0)]
         self.write, self.write_valid = hwr, hwr_v
-        self.request, self.read_sel, self.read_step = hr.payload, rd_sel, rd_step
-        self.request_fire = hr_fire
+        self.read_sel, self.read_step = rd_sel, rd_step
 
     def _host_writes(self, target, layer, bank, depth: int):
         """The host's write of last cycle is to this memory: target, layer, lane and an address
@@ -124,22 +123,25 @@ class HostPort:
         the layer for a group with layer None selected by it (biases) — and ``targets`` the
         order of the final switch. Two registered steps (a 32-bit mux over every port is too
         deep for one cycle): the lane within each group, then the group. Each group has its
-        own copy of the select, loaded with the request by a request for that group only (so
-        that no two copies are alike and Yosys keeps them apart): it sits by the group's
-        lanes, not one register fanned out across the chip (timing: ECP5 16 lanes, 85.7 MHz).
+        own copy of the select, loaded by a request for that group only (so that no two copies
+        are alike and Yosys keeps them apart): it sits by the group's lanes, not one register
+        fanned out across the chip (timing: ECP5 16 lanes, 85.7 MHz). The copies load from the
+        registered request a cycle after it was taken (``read_sel``, ``read_step[0]``; the
+        group step samples the words two cycles later), not from the host's stream: the
+        link's handshake stays beside the link (timing: at 16 lanes the link's state through
+        the request's ready and fire to the copies' enables set the ECP5's fmax, 97.8 MHz).
         """
         m, rd_sel, rd_step = self.m, self.read_sel, self.read_step
-        req, fire = self.request, self.request_fire
         read_data = self.core.read_data
         picked = []
         for n, (tgt, k, regs, by_layer) in enumerate(groups):
-            sel = Signal.like(req.layer if by_layer else req.bank, name=f"resp_sel{n}",
+            sel = Signal.like(rd_sel.layer if by_layer else rd_sel.bank, name=f"resp_sel{n}",
                               reset_less=True)
-            mine = fire & (req.target == tgt)
+            mine = rd_step[0] & (rd_sel.target == tgt)
             if k is not None:
-                mine = mine & (req.layer == k)
+                mine = mine & (rd_sel.layer == k)
             with m.If(mine):
-                m.d.sync += sel.eq(req.layer if by_layer else req.bank)
+                m.d.sync += sel.eq(rd_sel.layer if by_layer else rd_sel.bank)
             v = Signal(signed(HOST_DATA_WIDTH), name=f"resp_g{n}", reset_less=True)
             with m.Switch(sel):
                 for key, reg in regs.items():

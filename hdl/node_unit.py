@@ -120,22 +120,32 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
     # ---- x + inc fitted; write x -----------------------------------------------
     tok_inc, tok_x = pl.tokens[S["inc"]], pl.tokens[S["x"]]
     pinned = [None] * P                 # the node in the x stage is held (per-node clamp)
+    pin_inc = [None] * P                # ... the same, for the token in ``inc``
     for p in range(P):
         bits = [(tok_inc.node_layer == k) & port.data for (k, q), port in (pins or {}).items()
                 if q == p]
         if bits:
-            pinned[p] = pl.stage(Cat(*bits).any(), f"pinned_{p}_s", S["x"])
+            pin_inc[p] = Cat(*bits).any()
+            pinned[p] = pl.stage(pin_inc[p], f"pinned_{p}_s", S["x"])
     x_new = [Signal(signed(X.width), name=f"x_new_{p}", reset_less=True) for p in range(P)]
+    # x_chg: the lane's x write (next stage) changes its word — every gate of the write applied
+    # here, a stage ahead, so that the stop flag below is one OR across the lanes (timing: at
+    # 16 lanes the x stage's token fanned out to the lanes' gates and back through that OR
+    # set the ECP5's fmax)
     x_chg = [Signal(name=f"x_chg_{p}", reset_less=True) for p in range(P)]
     for p in range(P):
         upd, _ = fit(x_i[p] + inc[p], X)
+        writes = tok_inc.valid & tok_inc.we_x & tok_inc.node_mask[p]
+        if pin_inc[p] is not None:
+            writes = writes & ~pin_inc[p]
         with m.Switch(tok_inc.nop):
             with m.Case(NodeOp.FF):
                 m.d.sync += [x_new[p].eq(xq_i[p]), x_chg[p].eq(0)]
             with m.Case(NodeOp.ZERO):
                 m.d.sync += [x_new[p].eq(0), x_chg[p].eq(0)]
             with m.Default():                   # an update: did the word change?
-                m.d.sync += [x_new[p].eq(upd), x_chg[p].eq(_changes(x_i[p], inc[p], X))]
+                m.d.sync += [x_new[p].eq(upd),
+                             x_chg[p].eq(_changes(x_i[p], inc[p], X) & writes)]
         for k in range(L + 1):
             en = tok_x.valid & tok_x.we_x & (tok_x.node_layer == k) & tok_x.node_mask[p]
             if k in spec.node_clamp:
@@ -146,9 +156,7 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
     # the exact stop's flags: some lane's x write changed its word, by the iteration's parity
     # (registered: the controller sees it STOP_FLAG_LAG cycles after the token's issue)
     changed = Signal(2, name="x_changed")
-    lane_chg = [x_chg[p] & tok_x.node_mask[p] for p in range(P)]
-    lane_chg = [c if pinned[p] is None else c & ~pinned[p] for p, c in enumerate(lane_chg)]
-    any_chg = Cat(*lane_chg).any() & tok_x.valid & tok_x.we_x
+    any_chg = Cat(*x_chg).any()
     m.d.sync += changed.eq(Mux(any_chg, Mux(tok_x.par, 0b10, 0b01), 0))
     return changed
 

@@ -122,15 +122,19 @@ def model_tokens(sch, mask, learn, runs=None):
     incremental = spec.learning == "incremental" and spec.schedule == "synchronous"
     delayed = spec.schedule == "delayed_feedback"
     t, out = SETTLE_CYCLES, []
+    last = -FINAL_DRAIN_CYCLES                  # the cycle of the last token's issue decision
     for v in sch.visits(mask, learn, its=range(spec.iterations if runs is None else runs)):
         if v.job is None:
+            # the end waits until FINAL_DRAIN_CYCLES after the last token: its writes landed
             t += 1 + sch.waits[v.slot][0] \
-                + (FINAL_DRAIN_CYCLES if sch.slots[v.slot].kind == "end" else SETTLE_CYCLES)
+                + (max(0, FINAL_DRAIN_CYCLES - (t - last)) if sch.slots[v.slot].kind == "end"
+                   else SETTLE_CYCLES)
             continue
         t += 1 + sch.waits[v.slot][v.alt]
         for tok in _job_tokens(v.job, g, v.it, learns, incremental, delayed):
             t += 1
             out.append((t + TOKEN_BROADCAST, tok))
+        last = t
     return out, t
 
 

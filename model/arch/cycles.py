@@ -4,8 +4,8 @@ It walks the very slot list the controller walks (:mod:`pcforge.model.arch.sched
 run's clamp mask, iteration counter and learn flag: a run starts with
 :data:`~pcforge.model.arch.schedule.SETTLE_CYCLES`, a job costs 1 set-up cycle + its wait (the
 hazard-derived constant of its slot) + one cycle per token, a ``next`` marker 1 (+ its wait with
-the exact stop) + ``SETTLE_CYCLES``, the ``end`` marker 1 +
-:data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES`. With the exact stop a run makes
+the exact stop) + ``SETTLE_CYCLES``, the ``end`` marker 1 + what is left of
+:data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES` since the last token's issue. With the exact stop a run makes
 as many iterations as FixedPCN says (``FixedResult.iterations``): pass them as ``iterations``;
 :func:`cycle_distribution` gives the cycles of many samples at once. Where values live is
 :class:`~pcforge.model.arch.geometry.CoreGeometry`.
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec import PCSpec
-from .schedule import SETTLE_CYCLES, learns_incrementally, marker_cost, schedule
+from .schedule import (FINAL_DRAIN_CYCLES, SETTLE_CYCLES, learns_incrementally, marker_cost,
+                       schedule)
 
 __all__ = ["CycleReport", "cycle_report", "cycle_distribution", "multipliers_per_lane"]
 
@@ -82,11 +83,14 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False
                          "(spec stop = \"exact\")")
     prologue, final, per_iter = SETTLE_CYCLES, 0, [0] * runs
     macs = lane_cycles = waits = 0
+    idle = FINAL_DRAIN_CYCLES                 # cycles since the last token's issue
     for v in sch.visits(spec.mask(mask), learn, its=range(runs)):
         if v.job is None:
-            cost = marker_cost(sch, v.slot)
+            cost = marker_cost(sch, v.slot, idle)
+            idle += cost
             waits += sch.waits[v.slot][0]
         else:
+            idle = 0
             job = v.job
             wait = sch.waits[v.slot][v.alt]
             tokens = job.tokens(g)

@@ -64,7 +64,9 @@ The walk also covers a stopped final pass after iterations 1..4.
 
 Cycle accounting: a run starts with :data:`SETTLE_CYCLES`; a job costs 1 (set-up) + wait +
 tokens cycles, a ``next`` marker 1 + its wait (0 without the stop) + :data:`SETTLE_CYCLES`, the
-``end`` marker 1 + :data:`FINAL_DRAIN_CYCLES` (until the last write has landed).
+``end`` marker 1 + what is left of :data:`FINAL_DRAIN_CYCLES` (until the last write has
+landed: the drain counts from the last token's issue, so after the markers of a run that
+stopped at its first marker — whose wait outlasted every write — nothing is left).
 """
 from __future__ import annotations
 
@@ -110,7 +112,8 @@ PIPELINE_DEPTH = X_WRITE_STAGE
 #: fmax at 82.75 MHz). Every token moves by the same amount, so hazards and waits (between
 #: tokens) are unchanged; the drain and the stop flag's lag (controller to pipeline) grow.
 TOKEN_BROADCAST = 1
-#: Cycles the ``end`` marker waits after its own cycle: every write of the run has landed.
+#: Cycles after a token's issue decision (the cycle after it, counted) until its last write
+#: has landed: the ``end`` marker waits for what is left of it after its own cycle.
 FINAL_DRAIN_CYCLES = X_WRITE_STAGE + TOKEN_BROADCAST
 #: Cycles the controller spends after a start and after each ``next`` marker before its next
 #: slot decision: the decision is registered a cycle ahead from the slot counter and the run's
@@ -607,10 +610,13 @@ class Schedule:
         g = self.geometry
         t, busy_until, count = SETTLE_CYCLES, 0, 0
         spans = {}
+        idle = FINAL_DRAIN_CYCLES                     # cycles since the last token's issue
         for v in self.visits(mask, learn):
             if v.job is None:
-                t += marker_cost(self, v.slot)
+                cost = marker_cost(self, v.slot, idle)
+                t, idle = t + cost, idle + cost
                 continue
+            idle = 0
             r0 = t + 1 + (max(0, busy_until - t - 1) if drain else self.waits[v.slot][v.alt])
             count += r0 < busy_until
             if v.job not in spans:
@@ -640,14 +646,18 @@ def _hazard_its(spec: PCSpec) -> list:
     return [full]
 
 
-def marker_cost(sch: "Schedule", slot: int) -> int:
+def marker_cost(sch: "Schedule", slot: int, idle: int = 0) -> int:
     """Cycles of a marker: 1, + the ``next`` slot's wait (the exact stop's flag) and the
-    SETTLE cycle after it, + the final drain for ``end``."""
-    return _marker_cycles(sch.slots[slot].kind, sch.waits[slot][0])
+    SETTLE cycle after it; for ``end``, + what is left of the final drain when the last token
+    was issued ``idle`` cycles before the marker's own cycle (0: by the job just before it;
+    after markers, their cycles; :data:`FINAL_DRAIN_CYCLES` or more: nothing in flight)."""
+    return _marker_cycles(sch.slots[slot].kind, sch.waits[slot][0], idle)
 
 
-def _marker_cycles(kind: str, wait: int) -> int:
-    return 1 + wait + (FINAL_DRAIN_CYCLES if kind == "end" else SETTLE_CYCLES)
+def _marker_cycles(kind: str, wait: int, idle: int = 0) -> int:
+    if kind == "end":
+        return 1 + wait + max(0, FINAL_DRAIN_CYCLES - idle)
+    return 1 + wait + SETTLE_CYCLES
 
 
 def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
