@@ -119,14 +119,7 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
 
     # ---- x + inc fitted; write x -----------------------------------------------
     tok_inc, tok_x = pl.tokens[S["inc"]], pl.tokens[S["x"]]
-    pinned = [None] * P                 # the node in the x stage is held (per-node clamp)
-    pin_inc = [None] * P                # ... the same, for the token in ``inc``
-    for p in range(P):
-        bits = [(tok_inc.node_layer == k) & port.data for (k, q), port in (pins or {}).items()
-                if q == p]
-        if bits:
-            pin_inc[p] = Cat(*bits).any()
-            pinned[p] = pl.stage(pin_inc[p], f"pinned_{p}_s", S["x"])
+    pin_inc, pinned = _pinned(pl, tok_inc, pins, P, S["x"])
     x_new = [Signal(signed(X.width), name=f"x_new_{p}", reset_less=True) for p in range(P)]
     # x_chg: the lane's x write (next stage) changes its word — every gate of the write applied
     # here, a stage ahead, so that the stop flag below is one OR across the lanes (timing: at
@@ -159,6 +152,19 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
     any_chg = Cat(*x_chg).any()
     m.d.sync += changed.eq(Mux(any_chg, Mux(tok_x.par, 0b10, 0b01), 0))
     return changed
+
+
+def _pinned(pl, tok_inc, pins, P, x_stage):
+    """Per lane, whether the node of the token in ``inc`` is held (per-node clamp; None for a
+    lane without pin memories), and the same registered beside the token in ``x_stage``."""
+    pin_inc, pinned = [None] * P, [None] * P
+    for p in range(P):
+        bits = [(tok_inc.node_layer == k) & port.data for (k, q), port in (pins or {}).items()
+                if q == p]
+        if bits:
+            pin_inc[p] = Cat(*bits).any()
+            pinned[p] = pl.stage(pin_inc[p], f"pinned_{p}_s", x_stage)
+    return pin_inc, pinned
 
 
 def _changes(x, inc, X):
