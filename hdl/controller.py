@@ -293,7 +293,8 @@ class SlotController(wiring.Component):
         ``next`` marker: the slot choice is registered from the new ``slot`` and atoms), SLOT
         (the first slot at or after ``slot`` whose condition holds acts), ISSUE (a job's wait,
         then one token per cycle), MARK (with the exact stop: the ``next`` marker's wait, then
-        its action), DRAIN (what is left of the final drain), PAUSED (a resume beat, then SETTLE)."""
+        its action), DRAIN (what is left of the final drain), PAUSED (a resume beat, then
+        SETTLE)."""
         sch = self.schedule
         T = sch.spec.iterations
         self._register_choice(m, r)

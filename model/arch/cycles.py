@@ -5,10 +5,10 @@ run's clamp mask, iteration counter and learn flag: a run starts with
 :data:`~pcforge.model.arch.schedule.SETTLE_CYCLES`, a job costs 1 set-up cycle + its wait (the
 hazard-derived constant of its slot) + one cycle per token, a ``next`` marker 1 (+ its wait with
 the exact stop) + ``SETTLE_CYCLES``, the ``end`` marker 1 + what is left of
-:data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES` since the last token's issue. With the exact stop a run makes
-as many iterations as FixedPCN says (``FixedResult.iterations``): pass them as ``iterations``;
-:func:`cycle_distribution` gives the cycles of many samples at once. Where values live is
-:class:`~pcforge.model.arch.geometry.CoreGeometry`.
+:data:`~pcforge.model.arch.schedule.FINAL_DRAIN_CYCLES` since the last token's issue. With the
+exact stop a run makes as many iterations as FixedPCN says (``FixedResult.iterations``): pass
+them as ``iterations``; :func:`cycle_distribution` gives the cycles of many samples at once.
+Where values live is :class:`~pcforge.model.arch.geometry.CoreGeometry`.
 """
 from __future__ import annotations
 
