@@ -2,10 +2,11 @@
 bit, on many random networks; the cycle counter against the cycle model; host read-back; every
 memory port's address inside its memory on every cycle.
 
-``PCFORGE_AMARANTH_SPECS`` random networks (default 80) and half as many per learning rule: the
-Python simulator runs ~500 cycles/s, so the larger random sweeps run the emitted Verilog
-(``tests/test_verilator.py``: 200 networks with idle cycles, back-pressure and random masks;
-``pcforge verify`` for thousands)."""
+``PCFORGE_AMARANTH_SPECS`` random networks (default 48; the coverage test below checks that they
+still reach every activation, init, schedule and hazard kind) and half as many per learning
+rule: the Python simulator runs ~500 cycles/s, so the larger random sweeps run the emitted
+Verilog (``tests/test_verilator.py``: 120 networks with idle cycles, back-pressure and random
+masks; ``pcforge verify`` for thousands)."""
 import os
 
 import numpy as np
@@ -21,7 +22,7 @@ from pcforge.model.arch.schedule import schedule
 from pcforge.model.presets import digits_spec
 from pcforge.sim.amaranth_sim import run_core
 
-N_RANDOM = int(os.environ.get("PCFORGE_AMARANTH_SPECS", "80"))
+N_RANDOM = int(os.environ.get("PCFORGE_AMARANTH_SPECS", "48"))
 
 
 def assert_run_matches(run, ref, spec, where):

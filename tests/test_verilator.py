@@ -4,8 +4,8 @@ side by side), with random idle cycles and back-pressure on the host streams, on
 (after relaxation, and incremental with every weight read back after every iteration); a
 deliberately broken design must be caught by the scoreboard. Icarus Verilog, where installed,
 runs random specs through the cocotb testbench and must agree with Verilator and FixedPCN.
-``PCFORGE_VERILATOR_SPECS`` sets how many random specs (default 200); ``pcforge verify`` runs
-larger sweeps."""
+``PCFORGE_VERILATOR_SPECS`` sets how many random specs (default 120: ten Verilator builds, about
+a third of CI's time went into 17 of them); ``pcforge verify --specs N`` runs larger sweeps."""
 import os
 
 import numpy as np
@@ -21,7 +21,7 @@ from pcforge.sim.native_sim import NativeCore
 from pcforge.sim.verify import VerifyCase, random_case, run_cases
 from pcforge.sim.verilator_sim import VerilatorCore
 
-N_SPECS = int(os.environ.get("PCFORGE_VERILATOR_SPECS", "200"))
+N_SPECS = int(os.environ.get("PCFORGE_VERILATOR_SPECS", "120"))
 # one xdist worker builds and runs the shared Verilator model (make test uses --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("verilator")
 
