@@ -422,7 +422,7 @@ class HostLink(wiring.Component):
     def _batch(self, m, r: "_LinkRegisters"):
         """BATCH, per sample: B_ADDR → B_FETCH → B_BYTE → B_VALUE (1 or 2 bytes) → B_PUSH per input node (x_0 into
         the core through ``host_write``), B_RUN (the inference mask) → B_STARTED → B_WAIT (the
-        run), B_RD → B_RDW per output node (``host_read``; argmax kept on the way, or each x
+        run), B_RD → B_RDW → B_CMP per output node (``host_read``; argmax kept on the way, or each x
         written to the frame buffer by B_WLO/B_WHI), B_END (the argmax byte, the cycles); then
         the response from the frame buffer (``source`` 2). ``ptr`` walks the samples, ``res_ptr``
         the results, which overwrite samples already run."""
@@ -485,17 +485,22 @@ class HostLink(wiring.Component):
             rdd = core.read_data
             m.d.comb += rdd.ready.eq(1)
             with m.If(rdd.valid):
-                value = rdd.payload.as_signed()       # x, sign-extended: compare its width
-                m.d.sync += r.word.eq(value)
-                with m.If((r.node == 0) | (value[:len(r.best)].as_signed() > r.best)):
-                    m.d.sync += [r.best.eq(value[:len(r.best)]), r.best_idx.eq(r.node)]
-                next_node()
-                with m.If(~argmax):
-                    m.next = "B_WLO"
-                with m.Elif(r.node == n_out - 1):
-                    m.next = "B_END"
-                with m.Else():
-                    m.next = "B_RD"
+                m.d.sync += r.word.eq(rdd.payload)
+                m.next = "B_CMP"
+        with m.State("B_CMP"):
+            # the argmax compare on the word registered here, not on the core's read_data
+            # register across the chip (timing: ECP5 16 lanes, that route plus the compare's
+            # carry chain into best_idx's enable: 95.39 MHz); one cycle per output node
+            value = r.word[:len(r.best)].as_signed()    # x's width: compare that
+            with m.If((r.node == 0) | (value > r.best)):
+                m.d.sync += [r.best.eq(value), r.best_idx.eq(r.node)]
+            next_node()
+            with m.If(~argmax):
+                m.next = "B_WLO"
+            with m.Elif(r.node == n_out - 1):
+                m.next = "B_END"
+            with m.Else():
+                m.next = "B_RD"
         with m.State("B_WLO"):
             m.d.comb += [r.wr.addr.eq(r.res_ptr), r.wr.data.eq(r.word[:8]), r.wr.en.eq(1)]
             m.d.sync += r.res_ptr.eq(r.res_ptr + 1)

@@ -5,19 +5,25 @@ fraction bits) and the index of the layer it belongs to; its outputs are f(x) in
 and f'(x) as an integer with X's fraction bits (1.0 = 2**X.frac), exactly as
 :func:`pcforge.model.activations.fixed_activation` computes them:
 
-* identity, relu, hardtanh: comparisons and clips (exact), selected by ``layer`` and registered;
+* identity, relu, hardtanh: comparisons and clips (exact), selected by ``layer`` and registered.
+  The comparisons are made on ``x_by_layer[l]``, the word of every layer l that ``x`` is
+  selected from (each lane's own registers), so the layer select reaches the output register
+  through the value mux and one gate, not through a comparison after it (timing: at 16 lanes
+  on the ECP5 the select's route from another lane plus a comparison after the mux was the
+  critical path);
 * tanh: two ROMs (tanh and 1 − tanh²) holding the integers of
   :func:`pcforge.model.activations.tanh_table`, addressed by ``(clip(x, lo, hi) − lo) >> shift``.
 
 Latency: 1 cycle for every kind (the ROMs' registered read; the piecewise-linear kinds are
-registered to match). ``layer`` must be presented with ``x``; a spec with tanh layers also
+registered to match). ``layer`` must be presented with ``x`` and ``x`` must equal
+``x_by_layer[layer]`` (for ``layer`` < L); a spec with tanh layers also
 needs ``layer_out``, the same index one cycle later (the pipeline carries it), to pick the ROM
 output for tanh layers.
 """
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..model.activations import tanh_table
@@ -27,15 +33,17 @@ __all__ = ["ActivationUnit"]
 
 
 class ActivationUnit(wiring.Component):
-    """Ports: ``x`` (In, signed X.width), ``layer`` (In, whose f applies to ``x``),
-    ``layer_out`` (In, ``layer`` one cycle later), ``f`` / ``d`` (Out, signed X.width).
-    Latency 1 cycle."""
+    """Ports: ``x`` (In, signed X.width), ``x_by_layer`` (In, L words of signed X.width: the
+    lane's word of each layer 0..L−1, ``x`` being the one of ``layer``), ``layer`` (In, whose f
+    applies to ``x``), ``layer_out`` (In, ``layer`` one cycle later), ``f`` / ``d`` (Out, signed
+    X.width). Latency 1 cycle."""
 
     def __init__(self, spec: PCSpec):
         self.spec = spec
         self.kinds = sorted(set(spec.activations))
         X = spec.formats.x
         super().__init__({"x": In(signed(X.width)),
+                          "x_by_layer": In(data.ArrayLayout(signed(X.width), spec.L)),
                           "layer": In(range(max(spec.L, 2))),
                           "layer_out": In(range(max(spec.L, 2))),
                           "f": Out(signed(X.width)), "d": Out(signed(X.width))})
@@ -46,15 +54,17 @@ class ActivationUnit(wiring.Component):
         one = 1 << X.frac
         x = self.x
         acts = self.spec.activations
+        # per kind: (f, f') from the selected word ``x`` and the conditions on ``xl``, the word
+        # of the layer in question (the same number whenever that layer is selected)
         logic = {}
         for kind in self.kinds:
             if kind == "identity":
-                logic[kind] = (x, one)
+                logic[kind] = lambda xl: (x, one)
             elif kind == "relu":
-                logic[kind] = (Mux(x > 0, x, 0), Mux(x > 0, one, 0))
+                logic[kind] = lambda xl: (Mux(xl > 0, x, 0), Mux(xl > 0, one, 0))
             elif kind == "hardtanh":
-                logic[kind] = (Mux(x > one, one, Mux(x < -one, -one, x)),
-                               Mux((x > -one) & (x < one), one, 0))
+                logic[kind] = lambda xl: (Mux(xl > one, one, Mux(xl < -one, -one, x)),
+                                          Mux((xl > -one) & (xl < one), one, 0))
             elif kind != "tanh":                            # pragma: no cover - spec validates
                 raise ValueError(f"no hardware for activation {kind!r}")
         f_reg = Signal(signed(X.width), reset_less=True)
@@ -63,8 +73,9 @@ class ActivationUnit(wiring.Component):
             with m.Switch(self.layer):
                 for l, kind in enumerate(acts):
                     if kind in logic:
+                        f_l, d_l = logic[kind](self.x_by_layer[l])
                         with m.Case(l):
-                            m.d.sync += [f_reg.eq(logic[kind][0]), d_reg.eq(logic[kind][1])]
+                            m.d.sync += [f_reg.eq(f_l), d_reg.eq(d_l)]
         m.d.comb += [self.f.eq(f_reg), self.d.eq(d_reg)]
         if "tanh" in self.kinds:
             tab = tanh_table(X, self.spec.table_bits)

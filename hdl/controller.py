@@ -393,16 +393,21 @@ class SlotController(wiring.Component):
         # acts on it a cycle after it is taken, from flip-flops beside it — not from the host
         # link's valid across the chip (timing: that route once set the ECP5 fmax). The status
         # outputs count the beat as taken at once (busy, not done, not paused), as before.
+        # "A beat was taken last cycle" enters these as ``beat``, after the registers, not as
+        # the link's ``fired`` before them: the same function (``beat`` is last cycle's
+        # ``fired``), but the state's decode no longer shares a LUT with the link's valid
+        # (timing: ECP5 16 lanes, the state → a LUT beside the link's valid → the iteration
+        # register's enable was the critical path, 91.4 MHz).
         host_ok = Signal()
         fired = self.control.valid & self.control.ready
         m.d.sync += [r.beat.eq(fired), r.beat_payload.eq(self.control.payload)]
         m.d.sync += [host_ok.eq((fsm.ongoing("IDLE") | fsm.ongoing("PAUSED")) & ~in_flight
-                                & ~fired & ~r.beat),
-                     r.idle_ok.eq(fsm.ongoing("IDLE") & ~in_flight & ~fired & ~r.beat),
-                     r.paused_ok.eq(fsm.ongoing("PAUSED") & ~fired & ~r.beat)]
+                                & ~r.beat),
+                     r.idle_ok.eq(fsm.ongoing("IDLE") & ~in_flight & ~r.beat),
+                     r.paused_ok.eq(fsm.ongoing("PAUSED") & ~r.beat)]
         m.d.comb += self.control.ready.eq(Mux(self.control.payload.resume, r.paused_ok,
-                                              r.idle_ok))
-        m.d.comb += self.host_ok.eq(host_ok)
+                                              r.idle_ok) & ~r.beat)
+        m.d.comb += self.host_ok.eq(host_ok & ~r.beat)
 
     def _next_token(self, m, r: "_Registers"):
         """The next token, from the job registers and counters: registered beside the

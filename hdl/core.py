@@ -108,9 +108,6 @@ def _depth(words: int) -> int:
     return max(2, words)
 
 
-#: The order of the host read response's final switch over targets.
-_RESPONSE_ORDER = (Target.X, Target.E, Target.W, Target.CACHE, Target.B)
-
 #: Activation ROM bits (all lanes) the generator accepts: beyond this no supported FPGA holds it.
 MAX_ROM_BITS = 1 << 22
 
@@ -330,7 +327,7 @@ class PCCore(wiring.Component):
         host = HostPort(m, self, ctl.host_ok, pl.tokens)
         self._read_addresses(host, rd)
         raw = self._registered_words(pl, rd)
-        host.respond(self._response_groups(raw), _RESPONSE_ORDER)
+        host.respond(self._response_groups(raw))
 
         ops = select_operands(m, pl, spec, P, raw, S)
         prod, prodfb, _ = lane_products(m, pl, spec, P, ops, S)

@@ -117,48 +117,59 @@ class HostPort:
             self.m.d.sync += Assert(holds, Format(f"memory {name} (depth {depth}) {what} at "
                                                   "address {}", port.addr))
 
-    def respond(self, groups, targets):
+    def respond(self, groups):
         """The read response from the registered memory words: ``groups`` is a list of
-        (target, layer or None, {select value: word register}) — the select is the bank, or
-        the layer for a group with layer None selected by it (biases) — and ``targets`` the
-        order of the final switch. Two registered steps (a 32-bit mux over every port is too
-        deep for one cycle): the lane within each group, then the group. Each group has its
-        own copy of the select, loaded by a request for that group only (so that no two copies
-        are alike and Yosys keeps them apart): it sits by the group's lanes, not one register
-        fanned out across the chip (timing: ECP5 16 lanes, 85.7 MHz). The copies load from the
-        registered request a cycle after it was taken (``read_sel``, ``read_step[0]``; the
-        group step samples the words two cycles later), not from the host's stream: the
-        link's handshake stays beside the link (timing: at 16 lanes the link's state through
-        the request's ready and fire to the copies' enables set the ECP5's fmax, 97.8 MHz).
+        (target, layer or None, {select value: word register}, by_layer) — the select is the
+        bank, or the layer for a group with layer None selected by it (biases). Two registered
+        steps (a 32-bit mux over every port is too deep for one cycle): the lane within each
+        group, then the group.
+
+        Each group has its own copy of the select, loaded only by a request for this group,
+        and its own hit flag (the request is for this group), both a cycle after the request
+        was taken (``read_sel``, ``read_step[0]``; the group step samples the words two cycles
+        later), not from the host's stream: the link's handshake stays beside the link
+        (timing: at 16 lanes the link's state through the request's ready and fire to the
+        copies' enables set the ECP5's fmax, 97.8 MHz). The copies' load enables differ, so
+        Yosys (which merges flip-flops with the same input and enable) keeps them apart: each
+        sits by its group's lanes, not one register fanned out across the chip (timing: ECP5
+        16 lanes, 85.7 MHz; one copy loaded by every request, 88.1 MHz). A group's word
+        register holds 0 unless its group is hit, so the group step is an OR of the groups'
+        words — two LUT levels for up to 16 groups — instead of a switch on the request's
+        target and layer (timing: that switch, five LUTs deep, set the 8-lane ECP5's fmax).
+        A request for no group (a write-only target, a layer or lane that does not exist)
+        reads 0.
         """
         m, rd_sel, rd_step = self.m, self.read_sel, self.read_step
         read_data = self.core.read_data
-        picked = []
+        words = []
         for n, (tgt, k, regs, by_layer) in enumerate(groups):
             sel = Signal.like(rd_sel.layer if by_layer else rd_sel.bank, name=f"resp_sel{n}",
                               reset_less=True)
-            mine = rd_step[0] & (rd_sel.target == tgt)
+            hit = Signal(name=f"resp_hit{n}", reset_less=True)
+            mine = rd_sel.target == tgt
             if k is not None:
                 mine = mine & (rd_sel.layer == k)
-            with m.If(mine):
+            with m.If(rd_step[0]):
+                m.d.sync += hit.eq(mine)
+            with m.If(rd_step[0] & mine):      # a load enable of its own: copies stay apart
                 m.d.sync += sel.eq(rd_sel.layer if by_layer else rd_sel.bank)
             v = Signal(signed(HOST_DATA_WIDTH), name=f"resp_g{n}", reset_less=True)
-            with m.Switch(sel):
-                for key, reg in regs.items():
-                    with m.Case(key):
-                        m.d.sync += v.eq(reg)
-            picked.append((tgt, k, v))
+            m.d.sync += v.eq(0)
+            with m.If(hit):
+                with m.Switch(sel):
+                    for key, reg in regs.items():
+                        with m.Case(key):
+                            m.d.sync += v.eq(reg)
+            words.append(v)
         resp = Signal(signed(HOST_DATA_WIDTH))
-        with m.Switch(rd_sel.target):
-            for tgt in targets:
-                with m.Case(tgt):
-                    mine = [(k, v) for t_, k, v in picked if t_ == tgt]
-                    if mine[0][0] is None:
-                        m.d.comb += resp.eq(mine[0][1])
-                    else:
-                        with m.Switch(rd_sel.layer):
-                            for k, v in mine:
-                                with m.Case(k):
-                                    m.d.comb += resp.eq(v)
+        m.d.comb += resp.eq(_or_all(words))
         with m.If(rd_step[-1]):
             m.d.sync += [read_data.payload.eq(resp), read_data.valid.eq(1)]
+
+
+def _or_all(values):
+    """The bitwise OR of ``values`` (a balanced tree)."""
+    while len(values) > 1:
+        values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]

@@ -76,12 +76,14 @@ def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
         if k >= 1:
             m.d.comb += e_row_by_layer[k].eq(_or_lanes([Mux(hit[p], raw_e[k, p], 0)
                                                         for p in range(P)]))
-    # activation units (latency 1: f, f' belong to the token in ``sel``)
+    # activation units (latency 1: f, f' belong to the token in ``sel``; their comparisons on
+    # every layer's word, ahead of the layer select)
     f_sel, d_sel = [], []
     for p in range(P):
         au = ActivationUnit(spec)
         m.submodules[f"act_lane{p}"] = au
         m.d.comb += [au.x.eq(x_lane[p]), au.layer.eq(lane_layer[p]),
+                     *(au.x_by_layer[k].eq(raw_x[k, p]) for k in range(L)),
                      au.layer_out.eq(pl.stage(lane_layer[p], f"lane_layer_{p}_s", S["sel"]))]
         f_sel.append(au.f)
         # f' for the node update (``delta``): all of it for tanh, else 0 or 1.0 (one bit)

@@ -50,10 +50,12 @@ class TokenPipeline:
         stage k − 1 gated by that lane's ``lane_mask`` bit (0 on a lane whose source node does
         not exist): the lanes' own copies, placed beside them, instead of one register fanned
         out across the chip (timing: at 16 lanes the lane-layer select's route was the ECP5's
-        critical path). The gate makes every copy a different function, so Yosys keeps them
-        apart (it merges flip-flops with the same input); a lane outside the mask reads 0,
-        which is harmless only where the lane's work is masked anyway (its products, weight
-        writes and node writes all are)."""
+        critical path). Yosys merges flip-flops with the same input: the gate keeps copies of
+        lanes with different masks apart, but lanes whose mask bits are the same function of
+        the layer share one copy (digits at 16 lanes: lanes 0–9 are active in every layer, so
+        two copies remain; what follows a copy must tolerate a route across the lanes). A
+        lane outside the mask reads 0, which is harmless only where the lane's work is masked
+        anyway (its products, weight writes and node writes all are)."""
         tk = self.tokens[k - 1]
         src = getattr(tk, field)
         return [self.stage(Mux(tk.lane_mask[p], src, 0), f"{field}_{p}_s", k)

@@ -21,14 +21,21 @@ def _inputs(X, rng, n=600):
     return np.clip(np.concatenate([edge, rng.integers(lo, hi + 1, n)]), lo, hi)
 
 
-def run_unit(spec, layers, xs):
-    """Present (layer, x) pairs one per cycle; return (f, d) of each, read one cycle later."""
+def run_unit(spec, layers, xs, seed=0):
+    """Present (layer, x) pairs one per cycle — x also as the selected layer's word of
+    ``x_by_layer``, every other layer's word random — and return (f, d) of each, read one
+    cycle later."""
     dut = ActivationUnit(spec)
+    X = spec.formats.x
+    others = np.random.default_rng(seed).integers(-(1 << (X.width - 1)), 1 << (X.width - 1),
+                                                  (len(xs), spec.L))
     out = []
 
     async def bench(ctx):
         for k, (l, x) in enumerate(zip(layers, xs)):
             ctx.set(dut.x, int(x))
+            for j in range(spec.L):
+                ctx.set(dut.x_by_layer[j], int(x) if j == l else int(others[k, j]))
             ctx.set(dut.layer, int(l))
             await ctx.tick()
             ctx.set(dut.layer_out, int(l))          # the pipeline carries the layer along

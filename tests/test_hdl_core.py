@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pcforge.hdl.core import PCCore
-from pcforge.hdl.protocol import node_addresses, weight_addresses
+from pcforge.hdl.protocol import TARGET, HostWord, node_addresses, weight_addresses
 from pcforge.model import FixedPCN, PCSpec, Weights
 from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.randspec import (random_clamped, random_int_weights, random_mask,
@@ -157,6 +157,26 @@ def test_host_read_back_returns_weights_and_nodes():
     expect = np.concatenate([W[-1].reshape(-1), b[-1], run.x[-1], run.e[-1]])
     assert run.readback == expect.tolist()
     assert n == W[-1].size + b[-1].size
+
+
+def test_host_read_of_no_memory_returns_zero_not_the_last_word():
+    """A read of a write-only target (the pins), of a layer without that memory (e_0) or of a
+    lane that does not exist (bank 3 of 3 lanes) returns 0 — also right after a read of a
+    non-zero word (each response group's word register is cleared unless the request hits
+    it)."""
+    spec, _, W, b, mask, clamped = random_case(1234)
+    core = PCCore(spec, 3)
+    g = core.geometry
+    words = weight_addresses(g, spec.L)
+    values = np.concatenate([W[-1].reshape(-1), b[-1]])
+    real = [w for w, v in zip(words, values) if v != 0][:3]
+    nowhere = [HostWord(TARGET["pin"], 0, 0, 0), HostWord(TARGET["e"], 0, 0, 0),
+               HostWord(TARGET["x"], spec.L, 3, 0)]
+    reads = [w for pair in zip(real, nowhere) for w in pair]
+    run = run_core(core, W, b, {k: v[0] for k, v in clamped.items()}, mask, trace=False,
+                   read=reads)
+    assert all(v != 0 for v in run.readback[0::2]), run.readback
+    assert run.readback[1::2] == [0, 0, 0], run.readback
 
 
 @pytest.mark.parametrize("schedule", ["synchronous", "delayed_feedback"])
