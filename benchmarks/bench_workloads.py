@@ -23,7 +23,7 @@ FloatPCN before it is timed. CPU numbers differ ~3× between machines: compare w
 
 Prints one table per workload and writes benchmarks/results/bench_workloads.json.
 
-    python benchmarks/bench_workloads.py [--ulx3s-lanes 8,16@85] [--icebreaker-lanes 1]
+    python benchmarks/bench_workloads.py [--ulx3s-lanes 8,16] [--icebreaker-lanes 1]
 """
 from __future__ import annotations
 
@@ -388,7 +388,7 @@ def acceptance(results) -> list:
 
 def main():
     ap = bench_parser(__doc__, "bench_workloads")
-    ap.add_argument("--ulx3s-lanes", default="8,16@85",
+    ap.add_argument("--ulx3s-lanes", default="8,16",
                     help="lane counts to build for the ULX3S, each LANES or LANES@MHz (a clock "
                          "other than the board's)")
     ap.add_argument("--icebreaker-lanes", default="1",

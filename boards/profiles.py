@@ -26,6 +26,7 @@ class BoardProfile:
     lutram: bool = False        # the family has distributed RAM (ECP5 DPR16X4: 16 × 4 bits)
     pow2_depth_above: int = 0   # deeper memories get a power-of-two depth (PCCore: timing)
     spram_shape: tuple = ()     # (width, depth) of one single-port "huge" RAM (iCE40UP SPRAM)
+    hard_multipliers: str | None = None   # PCCore's hard_multipliers (pcforge.hdl.dsp)
     link_batch: bool = True     # the host link has the BATCH command (HostLink batch=)
     bitstream_ext: str = ".bin"
     serial_hint: str = ""
@@ -67,6 +68,9 @@ BOARDS = {
         bram_bits=18432,
         bram_widths=((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
         lutram=True, pow2_depth_above=1024, bitstream_ext=".bit",
+        # the multipliers' pipeline registers inside the MULT18X18Ds (at 16 lanes the fabric
+        # registers were placed ~29 rows from their multiplier: 95.56 MHz)
+        hard_multipliers="ecp5",
         serial_hint="the FT231X, e.g. /dev/ttyUSB0",
         programmer_board="ulx3s", sram=True,
         usb_hint="the FT231X (lsusb: 0403:6015 Future Technology Devices)"),

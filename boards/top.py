@@ -51,7 +51,8 @@ class BoardTop(Elaboratable):
                                timeout_cycles=self.timeout_cycles, weights=weights,
                                logic_ram_bits=board.logic_ram_bits,
                                pow2_depth_above=board.pow2_depth_above,
-                               spram_weights=spram_weights, link_batch=board.link_batch)
+                               spram_weights=spram_weights, link_batch=board.link_batch,
+                               hard_multipliers=board.hard_multipliers)
         self.spram_weights = tuple(spram_weights)
 
     def elaborate(self, platform):

@@ -22,11 +22,17 @@ from amaranth.hdl import Value, ValueCastable
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..model.arch.schedule import (FINAL_DRAIN_CYCLES, TOKEN_BROADCAST, Cond, Schedule,
-                                   can_learn, learns_incrementally, stops_early)
+from ..model.arch.schedule import (FINAL_DRAIN_CYCLES, PIPELINE_DEPTH, TOKEN_BROADCAST, Cond,
+                                   Schedule, can_learn, learns_incrementally, stops_early)
 
 __all__ = ["Op", "NodeOp", "MaskKind", "SlotController", "token_layout", "compact_token_layout",
-           "control_layout"]
+           "control_layout", "IN_FLIGHT_CYCLES"]
+
+#: Cycles from a token's issue decision (cycle t) to its cycle in the pipeline's last stage:
+#: the broadcast registers, the issue register S0 and PIPELINE_DEPTH stages after it. The
+#: controller's ``in_flight`` holds from t + 1 through t + IN_FLIGHT_CYCLES.
+IN_FLIGHT_CYCLES = TOKEN_BROADCAST + 1 + PIPELINE_DEPTH
+assert IN_FLIGHT_CYCLES == FINAL_DRAIN_CYCLES + 1
 
 
 class Op(enum.Enum, shape=3):
@@ -116,8 +122,7 @@ def token_layout(sch: Schedule) -> data.StructLayout:
 class SlotController(wiring.Component):
     """Ports: ``control`` (In stream, see :func:`control_layout`; a start is accepted when idle
     and the pipeline is empty, a resume when paused); ``token`` (Out, the issue register S0,
-    :func:`token_layout`); ``pipe_busy`` (In: some token is still in the pipeline);
-    ``host_ok`` (Out: no run is working and the pipeline is empty — idle or paused — so the
+    :func:`token_layout`); ``host_ok`` (Out: no run is working and the pipeline is empty — idle or paused — so the
     host may access the memories); status ``busy``, ``paused``, ``done``, ``iteration``,
     ``cycles`` (working cycles of the run, pauses excluded). With the exact stop, ``x_changed``
     (In, 2 bits): bit p — an x write of a token of iteration parity p changed its word (seen
@@ -134,7 +139,6 @@ class SlotController(wiring.Component):
         ports = {
             "control": In(stream.Signature(control_layout(spec))),
             "token": Out(self.layout),
-            "pipe_busy": In(1),
             "host_ok": Out(1),
             "busy": Out(1), "paused": Out(1), "done": Out(1),
             "busy_reg": Out(1), "paused_reg": Out(1),
@@ -357,8 +361,16 @@ class SlotController(wiring.Component):
                    | fsm.ongoing("DRAIN"))
         if self.stops:
             running = running | fsm.ongoing("MARK")
-        # a token in the pipeline or in the controller's broadcast registers (both registered)
-        in_flight = self.pipe_busy | r.held_busy.any()
+        # a token in the controller's broadcast registers or the pipeline: a countdown from
+        # each issue, here beside the state (timing: the OR of the pipeline's valid bits, a
+        # register among the lanes, shared LUTs with the state's decode and pulled them across
+        # the chip — ECP5 16 lanes 80.96 MHz, 8 lanes 99.67). A token issued in cycle t is in
+        # the pipeline's last stage in t + IN_FLIGHT_CYCLES; in_flight holds through that cycle
+        # (as the pipeline's registered OR did; it also covers t + 1, when the controller is
+        # neither idle nor paused).
+        nf = Mux(r.issue, IN_FLIGHT_CYCLES, Mux(r.flight != 0, r.flight - 1, 0))
+        m.d.sync += [r.flight.eq(nf), r.in_flight.eq(nf != 0)]
+        in_flight = r.in_flight
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | r.beat),
                      self.paused.eq(fsm.ongoing("PAUSED") & ~in_flight & ~r.beat),
                      self.done.eq(r.done & ~r.beat), self.iteration.eq(r.it),
@@ -464,7 +476,7 @@ class SlotController(wiring.Component):
         held = nt
         for k in range(TOKEN_BROADCAST):
             reg = Signal(self.compact, name=f"token_b{k}")
-            m.d.sync += [reg.eq(held), r.held_busy[k].eq(reg.valid)]
+            m.d.sync += reg.eq(held)
             held = reg
         self._decode_masks(m, held)
 
@@ -632,8 +644,10 @@ class _Registers:
         beat_payload = Signal(control_layout(spec), reset_less=True)   # ... and its payload
         idle_ok = Signal()                # idle, pipeline empty (registered: see host_ok)
         paused_ok = Signal()              # paused (registered: see host_ok)
-        # a token is in a broadcast register next cycle (registered, as the pipeline's busy)
-        held_busy = Signal(max(1, TOKEN_BROADCAST))
+        # cycles until the last token issued has left the pipeline's last stage (in_flight:
+        # that count is not 0, as a register of its own)
+        flight = Signal(range(IN_FLIGHT_CYCLES + 1))
+        in_flight = Signal()
         self.__dict__.update({k: v for k, v in locals().items()
                               if isinstance(v, (Value, ValueCastable))})
         #: the atoms of the schedule's conditions (:class:`~pcforge.model.arch.schedule.Cond`)

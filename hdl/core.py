@@ -88,6 +88,7 @@ from ..model.arch.schedule import (E_WRITE_STAGE, PIPELINE_DEPTH, READ_STAGE, ST
                                    learns_incrementally, schedule)
 from ..model.spec import PCSpec, SpecError
 from .controller import SlotController, control_layout
+from .dsp import HARD_MULTIPLIERS
 from .host_port import HOST_DATA_WIDTH, HostPort, Target
 from .learning import row_bias, weight_updates
 from .mac import adder_tree, feedback_sums, lane_products, row_accumulator
@@ -157,7 +158,8 @@ class PCCore(wiring.Component):
     """The PC core for ``spec`` with ``lanes`` MAC lanes (see the module docstring for ports)."""
 
     def __init__(self, spec: PCSpec, lanes: int, *, weights=None, logic_ram_bits: int = 0,
-                 pow2_depth_above: int = 0, spram_weights: tuple = ()):
+                 pow2_depth_above: int = 0, spram_weights: tuple = (),
+                 hard_multipliers: str | None = None):
         """``weights``: optional ``(W, b)`` integer arrays (``FixedPCN``'s W and b: the W-store
         and B formats) that the weight and bias memories hold from configuration (a bitstream
         that boots with a trained network); else they start at zero and the host loads them.
@@ -174,7 +176,11 @@ class PCCore(wiring.Component):
         iCE40UP's SPRAMs (16 K × 16 each, no initial contents). A core with any cannot learn
         (the update sweep reads one weight while it writes another); inference reads them
         while nothing writes, and the host writes them only while the core is idle (never in
-        the cycles of a host read)."""
+        the cycles of a host read).
+        ``hard_multipliers``: ``"ecp5"`` instantiates every multiplier whose operands fit 18
+        bits as a MULT18X18D with its own input and output registers (:mod:`pcforge.hdl.dsp`;
+        same cycles; a simulation needs :func:`~pcforge.hdl.dsp.simulation_models` beside the
+        Verilog); None leaves the choice to synthesis."""
         self.spec = spec
         self.geometry = g = check_buildable(spec, lanes)
         self.schedule = schedule(spec, lanes)
@@ -186,6 +192,10 @@ class PCCore(wiring.Component):
         #: learning hardware (``control.learn``): the after-relaxation rule, or incremental
         #: learning (an update every iteration) for the synchronous schedule
         self.spram_weights = tuple(sorted(set(int(l) for l in spram_weights)))
+        if hard_multipliers not in HARD_MULTIPLIERS:
+            raise SpecError(f"hard_multipliers = {hard_multipliers!r}: use one of "
+                            f"{', '.join(map(repr, HARD_MULTIPLIERS))}")
+        self.hard_multipliers = hard_multipliers
         if any(not 1 <= l <= spec.L for l in self.spram_weights):
             raise SpecError(f"spram_weights = {spram_weights!r}: give connections in "
                             f"1..{spec.L}")
@@ -330,7 +340,7 @@ class PCCore(wiring.Component):
         host.respond(self._response_groups(raw))
 
         ops = select_operands(m, pl, spec, P, raw, S)
-        prod, prodfb, _ = lane_products(m, pl, spec, P, ops, S)
+        prod, prodfb, _ = lane_products(m, pl, spec, P, ops, S, self.hard_multipliers)
         # values the node units need later ride down the pipeline
         xl = pl.chains(ops.x, "xl", S["sel"], S["row"])
         el = pl.chains(ops.e, "el", S["sel"], S["diff"])
@@ -342,8 +352,8 @@ class PCCore(wiring.Component):
         if spec.alpha_runtime:                 # α's mantissa in a register the host writes
             alpha = Signal(spec.alpha_bits, init=spec.alpha.mantissa, name="alpha_m")
             host.register(alpha, Target.ALPHA)
-        updates = (weight_updates(m, pl, spec, P, ops, prod, self.learns_incremental, S, alpha)
-                   if self.learns else None)
+        updates = (weight_updates(m, pl, spec, P, ops, prod, self.learns_incremental, S, alpha,
+                                  self.hard_multipliers) if self.learns else None)
         assert READ_STAGE["b"] + 2 == S["sum2"]
         b_row, b_new = row_bias(m, pl, spec, raw["b"], updates, S)
         self._learning_writes(host, wr, pl.tokens[W_WRITE_STAGE], updates, b_new)
@@ -404,7 +414,6 @@ class PCCore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.control), ctl.control)
         pl = TokenPipeline(m, ctl.token, ctl.layout)
         self._tokens = pl.tokens          # the pipeline's tokens, for testbenches to watch
-        m.d.comb += ctl.pipe_busy.eq(pl.busy())
         m.d.comb += [self.busy.eq(ctl.busy), self.paused.eq(ctl.paused), self.done.eq(ctl.done),
                      self.busy_reg.eq(ctl.busy_reg), self.paused_reg.eq(ctl.paused_reg),
                      self.iteration.eq(ctl.iteration), self.cycles.eq(ctl.cycles)]

@@ -55,9 +55,9 @@ def write_verilog(component, name: str, path) -> Path:
     return atomic_write(path, convert_verilog(component, name))
 
 
-def verilog_text(spec: PCSpec, lanes: int) -> tuple[str, PCCore]:
-    """(Verilog source, the elaborated-from PCCore)."""
-    core = PCCore(spec, lanes)
+def verilog_text(spec: PCSpec, lanes: int, **core_options) -> tuple[str, PCCore]:
+    """(Verilog source, the elaborated-from ``PCCore(spec, lanes, **core_options)``)."""
+    core = PCCore(spec, lanes, **core_options)
     return convert_verilog(core, TOP_NAME), core
 
 
@@ -116,9 +116,10 @@ def manifest(spec: PCSpec, lanes: int, core, verilog: str) -> dict:
     }
 
 
-def emit(spec: PCSpec, lanes: int, out_dir) -> EmitResult:
-    """Generate everything in memory, then write the three files (see the module docstring)."""
-    text, core = verilog_text(spec, lanes)
+def emit(spec: PCSpec, lanes: int, out_dir, **core_options) -> EmitResult:
+    """Generate everything in memory, then write the three files (see the module docstring);
+    ``core_options``: keyword options of :class:`PCCore`."""
+    text, core = verilog_text(spec, lanes, **core_options)
     info = manifest(spec, lanes, core, text)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -28,10 +28,11 @@ class WeightUpdates:
 
 
 def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages,
-                   alpha=None) -> WeightUpdates:
+                   alpha=None, hard=None) -> WeightUpdates:
     """The learning datapath of ``P`` lanes (``ops``: the lanes' operands; ``prod``: their
     products); ``alpha``: the α mantissa — the run-time register (``rates.alpha_runtime``,
-    an unsigned signal) or, by default, the spec's constant."""
+    an unsigned signal) or, by default, the spec's constant; ``hard``: the hard multipliers
+    (:func:`~pcforge.hdl.mac.multiply`)."""
     S = stages
     F = spec.formats
     X, E, Bf, Ws = F.x, F.e, F.b, F.w_store
@@ -45,7 +46,7 @@ def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages,
         # a second multiplier per lane: e_l[i] · f(x_{l−1}[j]) beside the feedback product
         # W[i, j] · e_l[i] of the same token (column sweeps learn in passing)
         learn_prod = [multiply(m, pl, Mux(tok_sel.lane_mask[p], ops.e_row, 0).as_signed(), ops.f[p],
-                               E.width + X.width, f"prodl_{p}_", stages) for p in range(P)]
+                               E.width + X.width, f"prodl_{p}_", stages, hard) for p in range(P)]
     if alpha is None:
         dwm = [pl.stage(learn_prod[p] * am, f"dwm_{p}_s", S["sum1"]) for p in range(P)]
     else:

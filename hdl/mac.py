@@ -12,26 +12,35 @@ from __future__ import annotations
 from amaranth import Array, Mux, Signal, signed
 
 from .controller import Op
+from .dsp import HARD_MULTIPLIERS, MULT18_WIDTH, ecp5_registered_multiply
 
 __all__ = ["multiply", "lane_products", "balanced_sum", "adder_tree", "feedback_sums", "row_accumulator"]
 
 
-def multiply(m, pl, a, b, width: int, name: str, stages) -> Signal:
+def multiply(m, pl, a, b, width: int, name: str, stages, hard=None) -> Signal:
     """a × b: operands registered in the ``opd`` stage and again in ``dsp`` (the second
-    register has only the multiplier to drive, so placement puts it beside the hard multiplier),
-    the product (signed, ``width`` bits) in ``mul``."""
+    register has only the multiplier to drive), the product (signed, ``width`` bits) in
+    ``mul``. ``hard="ecp5"`` (operands of at most 18 bits): the ``dsp`` and ``mul`` registers
+    are the MULT18X18D's own input and output registers (:mod:`pcforge.hdl.dsp`) — same
+    cycles, nothing routed between them and the multiplier."""
     S = stages
-    ra = pl.stage(pl.stage(a, f"{name}a", S["opd"]), f"{name}a", S["dsp"])
-    rb = pl.stage(pl.stage(b, f"{name}b", S["opd"]), f"{name}b", S["dsp"])
+    assert hard in HARD_MULTIPLIERS, hard
+    assert S["mul"] == S["dsp"] + 1 == S["opd"] + 2
+    oa, ob = pl.stage(a, f"{name}a", S["opd"]), pl.stage(b, f"{name}b", S["opd"])
+    if hard == "ecp5" and max(len(oa), len(ob)) <= MULT18_WIDTH and width <= 2 * MULT18_WIDTH:
+        return ecp5_registered_multiply(m, oa, ob, width, name)
+    ra = pl.stage(oa, f"{name}a", S["dsp"])
+    rb = pl.stage(ob, f"{name}b", S["dsp"])
     pr = Signal(signed(width), name=f"{name}{S['mul']}", reset_less=True)
     m.d.sync += pr.eq(ra * rb)
     return pr
 
 
-def lane_products(m, pl, spec, P, ops, stages) -> tuple[list, list | None, list]:
+def lane_products(m, pl, spec, P, ops, stages, hard=None) -> tuple[list, list | None, list]:
     """Each lane's product of the token in ``sel``: (f(x) or e_i) × (W, or f(x) when learning);
     with ``delayed_feedback`` also W · e_l(t−1) from the same weight read. Returns (products,
-    feedback products or None, the multipliers' W: the stored word without guard bits)."""
+    feedback products or None, the multipliers' W: the stored word without guard bits).
+    ``hard``: see :func:`multiply`."""
     F = spec.formats
     X, E, Wf, G = F.x, F.e, F.w, F.w_guard
     tok_sel = pl.tokens[stages["sel"]]
@@ -46,11 +55,11 @@ def lane_products(m, pl, spec, P, ops, stages) -> tuple[list, list | None, list]
         opa = Mux(tok_sel.lane_mask[p], Mux(mul_e[p], ops.e_row, ops.f[p]), 0)
         opb = Mux(mul_f[p], ops.f[p], w_mul[p])               # W, or f(x) when learning
         prod.append(multiply(m, pl, opa.as_signed(), opb.as_signed(), WA + WB, f"prod_{p}_",
-                             stages))
+                             stages, hard))
     prodfb = None
     if spec.schedule == "delayed_feedback":
         prodfb = [multiply(m, pl, Mux(tok_sel.lane_mask[p] & tok_sel.fb_on, ops.e_row, 0).as_signed(),
-                           w_mul[p], E.width + Wf.width, f"prodfb_{p}_", stages)
+                           w_mul[p], E.width + Wf.width, f"prodfb_{p}_", stages, hard)
                   for p in range(P)]
     return prod, prodfb, w_mul
 

@@ -10,7 +10,7 @@ ECP5's critical net); only the tokens' valid bits are cleared by reset.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Mux, ResetSignal, Shape, Signal
+from amaranth import Mux, ResetSignal, Shape, Signal
 
 from ..model.arch.schedule import PIPELINE_DEPTH
 
@@ -30,14 +30,6 @@ class TokenPipeline:
             with m.If(ResetSignal("sync")):
                 m.d.sync += t[k].valid.eq(0)
         self.tokens = t
-
-    def busy(self) -> Signal:
-        """Some token is in flight next cycle — registered (an OR of PIPELINE_DEPTH valid bits
-        stays off the control path); exact whenever the controller is idle or paused, because
-        then it issued nothing in the cycle before."""
-        pipe_busy = Signal()
-        self.m.d.sync += pipe_busy.eq(Cat(*(tk.valid for tk in self.tokens[:-1])).any())
-        return pipe_busy
 
     def stage(self, sig, name: str, k: int) -> Signal:
         """``sig`` registered into stage ``k`` (a reset-less register named ``{name}{k}``)."""

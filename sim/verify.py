@@ -80,11 +80,12 @@ def random_case(seed: int, *, max_iterations: int = 4, samples: int = 2) -> Veri
                       learn=learn, pins=pins if spec.node_clamp else None, alpha=alpha)
 
 
-def _run_group(cases: list, stall: float, make_jobs: int) -> list:
-    """Build one native model of ``cases``' cores side by side and run each case's job."""
+def _run_group(cases: list, stall: float, make_jobs: int, core_options=None) -> list:
+    """Build one native model of ``cases``' cores side by side (``PCCore`` options
+    ``core_options``) and run each case's job."""
     from .native_sim import NativeCore
     core = NativeCore(cores=[(c.hw or c.spec, c.lanes) for c in cases], fast_build=True,
-                      make_jobs=make_jobs)
+                      make_jobs=make_jobs, core_options=core_options)
     jobs = [core.job(n, c.W, c.b, c.samples, c.mask, stall=stall, seed=c.seed,
                      model_spec=c.spec, learn=c.learn, pins=c.pins, alpha=c.alpha)
             for n, c in enumerate(cases)]
@@ -99,17 +100,19 @@ def _group_task(arg) -> list:
 
 
 def run_cases(cases: list, *, group: int = 12, stall: float = 0.25, workers: int | None = None,
-              progress=None, executor: str = "local", scheduler: str | None = None) -> list:
+              progress=None, executor: str = "local", scheduler: str | None = None,
+              core_options: dict | None = None) -> list:
     """Run every case through the native harness, ``group`` cores per build, the builds on an
     :class:`~pcforge.model.executor.Executor` (``local``: processes here — emitting Verilog is
     Python, threads would share one CPU; ``dask``: a local cluster or ``scheduler``); returns
     one :class:`~pcforge.sim.verilator_sim.HardwareRun` per case, in order (its mismatches
-    include the cycle counter's against the cycle model)."""
+    include the cycle counter's against the cycle model). ``core_options``: keyword options of
+    every ``PCCore`` built (e.g. ``hard_multipliers``)."""
     groups = [list(range(g, min(g + group, len(cases)))) for g in range(0, len(cases), group)]
     workers = max(1, workers or min(len(groups), os.cpu_count() or 1))
     make_jobs = max(1, (os.cpu_count() or 1) // workers)
     out = [None] * len(cases)
-    args = [([cases[k] for k in idx], stall, make_jobs) for idx in groups]
+    args = [([cases[k] for k in idx], stall, make_jobs, core_options) for idx in groups]
     done = [0]
 
     def cb(_, __, info):

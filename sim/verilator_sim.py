@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hdl.core import PCCore
+from ..hdl.dsp import simulation_models
 from ..hdl.emit import TOP_NAME, emit, write_verilog
 from ..model.files import atomic_write
 from ..model.spec import PCSpec
@@ -211,8 +212,13 @@ class VerilatorCore:
         return "" if self.single else f"c{k}__"
 
     def _emit(self, vfile: Path):
+        models = simulation_models(self.core_options.get("hard_multipliers"))
         if self.single:
-            emit(self.spec, self.lanes, vfile.parent)
+            # with the core's options (before, a single core was emitted without them: a
+            # test's spram_weights never reached the Verilog it simulated)
+            emit(self.spec, self.lanes, vfile.parent, **self.core_options)
+            if models:
+                atomic_write(vfile, vfile.read_text() + models)
             return
         from amaranth.hdl import Module
         from amaranth.lib import wiring
@@ -232,6 +238,8 @@ class VerilatorCore:
                 return m
 
         write_verilog(Cores(), TOP_NAME, vfile)
+        if models:
+            atomic_write(vfile, vfile.read_text() + models)
 
     def build(self) -> "VerilatorCore":
         """Emit (if needed) and build (if outdated) the Verilator model."""

@@ -162,6 +162,7 @@ BLOCK_TESTS = {
     "hdl/fixed.py": ("test_hdl_fixed.py", "Requantizer"),
     "hdl/host_port.py": ("test_hdl_core.py", "read_back"),        # every read-back of the core
     "hdl/learning.py": ("test_hdl_core.py", "learn"),
+    "hdl/dsp.py": ("test_verilator.py", "hard_multipliers"),
     "hdl/mac.py": ("test_hdl_mac.py", "adder_tree"),
     "hdl/node_unit.py": ("test_hdl_core.py", "run_core"),
     "hdl/operands.py": ("test_hdl_core.py", "run_core"),

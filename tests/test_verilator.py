@@ -178,6 +178,35 @@ def test_mnist_shaped_network_bit_exact_through_verilator():
         assert all(len(e) >= 2 for e in run.energy)          # traced every iteration
 
 
+def test_ecp5_hard_multipliers_bit_exact_through_verilator():
+    """``hard_multipliers="ecp5"`` (the ULX3S's cores): every multiplier whose operands fit 18
+    bits is a MULT18X18D instance with its own input and output registers, simulated with
+    pcforge's model of the block (:mod:`pcforge.hdl.dsp`). Random networks (learning ones
+    included: their products go through the same instances) and the digits default on 8 lanes
+    equal FixedPCN at every iteration, cycles included — the instances' wiring, signedness and
+    latency are those of the fabric multiply they replace."""
+    from pcforge.hdl.dsp import MULT18X18D_MODEL
+    from pcforge.hdl.emit import verilog_text
+    cases = [random_case(7100 + seed) for seed in range(10)]
+    spec = digits_spec(iterations=4)
+    rng = np.random.default_rng(71)
+    W, b = random_int_weights(spec, rng, scale=0.1)
+    mask = spec.clamp["training"]
+    cases.append(VerifyCase(seed=-2, spec=spec, lanes=8, W=W, b=b, mask=mask, learn=True,
+                            samples=[{k: v[0] for k, v in random_clamped(spec, mask, rng).items()}
+                                     for _ in range(2)]))
+    opts = {"hard_multipliers": "ecp5"}
+    # the instances are there: one per lane and multiplier (the digits default: 8)
+    text, _ = verilog_text(spec, 8, **opts)
+    assert text.count("MULT18X18D #(") == 8 and "MULT18X18D" not in verilog_text(spec, 8)[0]
+    assert "module MULT18X18D" in MULT18X18D_MODEL
+    runs = run_cases(cases, group=len(cases), core_options=opts)
+    for case, run in zip(cases, runs):
+        for i, bad in enumerate(run.mismatches):
+            assert not bad, f"{case.name} sample {i}: {bad[:6]}"
+    assert sum(c.learn for c in cases) >= 3
+
+
 def test_mnist_shaped_network_with_spram_weights_bit_exact_through_verilator():
     """The iCEBreaker's 784-64-10 (issue 16, items 4 and 5): its first weight memory single-
     ported as the SPRAMs need (``spram_weights``: one address for reads and writes), random
