@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["BoardProfile", "BOARDS", "board_profile"]
+__all__ = ["BoardProfile", "BOARDS", "board_profile", "hard_multipliers"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class BoardProfile:
     lutram: bool = False        # the family has distributed RAM (ECP5 DPR16X4: 16 × 4 bits)
     pow2_depth_above: int = 0   # deeper memories get a power-of-two depth (PCCore: timing)
     spram_shape: tuple = ()     # (width, depth) of one single-port "huge" RAM (iCE40UP SPRAM)
-    hard_multipliers: str | None = None   # PCCore's hard_multipliers (pcforge.hdl.dsp)
+    hard_multipliers: str | None = None   # PCCore's hard_multipliers (pcforge.hdl.dsp) ...
+    hard_multipliers_max_lanes: int = 0   # ... in builds of at most this many lanes
     link_batch: bool = True     # the host link has the BATCH command (HostLink batch=)
     bitstream_ext: str = ".bin"
     serial_hint: str = ""
@@ -69,12 +70,20 @@ BOARDS = {
         bram_widths=((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
         lutram=True, pow2_depth_above=1024, bitstream_ext=".bit",
         # the multipliers' pipeline registers inside the MULT18X18Ds (at 16 lanes the fabric
-        # registers were placed ~29 rows from their multiplier: 95.56 MHz)
-        hard_multipliers="ecp5",
+        # registers were placed ~29 rows from their multiplier: 95.56 MHz). Built and timed at
+        # 8 and 16 lanes; at 32 Yosys 0.70 fails on the instances (an internal assertion in
+        # ABC9's reintegration, "GetSize(conn.first) == GetSize(conn.second)"), so larger
+        # builds leave the multiplies to synthesis as before
+        hard_multipliers="ecp5", hard_multipliers_max_lanes=16,
         serial_hint="the FT231X, e.g. /dev/ttyUSB0",
         programmer_board="ulx3s", sram=True,
         usb_hint="the FT231X (lsusb: 0403:6015 Future Technology Devices)"),
 }
+
+
+def hard_multipliers(board: BoardProfile, lanes: int) -> str | None:
+    """``PCCore``'s ``hard_multipliers`` for a ``lanes``-lane build on ``board``."""
+    return board.hard_multipliers if lanes <= board.hard_multipliers_max_lanes else None
 
 
 def board_profile(name: str) -> BoardProfile:

@@ -9,7 +9,7 @@ from amaranth import ClockDomain, Elaboratable, Module, Signal
 
 from ..model.spec import SpecError
 from .clocking import PLLClock, ecp5_pll, ice40_pll
-from .profiles import BoardProfile
+from .profiles import BoardProfile, hard_multipliers
 from .system import PCSystem
 
 __all__ = ["BoardTop", "link_timing", "CLOCK_TOLERANCE"]
@@ -52,7 +52,7 @@ class BoardTop(Elaboratable):
                                logic_ram_bits=board.logic_ram_bits,
                                pow2_depth_above=board.pow2_depth_above,
                                spram_weights=spram_weights, link_batch=board.link_batch,
-                               hard_multipliers=board.hard_multipliers)
+                               hard_multipliers=hard_multipliers(board, lanes))
         self.spram_weights = tuple(spram_weights)
 
     def elaborate(self, platform):

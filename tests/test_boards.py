@@ -117,6 +117,17 @@ def test_estimates_and_refusal_before_synthesis():
     assert estimate(spec, 1, BOARDS["icebreaker"])["spram_weights"] == ()
 
 
+def test_board_top_uses_hard_multipliers_where_the_profile_says():
+    """The ULX3S's cores get MULT18X18Ds with their own registers up to 16 lanes (built and
+    timed there; at 32 Yosys 0.70 fails on them), the iCEBreaker's never."""
+    from pcforge.boards.top import BoardTop
+    spec = digits_spec()
+    got = {(b, p): BoardTop(BOARDS[b], spec, p).system.core.hard_multipliers
+           for b, p in (("ulx3s", 8), ("ulx3s", 16), ("ulx3s", 32), ("icebreaker", 1))}
+    assert got == {("ulx3s", 8): "ecp5", ("ulx3s", 16): "ecp5", ("ulx3s", 32): None,
+                   ("icebreaker", 1): None}
+
+
 def test_build_refuses_weights_in_the_bitstream_for_spram(tmp_path):
     """SPRAM has no initial contents: a build that needs it refuses --weights, before any
     tool runs and without writing anything."""
