@@ -122,8 +122,8 @@ def token_layout(sch: Schedule) -> data.StructLayout:
 class SlotController(wiring.Component):
     """Ports: ``control`` (In stream, see :func:`control_layout`; a start is accepted when idle
     and the pipeline is empty, a resume when paused); ``token`` (Out, the issue register S0,
-    :func:`token_layout`); ``host_ok`` (Out: no run is working and the pipeline is empty — idle or paused — so the
-    host may access the memories); status ``busy``, ``paused``, ``done``, ``iteration``,
+    :func:`token_layout`); ``host_ok`` (Out: no run is working and the pipeline is empty —
+    idle or paused — so the host may access the memories); status ``busy``, ``paused``, ``done``, ``iteration``,
     ``cycles`` (working cycles of the run, pauses excluded). With the exact stop, ``x_changed``
     (In, 2 bits): bit p — an x write of a token of iteration parity p changed its word (seen
     :data:`~pcforge.model.arch.schedule.STOP_FLAG_LAG` cycles after that token's issue)."""

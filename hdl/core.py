@@ -192,13 +192,13 @@ class PCCore(wiring.Component):
         #: learning hardware (``control.learn``): the after-relaxation rule, or incremental
         #: learning (an update every iteration) for the synchronous schedule
         self.spram_weights = tuple(sorted(set(int(l) for l in spram_weights)))
+        if any(not 1 <= l <= spec.L for l in self.spram_weights):
+            raise SpecError(f"spram_weights = {spram_weights!r}: give connections in "
+                            f"1..{spec.L}")
         if hard_multipliers not in HARD_MULTIPLIERS:
             raise SpecError(f"hard_multipliers = {hard_multipliers!r}: use one of "
                             f"{', '.join(map(repr, HARD_MULTIPLIERS))}")
         self.hard_multipliers = hard_multipliers
-        if any(not 1 <= l <= spec.L for l in self.spram_weights):
-            raise SpecError(f"spram_weights = {spram_weights!r}: give connections in "
-                            f"1..{spec.L}")
         learning = not self.spram_weights
         self.learns_after = learning and learns_after(spec)
         self.learns_incremental = learning and learns_incrementally(spec)

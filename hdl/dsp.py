@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from amaranth import ClockSignal, Const, Instance, Signal, signed
 
-__all__ = ["ecp5_registered_multiply", "MULT18X18D_MODEL", "simulation_models",
+__all__ = ["ecp5_registered_multiply", "fits_mult18", "MULT18X18D_MODEL", "simulation_models",
            "HARD_MULTIPLIERS", "MULT18_WIDTH"]
 
 #: operand width of one ECP5 hard multiplier (signed)
@@ -32,11 +32,16 @@ MULT18_WIDTH = 18
 HARD_MULTIPLIERS = (None, "ecp5")
 
 
+def fits_mult18(a, b, width: int) -> bool:
+    """``a × b`` into ``width`` bits fits one MULT18X18D (18 × 18 bits, 36-bit product)."""
+    return max(len(a), len(b)) <= MULT18_WIDTH and width <= 2 * MULT18_WIDTH
+
+
 def ecp5_registered_multiply(m, a, b, width: int, name: str) -> Signal:
     """``a × b`` (signed values of at most 18 bits each) through a ``MULT18X18D`` whose input
     and output registers are used: the product (signed, ``width`` ≤ 36 bits) appears two
     cycles after the operands."""
-    if len(a) > MULT18_WIDTH or len(b) > MULT18_WIDTH or width > 2 * MULT18_WIDTH:
+    if not fits_mult18(a, b, width):
         raise ValueError(f"{name}: a {len(a)} × {len(b)}-bit product does not fit one "
                          "MULT18X18D (18 × 18 bits)")
     sa = Signal(signed(MULT18_WIDTH), name=f"{name}a18")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from amaranth import Array, Mux, Signal, signed
 
 from .controller import Op
-from .dsp import HARD_MULTIPLIERS, MULT18_WIDTH, ecp5_registered_multiply
+from .dsp import HARD_MULTIPLIERS, ecp5_registered_multiply, fits_mult18
 
 __all__ = ["multiply", "lane_products", "balanced_sum", "adder_tree", "feedback_sums", "row_accumulator"]
 
@@ -27,7 +27,7 @@ def multiply(m, pl, a, b, width: int, name: str, stages, hard=None) -> Signal:
     assert hard in HARD_MULTIPLIERS, hard
     assert S["mul"] == S["dsp"] + 1 == S["opd"] + 2
     oa, ob = pl.stage(a, f"{name}a", S["opd"]), pl.stage(b, f"{name}b", S["opd"])
-    if hard == "ecp5" and max(len(oa), len(ob)) <= MULT18_WIDTH and width <= 2 * MULT18_WIDTH:
+    if hard == "ecp5" and fits_mult18(oa, ob, width):
         return ecp5_registered_multiply(m, oa, ob, width, name)
     ra = pl.stage(oa, f"{name}a", S["dsp"])
     rb = pl.stage(ob, f"{name}b", S["dsp"])

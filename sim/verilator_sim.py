@@ -212,14 +212,18 @@ class VerilatorCore:
         return "" if self.single else f"c{k}__"
 
     def _emit(self, vfile: Path):
-        models = simulation_models(self.core_options.get("hard_multipliers"))
         if self.single:
             # with the core's options (before, a single core was emitted without them: a
             # test's spram_weights never reached the Verilog it simulated)
             emit(self.spec, self.lanes, vfile.parent, **self.core_options)
-            if models:
-                atomic_write(vfile, vfile.read_text() + models)
-            return
+        else:
+            self._emit_cores(vfile)
+        models = simulation_models(self.core_options.get("hard_multipliers"))
+        if models:                      # the vendor primitives' models beside the design
+            atomic_write(vfile, vfile.read_text() + models)
+
+    def _emit_cores(self, vfile: Path):
+        """Several cores side by side in one wrapper (ports prefixed ``c0__``, ``c1__``…)."""
         from amaranth.hdl import Module
         from amaranth.lib import wiring
         from amaranth.lib.wiring import Out
@@ -238,8 +242,6 @@ class VerilatorCore:
                 return m
 
         write_verilog(Cores(), TOP_NAME, vfile)
-        if models:
-            atomic_write(vfile, vfile.read_text() + models)
 
     def build(self) -> "VerilatorCore":
         """Emit (if needed) and build (if outdated) the Verilator model."""
