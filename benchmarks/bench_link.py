@@ -56,8 +56,8 @@ def main():
             divisor, _ = link_timing(clock, baud)
             # the weights in the "bitstream" (memory init): loading 4 736 words over a
             # simulated 1 Mbaud UART costs ~19 M simulated cycles before anything is timed
-            sim = SimBoard(spec, lanes, divisor=divisor, timeout_cycles=int(clock * 1e4),
-                           link_batch=board.link_batch, weights=(fx.W, fx.b))
+            sim = SimBoard.for_board(board, spec, lanes, divisor=divisor,
+                                     timeout_cycles=int(clock * 1e4), weights=(fx.W, fx.b))
             n_single = min(6, args.samples)
             batches = ([{"inputs": x0.tolist(), "argmax": True},
                         {"inputs": x0.tolist(), "argmax": False}] if board.link_batch else [])

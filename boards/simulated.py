@@ -12,10 +12,13 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
-from ..hdl.emit import write_verilog
+from ..hdl.dsp import simulation_models
+from ..hdl.emit import convert_verilog
+from ..model.files import atomic_write
 from ..model.spec import PCSpec
 from ..sim.toolchain import arrays_digest, cache_root, generator_hash, verilator_version
 from ..sim.verilator_sim import build_model, run_cocotb
+from .profiles import BoardProfile, hard_multipliers
 from .system import PCSystem, boards_hash
 
 __all__ = ["SimBoard", "BOARD_TOP"]
@@ -26,22 +29,37 @@ BOARD_TOP = "pcforge_board"
 class SimBoard:
     """``PCSystem(spec, lanes)`` under Verilator; ``divisor`` is the UART bit period in clock
     cycles (small in simulation: the link logic is the same at any rate), ``timeout_cycles``
-    the link's inter-byte timeout, ``link_batch`` whether the link has BATCH (as the board's
-    profile says)."""
+    the link's inter-byte timeout, ``link_batch`` whether the link has BATCH and
+    ``hard_multipliers`` the core's vendor multiplier blocks (``PCCore``'s option; their
+    simulation models go beside the design) — both as the board's profile says:
+    :meth:`for_board`."""
 
     def __init__(self, spec: PCSpec, lanes: int, *, divisor: int = 8,
-                 timeout_cycles: int = 2000, weights=None, link_batch: bool = True):
+                 timeout_cycles: int = 2000, weights=None, link_batch: bool = True,
+                 hard_multipliers: str | None = None):
         self.spec, self.lanes = spec, lanes
         self.link_batch = bool(link_batch)
+        self.hard_multipliers = hard_multipliers
         self.divisor, self.timeout_cycles = divisor, timeout_cycles
         self.weights = weights
         wd = "" if weights is None else "-w" + arrays_digest([*weights[0], *weights[1]])
         nb = "" if self.link_batch else "-nobatch"
+        nb += f"-hm{hard_multipliers}" if hard_multipliers else ""
         key = (f"board-{spec.digest}-p{lanes}-d{divisor}-t{timeout_cycles}{wd}{nb}"
                f"-pcforge{version('pcforge')}-{generator_hash()}-{boards_hash()}"
                f"-verilator{verilator_version()}")
         self.dir = cache_root() / "verilator" / key
         self.build_s = 0.0
+
+    @classmethod
+    def for_board(cls, board: BoardProfile, spec: PCSpec, lanes: int | None = None,
+                  **kw) -> "SimBoard":
+        """The logic of ``board``'s bitstream at ``lanes`` (default: the board's): its link
+        (BATCH or not) and its core options (hard multipliers) from the board's profile; the
+        other keywords as for the constructor."""
+        lanes = board.lanes if lanes is None else lanes
+        return cls(spec, lanes, link_batch=board.link_batch,
+                   hard_multipliers=hard_multipliers(board, lanes), **kw)
 
     def build(self) -> "SimBoard":
         t0 = time.perf_counter()
@@ -49,8 +67,10 @@ class SimBoard:
         if not vfile.exists():
             top = PCSystem(self.spec, self.lanes, divisor=self.divisor,
                            timeout_cycles=self.timeout_cycles, weights=self.weights,
-                           link_batch=self.link_batch)
-            write_verilog(top, BOARD_TOP, vfile)
+                           link_batch=self.link_batch,
+                           hard_multipliers=self.hard_multipliers)
+            atomic_write(vfile, convert_verilog(top, BOARD_TOP)
+                         + simulation_models(self.hard_multipliers))
         self.runner = build_model(vfile, BOARD_TOP, self.dir, fast_build=True)
         self.build_s = time.perf_counter() - t0
         return self

@@ -186,6 +186,10 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
         if batch and (tuple(mask) != tuple(spec.mask("inference")) or pin_files):
             raise click.UsageError("--batch classifies: the inference mask (the input "
                                    "clamped), without --pin")
+        # the inputs first: a bad --clamp/--input/--pin is told before any weight goes
+        # over the link (seconds at 1 Mbaud)
+        clamped, labels, pins = clamped_values(spec, mode, input_path, clamp_files,
+                                               spec.formats.x, False, pin_files)
         if weights_path:
             fx = FixedPCN.from_float(spec, load_weights(weights_path, spec))
             with status("loading the weights over the link"):
@@ -194,8 +198,6 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
             W, b = link.read_weights()
             fx = FixedPCN(spec, W, b)
             console.print("using the weights the board holds (read back over the link)")
-        clamped, labels, pins = clamped_values(spec, mode, input_path, clamp_files,
-                                               spec.formats.x, False, pin_files)
         ro = spec.readout(mask)
         if ro != spec.L:
             labels = None
