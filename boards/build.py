@@ -24,7 +24,7 @@ from ..model.spec import PCSpec, SpecError
 from ..sim.toolchain import (arrays_digest, cache_root, generator_hash, package_version,
                              patched_environ, yowasp_tool)
 from .estimate import check_fits, estimate
-from .profiles import BoardProfile, board_profile
+from .profiles import BoardProfile, board_profile, lane_count_note
 from .report import report_markdown
 from .system import boards_hash
 from .top import BoardTop
@@ -148,6 +148,9 @@ def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | Non
     if (cached / "report.json").exists():
         log(f"{profile.name}: cached build {cached.name}")
     else:
+        note = lane_count_note(profile, lanes)
+        if note:
+            log(note)
         log(f"building {spec.name} ({lanes} lane(s)) for {profile.name} ({profile.device}) at "
             f"{top.clock_mhz:.3f} MHz: yosys + nextpnr (minutes) ...")
         t0 = time.perf_counter()

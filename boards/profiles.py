@@ -28,6 +28,7 @@ class BoardProfile:
     spram_shape: tuple = ()     # (width, depth) of one single-port "huge" RAM (iCE40UP SPRAM)
     hard_multipliers: str | None = None   # PCCore's hard_multipliers (pcforge.hdl.dsp) ...
     hard_multipliers_max_lanes: int = 0   # ... in builds of at most this many lanes
+    routed_lanes_max: int = 0   # the most lanes whose build has routed here (0: not measured)
     link_batch: bool = True     # the host link has the BATCH command (HostLink batch=)
     bitstream_ext: str = ".bin"
     serial_hint: str = ""
@@ -73,8 +74,9 @@ BOARDS = {
         # registers were placed ~29 rows from their multiplier: 95.56 MHz). Built and timed at
         # 8 and 16 lanes; at 32 Yosys 0.70 fails on the instances (an internal assertion in
         # ABC9's reintegration, "GetSize(conn.first) == GetSize(conn.second)"), so larger
-        # builds leave the multiplies to synthesis as before
-        hard_multipliers="ecp5", hard_multipliers_max_lanes=16,
+        # builds leave the multiplies to synthesis as before (0.66 synthesises them; the
+        # router does not finish at 32 lanes either way: docs/boards.md)
+        hard_multipliers="ecp5", hard_multipliers_max_lanes=16, routed_lanes_max=16,
         serial_hint="the FT231X, e.g. /dev/ttyUSB0",
         programmer_board="ulx3s", sram=True,
         usb_hint="the FT231X (lsusb: 0403:6015 Future Technology Devices)"),
@@ -84,6 +86,16 @@ BOARDS = {
 def hard_multipliers(board: BoardProfile, lanes: int) -> str | None:
     """``PCCore``'s ``hard_multipliers`` for a ``lanes``-lane build on ``board``."""
     return board.hard_multipliers if lanes <= board.hard_multipliers_max_lanes else None
+
+
+def lane_count_note(board: BoardProfile, lanes: int) -> str | None:
+    """What a user should know before a build of ``lanes`` lanes on ``board`` that no build
+    here has routed (None when some has, or nothing is measured)."""
+    if not board.routed_lanes_max or lanes <= board.routed_lanes_max:
+        return None
+    return (f"note: no build of more than {board.routed_lanes_max} lanes has finished routing "
+            f"for the {board.name} here (32 lanes: nextpnr's router still had arcs left after "
+            "1 to 2.7 hours; docs/boards.md): expect hours, and timing not met")
 
 
 def board_profile(name: str) -> BoardProfile:

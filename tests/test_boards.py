@@ -128,6 +128,17 @@ def test_board_top_uses_hard_multipliers_where_the_profile_says():
                    ("icebreaker", 1): None}
 
 
+def test_a_build_beyond_the_routed_lane_counts_says_so():
+    """A ULX3S build of more lanes than any build here has routed gets a note first (hours,
+    timing not met); the measured lane counts and a board without a measurement get none."""
+    from pcforge.boards.profiles import lane_count_note
+    ulx3s = BOARDS["ulx3s"]
+    assert lane_count_note(ulx3s, 8) is None and lane_count_note(ulx3s, 16) is None
+    note = lane_count_note(ulx3s, 32)
+    assert note and "more than 16 lanes" in note and "hours" in note and "ulx3s" in note
+    assert lane_count_note(BOARDS["icebreaker"], 4) is None
+
+
 def test_build_refuses_weights_in_the_bitstream_for_spram(tmp_path):
     """SPRAM has no initial contents: a build that needs it refuses --weights, before any
     tool runs and without writing anything."""
