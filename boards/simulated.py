@@ -12,8 +12,7 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
-from ..hdl.dsp import simulation_models
-from ..hdl.emit import convert_verilog
+from ..hdl.emit import simulation_verilog
 from ..model.files import atomic_write
 from ..model.spec import PCSpec
 from ..sim.toolchain import arrays_digest, cache_root, generator_hash, verilator_version
@@ -43,9 +42,9 @@ class SimBoard:
         self.divisor, self.timeout_cycles = divisor, timeout_cycles
         self.weights = weights
         wd = "" if weights is None else "-w" + arrays_digest([*weights[0], *weights[1]])
-        nb = "" if self.link_batch else "-nobatch"
-        nb += f"-hm{hard_multipliers}" if hard_multipliers else ""
-        key = (f"board-{spec.digest}-p{lanes}-d{divisor}-t{timeout_cycles}{wd}{nb}"
+        opts = ("" if self.link_batch else "-nobatch") + (f"-hm{hard_multipliers}"
+                                                          if hard_multipliers else "")
+        key = (f"board-{spec.digest}-p{lanes}-d{divisor}-t{timeout_cycles}{wd}{opts}"
                f"-pcforge{version('pcforge')}-{generator_hash()}-{boards_hash()}"
                f"-verilator{verilator_version()}")
         self.dir = cache_root() / "verilator" / key
@@ -69,8 +68,7 @@ class SimBoard:
                            timeout_cycles=self.timeout_cycles, weights=self.weights,
                            link_batch=self.link_batch,
                            hard_multipliers=self.hard_multipliers)
-            atomic_write(vfile, convert_verilog(top, BOARD_TOP)
-                         + simulation_models(self.hard_multipliers))
+            atomic_write(vfile, simulation_verilog(top, BOARD_TOP, self.hard_multipliers))
         # optimised C++: the UART sessions simulate millions of cycles (-O0 ran them at less
         # than half the speed for ~15 s less compiling)
         self.runner = build_model(vfile, BOARD_TOP, self.dir)

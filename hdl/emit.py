@@ -22,10 +22,11 @@ from ..model.arch.schedule import PIPELINE_DEPTH
 from ..model.files import atomic_write, atomic_write_json
 from ..model.spec import PCSpec
 from .core import PCCore
+from .dsp import simulation_models
 from .protocol import TARGET
 
-__all__ = ["emit", "verilog_text", "convert_verilog", "write_verilog", "manifest", "EmitResult",
-           "TOP_NAME"]
+__all__ = ["emit", "verilog_text", "convert_verilog", "write_verilog", "simulation_verilog",
+           "manifest", "EmitResult", "TOP_NAME"]
 
 TOP_NAME = "pcforge_core"
 #: the files :func:`emit` writes into its folder
@@ -53,6 +54,13 @@ def write_verilog(component, name: str, path) -> Path:
     """:func:`convert_verilog` written to ``path`` atomically (parallel emitters of the same
     file never see each other's half-written text)."""
     return atomic_write(path, convert_verilog(component, name))
+
+
+def simulation_verilog(component, name: str, hard_multipliers=None) -> str:
+    """What a simulator reads: :func:`convert_verilog` followed by the simulation models of the
+    vendor primitives the design instantiates (``PCCore``'s ``hard_multipliers``; none
+    without) — one text, so that a file written from it never lacks them."""
+    return convert_verilog(component, name) + simulation_models(hard_multipliers)
 
 
 def verilog_text(spec: PCSpec, lanes: int, **core_options) -> tuple[str, PCCore]:
@@ -116,11 +124,16 @@ def manifest(spec: PCSpec, lanes: int, core, verilog: str) -> dict:
     }
 
 
-def emit(spec: PCSpec, lanes: int, out_dir, **core_options) -> EmitResult:
+def emit(spec: PCSpec, lanes: int, out_dir, *, simulation: bool = False,
+         **core_options) -> EmitResult:
     """Generate everything in memory, then write the three files (see the module docstring);
-    ``core_options``: keyword options of :class:`PCCore`."""
+    ``core_options``: keyword options of :class:`PCCore`. ``simulation``: the Verilog file
+    also holds the vendor primitives' simulation models (:func:`simulation_verilog`; the
+    manifest describes the design without them)."""
     text, core = verilog_text(spec, lanes, **core_options)
     info = manifest(spec, lanes, core, text)
+    if simulation:
+        text += simulation_models(core_options.get("hard_multipliers"))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a directory; choose another path")

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hdl.core import PCCore
-from ..hdl.dsp import simulation_models
-from ..hdl.emit import TOP_NAME, emit, write_verilog
+from ..hdl.emit import TOP_NAME, emit, simulation_verilog
 from ..model.files import atomic_write
 from ..model.spec import PCSpec
 from .toolchain import (ToolMissing, cache_root, generator_hash, icarus_version, patched_environ,
@@ -215,12 +214,9 @@ class VerilatorCore:
         if self.single:
             # with the core's options (before, a single core was emitted without them: a
             # test's spram_weights never reached the Verilog it simulated)
-            emit(self.spec, self.lanes, vfile.parent, **self.core_options)
+            emit(self.spec, self.lanes, vfile.parent, simulation=True, **self.core_options)
         else:
             self._emit_cores(vfile)
-        models = simulation_models(self.core_options.get("hard_multipliers"))
-        if models:                      # the vendor primitives' models beside the design
-            atomic_write(vfile, vfile.read_text() + models)
 
     def _emit_cores(self, vfile: Path):
         """Several cores side by side in one wrapper (ports prefixed ``c0__``, ``c1__``…)."""
@@ -241,7 +237,8 @@ class VerilatorCore:
                     wiring.connect(m, wiring.flipped(getattr(self, f"c{k}")), c)
                 return m
 
-        write_verilog(Cores(), TOP_NAME, vfile)
+        atomic_write(vfile, simulation_verilog(Cores(), TOP_NAME,
+                                               self.core_options.get("hard_multipliers")))
 
     def build(self) -> "VerilatorCore":
         """Emit (if needed) and build (if outdated) the Verilator model."""
