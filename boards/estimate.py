@@ -115,6 +115,9 @@ def estimate(spec: PCSpec, lanes: int, board: BoardProfile, spram=None) -> dict:
     for k, mem in enumerate(core.b_mem):
         if mem is not None:
             mems.append((f"bias{k}", Shape.cast(mem.shape).width, mem.depth))
+    if core.row_acc_mem is not None:          # prediction sweeps by columns: rows' partial sums
+        mems.append(("row accumulator", Shape.cast(core.row_acc_mem.shape).width,
+                     core.row_acc_mem.depth))
     bram, logic_bits, lutram, listing = 0, 0, 0, []
     for name, width, depth in mems:
         if width * depth <= board.logic_ram_bits:

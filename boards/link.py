@@ -468,7 +468,7 @@ class HostLink(wiring.Component):
             with m.If(core.control.ready):
                 m.d.sync += r.ctl_valid.eq(0)
                 m.next = "B_STARTED"
-        with m.State("B_STARTED"):              # busy, as the link sees it, two cycles late
+        with m.State("B_STARTED"):              # busy, as the link sees it, three cycles late
             with m.If(r.core_busy):
                 m.next = "B_WAIT"
         with m.State("B_WAIT"):
@@ -611,7 +611,7 @@ class _LinkRegisters:
         len_ok, arg_ok = Signal(), Signal()     # CHECK's verdicts on the frame
         crc_ok, seq_ok = Signal(), Signal()     # RX_CRC's verdicts on the frame
         busy_now, paused_now = Signal(), Signal()
-        core_busy, core_paused = Signal(), Signal()   # the core's status, a cycle late
+        core_busy, core_paused = Signal(), Signal()   # the core's status, two cycles late
         ctl_valid, ctl_resume, ctl_pause, ctl_learn = (Signal() for _ in range(4))
         ctl_mask = Signal(8)
         # BATCH: the response's length (from CHECK), the node being written or read, its lane

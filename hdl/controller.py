@@ -23,7 +23,8 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..model.arch.schedule import (FINAL_DRAIN_CYCLES, PIPELINE_DEPTH, TOKEN_BROADCAST, Cond,
-                                   Schedule, can_learn, learns_incrementally, stops_early)
+                                   Schedule, can_learn, learns_incrementally, pred_by_columns,
+                                   stops_early)
 
 __all__ = ["Op", "NodeOp", "MaskKind", "SlotController", "token_layout", "compact_token_layout",
            "control_layout", "IN_FLIGHT_CYCLES"]
@@ -37,6 +38,7 @@ assert IN_FLIGHT_CYCLES == FINAL_DRAIN_CYCLES + 1
 
 class Op(enum.Enum, shape=3):
     PRED = 0        # row sweep of W_l: acc_l = W_l f(x_{l-1}) + b_l, one row per C tokens
+                    # (row by row, or column chunk by column chunk: pred_by_columns)
     FB = 1          # column sweep of W_l: Σ_k W_l[k, j] e_l[k], lane-local
     NODE = 2        # lane-parallel pass over the nodes of one layer
     FUSED = 3       # delayed_feedback: one row sweep feeding W f(x) and Wᵀ e(t−1), + 1 bubble
@@ -175,6 +177,7 @@ class SlotController(wiring.Component):
                 (r.j_we_e, val(job.we_e)), (r.j_we_x, val(job.we_x)),
                 (r.j_we_c, val(job.we_c)), (r.j_fuse, val(job.fuse)),
                 (r.j_learns, val(job.learns)),
+                (r.j_by_col, int(job.op == "pred" and pred_by_columns(g, job.layer))),
                 (r.j_Cm1, depths[lane] - 1), (r.j_Nm1, sizes[job.layer] - 1),
                 (r.j_nsrc, sizes[lane]), (r.j_cbase, c_base[job.node_layer]),
                 (r.c_cnt, 0), (r.i_cnt, 0), (r.i_bank, 0), (r.i_addr, 0), (r.w_addr, 0),
@@ -324,7 +327,7 @@ class SlotController(wiring.Component):
                 with m.Else():
                     m.d.comb += r.issue.eq(1)
                     self._advance(m, r.j_op, r.c_cnt, r.i_cnt, r.i_bank, r.i_addr, r.w_addr,
-                                  r.bubble, r.j_Cm1, r.j_Nm1, r.job_end)
+                                  r.bubble, r.j_Cm1, r.j_Nm1, r.job_end, r.j_by_col)
                     with m.If(r.job_end):
                         m.next = "SLOT"
             if self.stops:
@@ -375,11 +378,16 @@ class SlotController(wiring.Component):
                      self.paused.eq(fsm.ongoing("PAUSED") & ~in_flight & ~r.beat),
                      self.done.eq(r.done & ~r.beat), self.iteration.eq(r.it),
                      self.cycles.eq(r.cycles)]
-        # busy and paused a cycle late, from flip-flops here: what a host link across the chip
-        # reads (timing: a link that registered the decodes itself shared their LUTs with the
+        # busy and paused two cycles late: a flip-flop here, beside the state whose decode it
+        # shares, then one that placement may pull towards the host link across the chip
+        # (timing: a link that registered the decodes itself shared their LUTs with the
         # controller's own logic, and placement pulled them, and the controller's paths, across
-        # the chip — ECP5 8 lanes 94.5 MHz, 16 lanes 81.6 MHz)
-        m.d.sync += [self.busy_reg.eq(self.busy), self.paused_reg.eq(self.paused)]
+        # the chip — ECP5 8 lanes 94.5 MHz, 16 lanes 81.6 MHz; with one flip-flop here, 16
+        # lanes: the state → busy_reg's input LUT by the link → back to the iteration
+        # register's enable, 78.88 MHz)
+        busy_here, paused_here = Signal(), Signal()
+        m.d.sync += [busy_here.eq(self.busy), paused_here.eq(self.paused),
+                     self.busy_reg.eq(busy_here), self.paused_reg.eq(paused_here)]
         with m.If(running):
             m.d.sync += r.cycles.eq(r.cycles + 1)
         # the final drain's countdown: FINAL_DRAIN_CYCLES after each token's issue, down by
@@ -526,8 +534,11 @@ class SlotController(wiring.Component):
             m.d.comb += nt.cache_addr.eq(r.j_cbase + nt.node_addr)
 
     def _advance(self, m, j_op, c_cnt, i_cnt, i_bank, i_addr, w_addr, bubble, j_Cm1, j_Nm1,
-                 job_end):
-        """Counter updates of one issued token, and whether it is the job's last."""
+                 job_end, j_by_col):
+        """Counter updates of one issued token, and whether it is the job's last. Row sweeps
+        go row by row (c inner) — prediction sweeps with ``j_by_col`` column chunk by column
+        chunk (i inner), like a column sweep
+        (:func:`~pcforge.model.arch.schedule.pred_by_columns`)."""
         P = self.schedule.geometry.lanes
         delayed = self.schedule.spec.schedule == "delayed_feedback"
 
@@ -537,23 +548,29 @@ class SlotController(wiring.Component):
             with m.Else():
                 m.d.sync += i_bank.eq(i_bank + 1)
 
+        def by_columns():
+            with m.If(i_cnt == j_Nm1):
+                m.d.sync += [i_cnt.eq(0), i_bank.eq(0), i_addr.eq(0),
+                             c_cnt.eq(c_cnt + 1), w_addr.eq(c_cnt + 1)]
+                m.d.comb += job_end.eq(c_cnt == j_Cm1)
+            with m.Else():
+                m.d.sync += [i_cnt.eq(i_cnt + 1), w_addr.eq(w_addr + j_Cm1 + 1)]
+                advance_bank(P)
+
         with m.Switch(j_op):
             with m.Case(Op.PRED, Op.LEARN):
-                m.d.sync += w_addr.eq(w_addr + 1)
-                with m.If(c_cnt == j_Cm1):
-                    m.d.sync += [c_cnt.eq(0), i_cnt.eq(i_cnt + 1)]
-                    advance_bank(P)
-                    m.d.comb += job_end.eq(i_cnt == j_Nm1)
+                with m.If(j_by_col):
+                    by_columns()
                 with m.Else():
-                    m.d.sync += c_cnt.eq(c_cnt + 1)
+                    m.d.sync += w_addr.eq(w_addr + 1)
+                    with m.If(c_cnt == j_Cm1):
+                        m.d.sync += [c_cnt.eq(0), i_cnt.eq(i_cnt + 1)]
+                        advance_bank(P)
+                        m.d.comb += job_end.eq(i_cnt == j_Nm1)
+                    with m.Else():
+                        m.d.sync += c_cnt.eq(c_cnt + 1)
             with m.Case(Op.FB):
-                with m.If(i_cnt == j_Nm1):
-                    m.d.sync += [i_cnt.eq(0), i_bank.eq(0), i_addr.eq(0),
-                                 c_cnt.eq(c_cnt + 1), w_addr.eq(c_cnt + 1)]
-                    m.d.comb += job_end.eq(c_cnt == j_Cm1)
-                with m.Else():
-                    m.d.sync += [i_cnt.eq(i_cnt + 1), w_addr.eq(w_addr + j_Cm1 + 1)]
-                    advance_bank(P)
+                by_columns()
             with m.Case(Op.NODE):
                 m.d.sync += c_cnt.eq(c_cnt + 1)
                 m.d.comb += job_end.eq(c_cnt == j_Cm1)
@@ -623,7 +640,7 @@ class _Registers:
         bubble = Signal()                 # FUSED: the extra token that retires the last row
         j_op, j_nop = Signal(Op), Signal(NodeOp)
         j_layer, j_lane_layer, j_node_layer = (Signal(range(L + 1)) for _ in range(3))
-        j_we_e, j_we_x, j_we_c, j_fuse, j_learns = (Signal() for _ in range(5))
+        j_we_e, j_we_x, j_we_c, j_fuse, j_learns, j_by_col = (Signal() for _ in range(6))
         j_Cm1, j_Nm1 = Signal(range(max(max_c, 2))), Signal(range(max(max_n, 2)))
         j_nsrc = Signal(range(max_n + 1))
         j_cbase = Signal(range(max(2, sum(depths[1:]) + 1)))

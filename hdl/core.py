@@ -16,7 +16,9 @@ Structure
   j ≡ p (mod P) of W_l, row-major (``i·ceil(n_{l-1}/P) + j div P``); one bias memory per
   connection. The same memory serves W f(x) (row sweeps) and Wᵀ e (column sweeps).
 * **P MAC lanes**, each with an :class:`ActivationUnit` and a multiplier; a two-stage adder
-  tree across lanes for prediction rows; a lane-local accumulator for feedback columns.
+  tree across lanes for prediction rows; a lane-local accumulator for feedback columns; for
+  prediction sweeps taken column chunk by column chunk
+  (:func:`~pcforge.model.arch.schedule.pred_by_columns`), a memory of the rows' partial sums.
 * **P node units** (one per lane): error e = E(x·2^s − acc), feedback ε = E(Σ W e), state update
   x ← X(x + round(γ (f'(x) ε − e))), feed-forward x = X(acc), zero.
 * For ``schedule = "delayed_feedback"``: a second multiplier per lane and per-lane column
@@ -71,8 +73,8 @@ Status: ``busy`` (a run is in progress, also while paused), ``paused``, ``done``
   finished; cleared by the next start), ``iteration`` (iterations completed), ``cycles`` (clock
   cycles the run has been working, pauses excluded — equal to
   :func:`pcforge.model.arch.cycles.cycle_report` ``.total`` at the end); ``busy_reg``,
-  ``paused_reg``: ``busy`` and ``paused`` a cycle late, from flip-flops in the controller (what
-  a host link across the chip reads).
+  ``paused_reg``: ``busy`` and ``paused`` two cycles late, through two flip-flops from the
+  controller (what a host link across the chip reads).
 """
 from __future__ import annotations
 
@@ -85,7 +87,8 @@ from ..model.activations import tanh_table
 from ..model.arch.geometry import MAX_LANES, CoreGeometry
 from ..model.arch.schedule import (E_WRITE_STAGE, PIPELINE_DEPTH, READ_STAGE, STAGES,
                                    W_WRITE_STAGE, X_WRITE_STAGE, can_learn, learns_after,
-                                   learns_incrementally, schedule)
+                                   learns_incrementally, pred_by_columns, row_acc_depth,
+                                   schedule)
 from ..model.spec import PCSpec, SpecError
 from .controller import SlotController, control_layout
 from .dsp import HARD_MULTIPLIERS
@@ -253,6 +256,11 @@ class PCCore(wiring.Component):
         self.b_mem = [None] + [mem(signed(B.width), spec.sizes[k], b_init[k]) for k in layers]
         # per-node clamps: one pin bit per node of every layer in spec.node_clamp, beside x
         self.pin_mem = {k: [mem(1, g.depth(k)) for _ in range(P)] for k in spec.node_clamp}
+        # the partial sums of the rows of a prediction sweep taken column by column
+        # (pred_by_columns): one word per row, read back n_l tokens after it was written
+        self.by_col_layers = tuple(l for l in layers if pred_by_columns(g, l))
+        acc_words = row_acc_depth(g)
+        self.row_acc_mem = mem(signed(self.acc_width), acc_words) if acc_words else None
         super().__init__({
             "host_write": In(stream.Signature(self.host_layout)),
             "host_read": In(stream.Signature(self.read_layout)),
@@ -272,7 +280,8 @@ class PCCore(wiring.Component):
         core = cls(spec, lanes, **options)
         mems = [*core.c_mem, *(m for k in core.x_mem for m in k),
                 *(m for k in core.e_mem[1:] for m in k), *(m for k in core.w_mem[1:] for m in k),
-                *core.b_mem[1:], *(m for k in core.pin_mem.values() for m in k)]
+                *core.b_mem[1:], *(m for k in core.pin_mem.values() for m in k),
+                *([core.row_acc_mem] if core.row_acc_mem is not None else [])]
         for obj in (core, *mems):
             obj._MustUse__silence = True
         return core
@@ -361,7 +370,8 @@ class PCCore(wiring.Component):
         tree = adder_tree(m, pl, prod, self.acc_width, S)
         n_cols = max(self.geometry.depth(k) for k in range(L))
         fb_row = feedback_sums(m, pl, spec, prod, prodfb, self.acc_width, n_cols, S)
-        acc_row = row_accumulator(m, pl, tree, self.acc_width, S)
+        acc_row = row_accumulator(m, pl, tree, self.acc_width, S, rd.get("row_acc"),
+                                  wr.get("row_acc"), self.by_col_layers)
 
         assert READ_STAGE["c"] + 2 == S["row"]
         assert S["rq"] == E_WRITE_STAGE and S["x"] == X_WRITE_STAGE == PIPELINE_DEPTH
@@ -405,6 +415,8 @@ class PCCore(wiring.Component):
         for k, mems in self.pin_mem.items():
             for p, mem in enumerate(mems):
                 rd["pin"][k, p], wr["pin"][k, p] = ports(mem, f"pin{k}_lane{p}")
+        if self.row_acc_mem is not None:
+            rd["row_acc"], wr["row_acc"] = ports(self.row_acc_mem, "row_acc")
         return rd, wr
 
     def _controller(self, m) -> tuple[SlotController, TokenPipeline]:

@@ -9,8 +9,9 @@ the product in ``mul``. The adder tree sums the P products in two registered hal
 """
 from __future__ import annotations
 
-from amaranth import Array, Mux, Signal, signed
+from amaranth import Array, Cat, Mux, Signal, signed
 
+from ..model.arch.schedule import ROW_ACC_MIN_ROWS
 from .controller import Op
 from .dsp import HARD_MULTIPLIERS, ecp5_registered_multiply, fits_mult18
 
@@ -114,10 +115,34 @@ def feedback_sums(m, pl, spec, prod, prodfb, acc_width: int, n_cols: int, stages
     return pl.carry(fb_sum2, "fb", S["row"])
 
 
-def row_accumulator(m, pl, tree, acc_width: int, stages) -> Signal:
-    """Σ over a prediction row's tokens of the tree sums (cleared by the row's first token)."""
-    tok_sum2 = pl.tokens[stages["sum2"]]
+def row_accumulator(m, pl, tree, acc_width: int, stages, read=None, write=None,
+                    by_col=()) -> Signal:
+    """Σ over a prediction row's tokens of the tree sums (cleared by the row's first token),
+    in ``row``. A sweep taken row by row adds to the previous token's sum; one taken column
+    chunk by column chunk (connections ``by_col``) to the row's partial sum in the row
+    accumulator memory (``read``, ``write``: its ports) — read for the token in ``mul`` by its
+    row, the word registered (like every memory output) into ``sum2`` beside the token, the
+    new sum written back from ``row``. The sweep visits the row again n_l ≥
+    :data:`~pcforge.model.arch.schedule.ROW_ACC_MIN_ROWS` tokens later, after the write has
+    landed."""
+    S = stages
+    tok_mul, tok_sum1, tok_sum2, tok_row = (pl.tokens[S[k]]
+                                            for k in ("mul", "sum1", "sum2", "row"))
     acc_row = Signal(signed(acc_width), name="acc_row", reset_less=True)
+    prev = acc_row
+    if by_col:
+        # the read of a row's word (mul) comes after the write of its previous token (row)
+        assert S["row"] - S["mul"] < ROW_ACC_MIN_ROWS
+
+        def col_pred(tk):
+            return (tk.op == Op.PRED) & Cat(*(tk.layer == l for l in by_col)).any()
+
+        m.d.comb += [read.addr.eq(tok_mul.row), read.en.eq(col_pred(tok_mul))]
+        part = pl.stage(read.data, "acc_part", S["sum2"])
+        from_mem = pl.stage(col_pred(tok_sum1), "acc_from_mem", S["sum2"])
+        prev = Mux(from_mem, part, acc_row)
+        m.d.comb += [write.addr.eq(tok_row.row), write.data.eq(acc_row),
+                     write.en.eq(tok_row.valid & col_pred(tok_row))]
     with m.If(tok_sum2.valid & ((tok_sum2.op == Op.PRED) | (tok_sum2.op == Op.FUSED))):
-        m.d.sync += acc_row.eq(Mux(tok_sum2.first, 0, acc_row) + tree)
+        m.d.sync += acc_row.eq(Mux(tok_sum2.first, 0, prev) + tree)
     return acc_row

@@ -12,7 +12,7 @@ from amaranth.sim import Simulator
 from pcforge.hdl.controller import NodeOp, Op, SlotController
 from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.arch.schedule import (FINAL_DRAIN_CYCLES, SETTLE_CYCLES, TOKEN_BROADCAST,
-                                         _Profile, can_learn, schedule)
+                                         _Profile, can_learn, pred_by_columns, schedule)
 from pcforge.model.fixed_pcn import stop_iterations
 from pcforge.model.randspec import random_mask, random_spec
 
@@ -56,13 +56,16 @@ def _job_tokens(job, g, it, learns, incremental, delayed):
 
     out = []
     if job.op in ("pred", "learn"):
-        for i in range(n):
-            for c in range(C):
-                last = c == C - 1
-                kw = dict(w_addr=i * C + c, first=int(c == 0), last=int(last))
-                if job.op == "pred":
-                    kw.update(node_addr=i // P, node_mask=(1 << (i % P)) if last else 0)
-                out.append(token(c, i, **kw))
+        # a prediction sweep by columns: chunk c of every row, then chunk c + 1
+        by_col = job.op == "pred" and pred_by_columns(g, job.layer)
+        order = ([(i, c) for c in range(C) for i in range(n)] if by_col else
+                 [(i, c) for i in range(n) for c in range(C)])
+        for i, c in order:
+            last = c == C - 1
+            kw = dict(w_addr=i * C + c, first=int(c == 0), last=int(last))
+            if job.op == "pred":
+                kw.update(node_addr=i // P, node_mask=(1 << (i % P)) if last else 0)
+            out.append(token(c, i, **kw))
     elif job.op == "fb":
         for c in range(C):
             for i in range(n):

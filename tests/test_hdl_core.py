@@ -18,7 +18,7 @@ from pcforge.model import FixedPCN, PCSpec, Weights
 from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.randspec import (random_clamped, random_int_weights, random_mask,
                                    random_node_clamp, random_pins, random_spec)
-from pcforge.model.arch.schedule import schedule
+from pcforge.model.arch.schedule import pred_by_columns, schedule
 from pcforge.model.presets import digits_spec
 from pcforge.sim.amaranth_sim import run_core
 
@@ -137,12 +137,18 @@ def test_random_cases_cover_the_space():
             flags.add(f"wait {spec.schedule}")
         if sch.overlaps(mask):
             flags.add(f"overlap {spec.schedule}")
+        by_col = [pred_by_columns(sch.geometry, l) for l in range(1, spec.L + 1)]
+        if any(by_col):
+            flags.add("prediction by columns")
+        if not all(by_col):
+            flags.add("prediction by rows")
     assert acts == {"identity", "relu", "hardtanh", "tanh"}
     assert inits == {"feedforward", "zero"}
     assert schedules == {"synchronous", "delayed_feedback"}
     assert flags == {"non-dividing", "lanes>nodes", "free input", "clamped top", "wrap",
                      "wait synchronous", "wait delayed_feedback", "overlap synchronous",
-                     "overlap delayed_feedback"}
+                     "overlap delayed_feedback", "prediction by columns",
+                     "prediction by rows"}
 
 
 def test_host_read_back_returns_weights_and_nodes():

@@ -10,8 +10,9 @@ from pcforge.hdl.core import PCCore
 from pcforge.model import FixedConst, FixedPCN, Formats, PCSpec, QFormat
 from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.randspec import random_clamped, random_spec
+from pcforge.model.arch.geometry import CoreGeometry
 from pcforge.model.arch.schedule import (FALSE, FINAL, FIRST, LEARN, TRUE, Env, M, can_learn,
-                                    schedule)
+                                         pred_by_columns, schedule)
 from pcforge.sim.amaranth_sim import run_core
 
 
@@ -69,12 +70,17 @@ def _bit_exact(spec, lanes, W, b, mask, samples, sch):
 @pytest.mark.parametrize("sizes,acts,lanes", [
     ((7, 9, 5), ("identity", "identity"), 3),
     ((10, 12, 8, 6), ("identity", "relu", "identity"), 4),
-    ((6, 13, 7), ("relu", "identity"), 2)])
+    ((6, 13, 7), ("relu", "identity"), 2),
+    ((40, 3, 2), ("identity", "relu"), 2)])
 def test_waits_are_exact(sizes, acts, lanes):
     """With the smallest waits this run needs the core is bit-exact; with any one of them a
     cycle shorter some job reads a location in the very cycle its last write lands (the
-    memories are not transparent), gets the old word, and the result differs."""
+    memories are not transparent), gets the old word, and the result differs. The first three
+    networks' prediction sweeps go by columns, the last one's row by row (rows of 20 tokens;
+    rows of 2 tokens in a 2-row layer)."""
     spec, lanes, W, b, mask, samples = _exactness_case(sizes, acts, lanes)
+    by_col = [pred_by_columns(CoreGeometry(spec, lanes), l) for l in range(1, spec.L + 1)]
+    assert all(by_col) if sizes[0] < 40 else not any(by_col)
     sch = schedule(spec, lanes).for_run(mask)
     assert _bit_exact(spec, lanes, W, b, mask, samples, sch), "the smallest waits broke it"
     used = sorted({(v.slot, v.alt) for v in sch.visits(mask)
@@ -96,3 +102,29 @@ def test_every_spec_gets_waits_for_every_mask():
     assert len(list(sch.scenarios())) == 2 ** spec.n_layers * (2 if can_learn(spec) else 1)
     assert len(sch.waits) == len(sch.slots)
     assert all(len(w) == max(1, len(s.alts)) for w, s in zip(sch.waits, sch.slots))
+
+
+def test_prediction_sweeps_by_columns_do_not_wait_for_the_feedback_sweep(monkeypatch):
+    """Digits at 16 lanes, training: taken by columns, the next iteration's prediction sweep of
+    W_2 starts without waiting for the feedback sweep that updated x_1; row by row it waits
+    (it reads x_1's last chunk in its first row), and every run is longer."""
+    from pcforge.model.arch import schedule as schedule_module
+    from pcforge.model.presets import digits_spec
+    spec = digits_spec()
+
+    def pred_waits_and_total():
+        schedule_module._schedule.cache_clear()
+        sch = schedule(spec, 16)
+        waits = {sch.waits[v.slot][v.alt] for v in sch.visits(spec.mask("training"), True)
+                 if v.job is not None and v.job.op == "pred" and v.job.layer == 2 and v.it >= 1}
+        return waits, cycle_report(spec, 16, "training", learn=True).total
+
+    try:
+        by_col = pred_waits_and_total()
+        monkeypatch.setattr(schedule_module, "pred_by_columns", lambda g, l: False)
+        by_row = pred_waits_and_total()
+    finally:
+        monkeypatch.undo()
+        schedule_module._schedule.cache_clear()
+    assert by_col[0] == {0} and min(by_row[0]) > 0, (by_col, by_row)
+    assert by_col[1] < by_row[1], (by_col, by_row)

@@ -84,7 +84,8 @@ __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "STOPPED", "M", "
            "Schedule", "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
            "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
            "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES", "STOP_FLAG_LAG",
-           "SETTLE_CYCLES", "TOKEN_BROADCAST", "stops_early", "marker_cost"]
+           "SETTLE_CYCLES", "TOKEN_BROADCAST", "stops_early", "marker_cost", "pred_by_columns",
+           "ROW_ACC_MIN_ROWS", "row_acc_depth"]
 
 #: The core's pipeline, stage by stage (cycles after the issue register, stage 0); every stage
 #: number the generator and the cycle model use comes from here. Stage 1 registers each memory's
@@ -132,6 +133,38 @@ WRITE_STAGE = {"x": X_WRITE_STAGE, "e": E_WRITE_STAGE, "c": E_WRITE_STAGE,
 #: predictions are only needed by the node units, so their (unshared) ports are read late
 #: instead of carrying the words down the pipeline.
 READ_STAGE = {"x": 1, "e": 1, "w": 1, "b": 7, "c": 8}
+
+
+# ---- the order of a prediction sweep ----------------------------------------------------
+#: Rows a prediction sweep needs to be taken column by column: a row's partial sum is read
+#: back (its address at ``mul``, the word registered before it is added) four tokens after
+#: it was written (``row``), no earlier — the row accumulator memory's read-modify-write
+#: distance (see :func:`pred_by_columns`).
+ROW_ACC_MIN_ROWS = STAGES["row"] - STAGES["mul"] + 1
+
+
+def pred_by_columns(g: CoreGeometry, l: int) -> bool:
+    """Whether a prediction sweep of connection l (``pred`` jobs) visits its weights column
+    chunk by column chunk — chunk c of every row, then chunk c + 1 — instead of row by row.
+
+    Row by row, the first row reads every chunk of the source layer x_{l−1} in its first
+    C = ceil(n_{l−1}/P) tokens, so the sweep waits until the job that wrote x_{l−1} (a
+    feedback sweep, which finishes its chunks one after another) has landed its *last* chunk:
+    about a pipeline's depth of idle cycles every iteration. Column by column, chunk c is
+    first read at token c·n_l, when the writer has long finished it; the price is one partial
+    sum per row (the row accumulator memory, ``n_l`` words) and rows that all end in the last
+    chunk. Taken when the reads are what waits and the memory is cheap: 2 ≤ C < the pipeline's
+    depth (with C at least the depth, row by row already reads the last chunk late enough;
+    narrow cores — the iCE40's one lane — keep their RAM) and n_l ≥ :data:`ROW_ACC_MIN_ROWS`.
+    Learning sweeps and ``delayed_feedback``'s fused sweeps stay row by row."""
+    return 2 <= g.depth(l - 1) < PIPELINE_DEPTH and g.spec.sizes[l] >= ROW_ACC_MIN_ROWS
+
+
+def row_acc_depth(g: CoreGeometry) -> int:
+    """Words of the core's row accumulator memory: the most rows of a connection whose
+    prediction sweeps go column by column (0: none does, and the core has no such memory)."""
+    return max([g.spec.sizes[l] for l in range(1, g.spec.L + 1) if pred_by_columns(g, l)],
+               default=0)
 
 
 # ---- learning capabilities ---------------------------------------------------------------
@@ -371,9 +404,11 @@ def _slots(spec: PCSpec) -> tuple[tuple, int]:
                 (TRUE, Job("pred", "err", l, l - 1, l, we_e=True, we_x=top)))))
         for l in range(L, 0, -1):
             fuse = (M(l - 2) & ~inc) if l >= 2 else FALSE
-            # after a first error pass from the cache (short) the sweep waits longer
-            S.append(Slot("b", l, ~M(l - 1) & ~FINAL, split(FIRST if ff else FALSE, Job(
-                "fb", "upd", l, l - 1, l - 1, we_x=True, we_e=fuse, fuse=fuse, learns=inc))))
+            # after a first error pass from the cache (short: layer l free) the sweep waits
+            # longer than after a first prediction sweep (layer l clamped, e.g. the label)
+            fb = Job("fb", "upd", l, l - 1, l - 1, we_x=True, we_e=fuse, fuse=fuse, learns=inc)
+            S.append(Slot("b", l, ~M(l - 1) & ~FINAL,
+                          ((FIRST & ~M(l), fb), (FIRST, fb), (TRUE, fb)) if ff else one(fb)))
         if learns_incrementally(spec):        # connections from clamped layers learn here
             for l in range(1, L + 1):
                 S.append(Slot("linc", l, inc & M(l - 1) & ~FINAL,
@@ -476,12 +511,17 @@ class _Profile:
         j = np.arange(ns)
         cj = j // P
         wl = (i[:, None] * ns + j[None, :]).ravel()
-        if op in ("pred", "learn", "fused"):
+        by_col = op == "pred" and pred_by_columns(g, l)
+        if by_col:                                  # chunk c of every row, then chunk c + 1
+            wtok = (cj[None, :] * N + i[:, None]).ravel()
+            self._r(("w", l), wl, wtok)
+            self._r(("x", l - 1), j, cj * N)                 # chunk c: first read by row 0
+        elif op in ("pred", "learn", "fused"):
             wtok = (i[:, None] * C + cj[None, :]).ravel()
             self._r(("w", l), wl, wtok)
             self._r(("x", l - 1), j, cj)                     # row 0 reads every source node
         if op == "pred":
-            end = i * C + C - 1
+            end = (C - 1) * N + i if by_col else i * C + C - 1      # each row's last token
             self._r(("b", l), i, end)
             if job.nop == "err":
                 self._r(("x", l), i, end)
