@@ -53,11 +53,14 @@ BRAM_COST, LUTRAM_CELL_COST = 128, 4
 LUTRAM_MUX_COST = 0.5
 
 
-def _lutram_cheaper(width: int, depth: int) -> bool:
-    """Whether Yosys builds a width × depth memory from DPR16X4 cells rather than a DP16KD."""
+def _lutram_cheaper(width: int, depth: int, configs) -> bool:
+    """Whether Yosys builds a width × depth memory from DPR16X4 cells rather than DP16KDs:
+    the distributed cells' cost against that of the blocks the memory needs (``configs``: the
+    block's width × depth shapes) — a 42-bit word needs two DP16KDs side by side (the row
+    accumulator: 64 × 42 bits distributed at 8 lanes)."""
     n = ceil(depth / 16)
     cost = LUTRAM_CELL_COST * ceil(width / 4) * n + LUTRAM_MUX_COST * width * (n - 1)
-    return cost < BRAM_COST
+    return cost < BRAM_COST * _blocks(width, depth, configs)
 
 
 def _blocks(width: int, depth: int, configs) -> int:
@@ -123,7 +126,7 @@ def estimate(spec: PCSpec, lanes: int, board: BoardProfile, spram=None) -> dict:
         if width * depth <= board.logic_ram_bits:
             logic_bits += width * depth
             listing.append((name, width, depth, 0))
-        elif board.lutram and _lutram_cheaper(width, depth):   # 16×4 distributed RAM
+        elif board.lutram and _lutram_cheaper(width, depth, board.bram_widths):   # DPR16X4s
             lutram += ceil(width / 4) * ceil(depth / 16)
             listing.append((name, width, depth, 0))
         else:
