@@ -25,6 +25,10 @@ back to the first iteration slot; the core pauses here when asked to; with the e
     prologue   as above
     each pass  f(1..L) [not FINAL]; a(1..L) [FINAL]; learn(1..L) [FINAL and LEARN]; end; next
 
+Prediction sweeps go row by row, or column chunk by column chunk where rows are short
+(:func:`pred_by_columns`: then the next iteration's prediction need not wait for the feedback
+sweep's last chunk).
+
 a(l) is the error pass of connection l (a prediction sweep, or a lane-parallel pass from the
 cached prediction when layer l−1 is clamped, and in the first iteration of a free layer after
 feed-forward initialisation, which cached every prediction it computed); b(l) the feedback
