@@ -75,7 +75,8 @@ BOARDS = {
         # 8 and 16 lanes; at 32 Yosys 0.70 fails on the instances (an internal assertion in
         # ABC9's reintegration, "GetSize(conn.first) == GetSize(conn.second)"), so larger
         # builds leave the multiplies to synthesis as before (0.66 synthesises them; the
-        # router does not finish at 32 lanes either way: docs/boards.md)
+        # router does not finish at 32 lanes either way; at 22, 0.70 synthesises them, but
+        # placement estimated 68 MHz: docs/boards.md)
         hard_multipliers="ecp5", hard_multipliers_max_lanes=16, routed_lanes_max=16,
         serial_hint="the FT231X, e.g. /dev/ttyUSB0",
         programmer_board="ulx3s", sram=True,
