@@ -43,6 +43,7 @@ from rich.console import Console
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
+from pcforge.boards.build import DEFAULT_SEED
 from pcforge.model import FixedPCN, FloatPCN, Weights
 from pcforge.model.activations import f_float, fprime_float
 from pcforge.model.arch.cycles import cycle_distribution, cycle_report
@@ -315,6 +316,7 @@ def hardware_rows(wl: Workload, its: np.ndarray, builds: list) -> list:
         rows.append({
             "board": rep["board"], "lanes": lanes, "clock_mhz": clock,
             "fmax_mhz": rep["fmax_mhz"], "timing_met": rep["timing_met"],
+            "nextpnr_seed": rep.get("nextpnr_seed"),
             "multipliers_used": lanes * r.multipliers_per_lane,
             "chip_multipliers": rep["utilization"]["DSP"]["available"],
             "cycles_mean": float(cyc.mean()), "cycles_min": int(cyc.min()),
@@ -328,17 +330,21 @@ def hardware_rows(wl: Workload, its: np.ndarray, builds: list) -> list:
 
 
 def parse_lane_clocks(arg: str) -> list:
-    """``"8,16@85"`` → [(8, None), (16, 85.0)]: lane counts, each with an optional clock in MHz
-    (default: the board's), so a build that misses the board's clock can be built at one it
-    meets and still count."""
+    """``"8,16@85,16/2"`` → [(8, None, None), (16, 85.0, None), (16, None, 2)]: lane counts,
+    each with an optional clock in MHz (default: the board's), so a build that misses the
+    board's clock can be built at one it meets and still count, and an optional nextpnr placer
+    seed (default: the build's; the placement, and with it fmax, moves by a few percent from
+    seed to seed)."""
     out = []
     for item in (v.strip() for v in arg.split(",") if v.strip()):
-        lanes, _, clock = item.partition("@")
+        rest, _, seed = item.partition("/")
+        lanes, _, clock = rest.partition("@")
         try:
-            out.append((int(lanes), float(clock) if clock else None))
+            out.append((int(lanes), float(clock) if clock else None,
+                        int(seed) if seed else None))
         except ValueError:
-            raise SystemExit(f"bad lane count {item!r}: give LANES or LANES@MHz, "
-                             "e.g. 8,16@85") from None
+            raise SystemExit(f"bad lane count {item!r}: give LANES[@MHz][/SEED], "
+                             "e.g. 8,16@85,16/2") from None
     return out
 
 
@@ -347,9 +353,10 @@ def board_builds(args, spec, log) -> list:
     from pcforge.boards.build import build_board
     out = []
     for board, lanes_arg in (("ulx3s", args.ulx3s_lanes), ("icebreaker", args.icebreaker_lanes)):
-        for lanes, clock in parse_lane_clocks(lanes_arg):
+        for lanes, clock, seed in parse_lane_clocks(lanes_arg):
+            kw = {} if seed is None else {"seed": seed}
             with tempfile.TemporaryDirectory() as tmp:
-                rep = build_board(board, spec, tmp, lanes=lanes, clock_mhz=clock, log=log)
+                rep = build_board(board, spec, tmp, lanes=lanes, clock_mhz=clock, log=log, **kw)
             rep["board"] = board
             out.append(rep)
     return out
@@ -389,10 +396,10 @@ def acceptance(results) -> list:
 def main():
     ap = bench_parser(__doc__, "bench_workloads")
     ap.add_argument("--ulx3s-lanes", default="8,16",
-                    help="lane counts to build for the ULX3S, each LANES or LANES@MHz (a clock "
-                         "other than the board's)")
+                    help="lane counts to build for the ULX3S, each LANES[@MHz][/SEED] (a clock "
+                         "other than the board's, a nextpnr placer seed other than the build's)")
     ap.add_argument("--icebreaker-lanes", default="1",
-                    help="lane counts to build for the iCEBreaker (LANES or LANES@MHz)")
+                    help="lane counts to build for the iCEBreaker (LANES[@MHz][/SEED])")
     ap.add_argument("--epochs", type=int, default=3, help="float training epochs for the weights")
     args = ap.parse_args()
     console = Console(width=200)
@@ -434,7 +441,9 @@ def main():
                 t.add_column(col, justify="right")
             c_us = min(us for name, us in cpu if "C loop" in name)     # the better C loop
             for r in hw:
+                seed = r.get("nextpnr_seed")
                 t.add_row(f"{r['board']} {r['lanes']} lanes @ {r['clock_mhz']:.0f} MHz"
+                          f"{'' if seed in (None, DEFAULT_SEED) else f' (seed {seed})'}"
                           f"{' (best)' if r['best_for_board'] else ''}"
                           f"{'' if r['timing_met'] else ' TIMING NOT MET'}",
                           f"{r['us_mean']:.2f}", f"{r['samples_per_s']:,.0f}",

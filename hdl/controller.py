@@ -47,7 +47,8 @@ class Op(enum.Enum, shape=3):
 
 class NodeOp(enum.Enum, shape=2):
     ERR = 0         # e = E(x·2^s − acc)   (+ top-layer update when we_x)
-    FF = 1          # x = X(acc)
+    FF = 1          # x = X(acc); with we_e also e = E(x·2^s − acc), and for the top layer
+                    # the first update x ← X(x + round(γ(−e))) (ff_writes_errors)
     ZERO = 2        # x = 0
     UPD = 3         # ε = E(Σ W e); x ← X(x + round(γ (f'ε − e)))
 

@@ -20,7 +20,8 @@ Structure
   prediction sweeps taken column chunk by column chunk
   (:func:`~pcforge.model.arch.schedule.pred_by_columns`), a memory of the rows' partial sums.
 * **P node units** (one per lane): error e = E(x·2^s − acc), feedback ε = E(Σ W e), state update
-  x ← X(x + round(γ (f'(x) ε − e))), feed-forward x = X(acc), zero.
+  x ← X(x + round(γ (f'(x) ε − e))), feed-forward x = X(acc) (with its first errors where
+  ``ff_writes_errors``), zero.
 * For ``schedule = "delayed_feedback"``: a second multiplier per lane and per-lane column
   accumulators, so that one row sweep of W_l feeds both W f(x) and W_lᵀ e_l(t−1); for
   incremental learning a second multiplier per lane forms e·f(x) beside W·e.
@@ -56,7 +57,8 @@ Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when va
   holds a node of a free layer at its x: the core's writes of that x are dropped. ALPHA=6
   (``rates.alpha_runtime`` only; layer, bank, addr ignored) sets the α register's mantissa
   (α = m·2^−alpha.frac; reset: alpha.mantissa), used by every later update. Ready whenever no run is working and the pipeline is empty (idle, paused or
-  done): 1 word/cycle; the word lands one cycle after its beat.
+  done): 1 word/cycle; the word lands two cycles after its beat (a host_read request waits out
+  the cycle after a write beat).
 ``host_read`` (In) / ``read_data`` (Out): the same addressing, plus target CACHE=4; the word
   appears on ``read_data`` 5 cycles after the request beat and is held until taken; one request
   in flight.

@@ -2,9 +2,10 @@
 ``read_data`` streams of :class:`~pcforge.hdl.core.PCCore` — sharing each memory port with the
 pipeline.
 
-* Writes: a beat is registered, and lands one cycle later on the memory's one write port, which
-  the pipeline uses while a run works and the host otherwise (``host_ok`` from the controller:
-  the two never write in the same cycle). 1 word/cycle.
+* Writes: a beat is registered twice and lands two cycles later on the memory's one write port,
+  which the pipeline uses while a run works and the host otherwise (``host_ok`` from the
+  controller: the two never write in the same cycle). 1 word/cycle; a read request is not
+  taken in the cycle after a write beat (it would read the word before the write lands).
 * Reads: every memory read port has its address in a register right next to it, loaded from
   the token in the stage before the port's read stage, or from the host's request; the word
   comes back through two registered mux steps (the lane within each memory group, then the
@@ -45,12 +46,14 @@ class HostPort:
         self.m, self.core, self.tokens = m, core, tokens
         hw, hr = core.host_write, core.host_read
         rd_pending = Signal()            # a request is being fetched or its word is on read_data
-        m.d.comb += [hw.ready.eq(host_ok), hr.ready.eq(host_ok & ~rd_pending)]
-        hw_fire = hw.valid & hw.ready
-        hr_fire = hr.valid & hr.ready
         hwr = Signal(core.host_layout, reset_less=True)   # the host write of last cycle
         hwr_v = Signal()
-        m.d.sync += [hwr_v.eq(hw_fire), hwr.eq(hw.payload)]
+        hwr2 = Signal(core.host_layout, reset_less=True)  # ... and of the cycle before
+        hwr2_v = Signal()
+        m.d.comb += [hw.ready.eq(host_ok), hr.ready.eq(host_ok & ~rd_pending & ~hwr_v)]
+        hw_fire = hw.valid & hw.ready
+        hr_fire = hr.valid & hr.ready
+        m.d.sync += [hwr_v.eq(hw_fire), hwr.eq(hw.payload), hwr2_v.eq(hwr_v), hwr2.eq(hwr)]
         rd_sel = Signal(core.read_layout, reset_less=True)
         rd_step = Signal(HOST_READ_LATENCY - 1)   # one bit per cycle of the read in flight
         m.d.sync += rd_step.eq(Cat(hr_fire, rd_step[:-1]))
@@ -58,20 +61,23 @@ class HostPort:
             m.d.sync += [rd_sel.eq(hr.payload), rd_pending.eq(1)]
         with m.If(core.read_data.valid & core.read_data.ready):
             m.d.sync += [core.read_data.valid.eq(0), rd_pending.eq(0)]
-        self.write, self.write_valid = hwr, hwr_v
-        self.write_fire = hw_fire
+        self.write, self.write_valid = hwr2, hwr2_v        # what lands this cycle
+        self.beat, self.beat_valid = hwr, hwr_v             # what it is decoded from
         self.read_sel, self.read_step = rd_sel, rd_step
 
     def _host_writes(self, target, layer, bank, depth: int, name: str):
-        """A register of this memory's own (``{name}_host``): the host's write of last cycle is
-        to it — target, layer, lane and an address inside its ``depth`` (a word outside is
-        dropped, never wrapped onto another word). Decoded from the beat as it is taken, so
-        that the memory's write enable and its address and data selects hang on a flip-flop
-        beside it, not on one valid register fanned out to every memory of the chip (timing:
-        ECP5 16 lanes, that register through three LUTs shared across memories to a weight
-        memory's write enable, 10 ns of routing, 85.7 MHz)."""
-        beat = self.core.host_write.payload
-        sel = (self.write_fire & (beat.target == target) & (beat.layer == layer)
+        """A register of this memory's own (``{name}_host``): the host write that lands this
+        cycle is to it — target, layer, lane and an address inside its ``depth`` (a word outside
+        is dropped, never wrapped onto another word). Decoded from the registered beat, so that
+        the memory's write enable and its address and data selects hang on a flip-flop beside
+        it, not on one valid register fanned out to every memory of the chip (timing: ECP5 16
+        lanes, that register through three LUTs shared across memories to a weight memory's
+        write enable, 10 ns of routing, 85.7 MHz), and nothing of the host link's logic — at
+        the pins, across the chip — reaches the decode (decoded from the beat as it was taken:
+        the link's state through the stream's ready to a lane's x memory, 8.6 ns of routing,
+        94.73 MHz)."""
+        beat = self.beat
+        sel = (self.beat_valid & (beat.target == target) & (beat.layer == layer)
                & (beat.addr < depth))
         if bank is not None:
             sel = sel & (beat.bank == bank)

@@ -12,7 +12,8 @@ from amaranth.sim import Simulator
 from pcforge.hdl.controller import NodeOp, Op, SlotController
 from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.arch.schedule import (FINAL_DRAIN_CYCLES, SETTLE_CYCLES, TOKEN_BROADCAST,
-                                         _Profile, can_learn, pred_by_columns, schedule)
+                                         _Profile, can_learn, counts_changes,
+                                         pred_by_columns, schedule)
 from pcforge.model.fixed_pcn import stop_iterations
 from pcforge.model.randspec import random_mask, random_spec
 
@@ -109,7 +110,7 @@ def iterations_run(sch, mask, learn, plan):
         return T
     writes = [False] * T
     for v in sch.visits(mask, learn):
-        if v.job is not None and v.slot >= sch.first and v.it < T \
+        if v.job is not None and counts_changes(v.job, spec.L) and v.it < T \
                 and _Profile(v.job, sch.geometry).x_last is not None:
             writes[v.it] = True
     changed = [[bool(p and w)] for p, w in zip(plan, writes)]
@@ -168,9 +169,14 @@ def run_controller(sch, mask, learn, pause, plan=()):
             bits = ctx.get(Value.cast(dut.token))
             tok = {name: (bits >> f.offset) & ((1 << f.width) - 1) for name, f in dut.layout}
             if stops:
+                # the token's own iteration: the counter may already have moved on (a
+                # marker right behind the iteration's last token), the token's parity not
                 it = ctx.get(dut.iteration)
-                hit = tok["valid"] and tok["we_x"] and it < len(plan) and plan[it] \
-                    and tok["nop"] in (NodeOp.ERR.value, NodeOp.UPD.value)
+                it -= (it - tok["par"]) % 2
+                hit = tok["valid"] and tok["we_x"] and 0 <= it < len(plan) and plan[it] \
+                    and (tok["nop"] in (NodeOp.ERR.value, NodeOp.UPD.value)
+                         or (tok["nop"] == NodeOp.FF.value and tok["we_e"]
+                             and tok["node_layer"] == sch.spec.L))
                 ctx.set(dut.x_changed, (1 << tok["par"]) if hit else 0)
             if tok.pop("valid"):
                 seen.append((ctx.get(dut.cycles), tok))

@@ -18,7 +18,7 @@ from pcforge.model import FixedPCN, PCSpec, Weights
 from pcforge.model.arch.cycles import cycle_report
 from pcforge.model.randspec import (random_clamped, random_int_weights, random_mask,
                                    random_node_clamp, random_pins, random_spec)
-from pcforge.model.arch.schedule import pred_by_columns, schedule
+from pcforge.model.arch.schedule import ff_writes_errors, pred_by_columns, schedule
 from pcforge.model.presets import digits_spec
 from pcforge.sim.amaranth_sim import run_core
 
@@ -118,7 +118,7 @@ def test_random_cases_cover_the_space():
     previous job's writes are still in the pipeline, in both schedules."""
     acts, inits, flags, schedules = set(), set(), set(), set()
     for seed in range(N_RANDOM):
-        spec, lanes, W, b, mask, _ = random_case(seed)
+        spec, lanes, W, b, mask, clamped = random_case(seed)
         acts.update(spec.activations)
         inits.add(spec.init)
         schedules.add(spec.schedule)
@@ -142,13 +142,28 @@ def test_random_cases_cover_the_space():
             flags.add("prediction by columns")
         if not all(by_col):
             flags.add("prediction by rows")
+        early = [l for l in range(1, spec.L + 1)
+                 if not mask[l] and ff_writes_errors(sch.geometry, l)]
+        if early:
+            flags.add("initialisation writes errors")
+            if spec.L in early:
+                flags.add("initialisation makes the top update")
+            # both of the node unit's ways to x(0)·2^s − acc: the residual, and the rail
+            x0 = FixedPCN(spec, W, b).relax(clamped, mask, trace=True).trace_x[0]
+            X = spec.formats.x
+            for l in early:
+                rail = (x0[l] == X.max_int) | (x0[l] == X.min_int)
+                flags.update({"initialisation saturates"} if rail.any() else set())
+                flags.update({"initialisation inside X"} if (~rail).any() else set())
     assert acts == {"identity", "relu", "hardtanh", "tanh"}
     assert inits == {"feedforward", "zero"}
     assert schedules == {"synchronous", "delayed_feedback"}
     assert flags == {"non-dividing", "lanes>nodes", "free input", "clamped top", "wrap",
                      "wait synchronous", "wait delayed_feedback", "overlap synchronous",
                      "overlap delayed_feedback", "prediction by columns",
-                     "prediction by rows"}
+                     "prediction by rows", "initialisation writes errors",
+                     "initialisation makes the top update", "initialisation saturates",
+                     "initialisation inside X"}
 
 
 def test_host_read_back_returns_weights_and_nodes():

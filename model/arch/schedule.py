@@ -31,7 +31,8 @@ sweep's last chunk).
 
 a(l) is the error pass of connection l (a prediction sweep, or a lane-parallel pass from the
 cached prediction when layer l−1 is clamped, and in the first iteration of a free layer after
-feed-forward initialisation, which cached every prediction it computed); b(l) the feedback
+feed-forward initialisation, which cached every prediction it computed — unless that sweep
+wrote the errors itself: :func:`ff_writes_errors`); b(l) the feedback
 sweep W_lᵀ e_l that updates x_{l−1}; f(l) the one-sweep pass of ``delayed_feedback``;
 ``docs/hardware.md`` has the rest.
 
@@ -89,7 +90,7 @@ __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "STOPPED", "M", "
            "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
            "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES", "STOP_FLAG_LAG",
            "SETTLE_CYCLES", "TOKEN_BROADCAST", "stops_early", "marker_cost", "pred_by_columns",
-           "ROW_ACC_MIN_ROWS", "row_acc_depth"]
+           "ROW_ACC_MIN_ROWS", "row_acc_depth", "ff_writes_errors", "counts_changes"]
 
 #: The core's pipeline, stage by stage (cycles after the issue register, stage 0); every stage
 #: number the generator and the cycle model use comes from here. Stage 1 registers each memory's
@@ -162,6 +163,35 @@ def pred_by_columns(g: CoreGeometry, l: int) -> bool:
     narrow cores — the iCE40's one lane — keep their RAM) and n_l ≥ :data:`ROW_ACC_MIN_ROWS`.
     Learning sweeps and ``delayed_feedback``'s fused sweeps stay row by row."""
     return 2 <= g.depth(l - 1) < PIPELINE_DEPTH and g.spec.sizes[l] >= ROW_ACC_MIN_ROWS
+
+
+def ff_writes_errors(g: CoreGeometry, l: int) -> bool:
+    """Whether the feed-forward initialisation of a free layer l (its ``ppred`` sweep) also
+    writes the layer's first errors e_l(0) = E(x_l(0)·2^s − acc) from the same sum — and, for
+    the top layer, its first update x_L(1) = X(x_L(0) + round(γ(−e_L(0)))) — instead of leaving
+    them to a lane-parallel pass of the first iteration from the cache: that pass waited for
+    the sweep's last row to land (a pipeline's depth) and the next sweep for the pass.
+
+    The node unit forms x_l(0)·2^s − acc before x_l(0) is known: without saturation it is the
+    rounding's residual, a function of the sum's low bits; saturated, the rail's (the side of
+    the sum's sign). Hence: the synchronous schedule, feed-forward initialisation, X saturating;
+    not for layers whose nodes may be pinned (``spec.node_clamp``: a pinned node keeps its x);
+    and cores of at least 2 lanes (the residual costs logic in every lane: the one-lane
+    iCE40UP5K core has none to spare, and would save 17 of its 5 421 cycles at rest)."""
+    spec = g.spec
+    return (spec.schedule == "synchronous" and spec.init == "feedforward"
+            and spec.formats.x.overflow == "saturate" and l not in spec.node_clamp
+            and g.lanes >= 2)
+
+
+def counts_changes(job: "Job", L: int) -> bool:
+    """Whether the exact stop watches ``job``'s x writes (a resolved job): state updates —
+    the error pass's top-layer update, the feedback sweep's — and the feed-forward sweep of the
+    top layer that makes its first update in passing (:func:`ff_writes_errors`); not the
+    initialisation's writes."""
+    if job.nop == "ff":
+        return job.node_layer == L and bool(job.we_e) and bool(job.we_x)
+    return job.nop != "zero"
 
 
 def row_acc_depth(g: CoreGeometry) -> int:
@@ -371,8 +401,10 @@ class Slot:
         return self.kind in ("end", "next")
 
 
-def _slots(spec: PCSpec) -> tuple[tuple, int]:
-    """The slot list of ``spec`` and the index of the first slot of a pass."""
+def _slots(g: CoreGeometry) -> tuple[tuple, int]:
+    """The slot list of the core (``g``: spec and lanes) and the index of the first slot of a
+    pass."""
+    spec = g.spec
     L = spec.L
     ff = spec.init == "feedforward"
     inc = LEARN if learns_incrementally(spec) else FALSE
@@ -387,9 +419,11 @@ def _slots(spec: PCSpec) -> tuple[tuple, int]:
         # with feed-forward initialisation every prediction computed here is cached: the first
         # iteration's errors come from the cache (a lane-parallel pass, not a sweep); from a
         # clamped source the sweep waits for nothing before it
+        # (and, where it can, the free layer's first errors: ff_writes_errors)
         S.append(Slot("ppred", l, (M(l - 1) | ~M(l)) if ff else M(l - 1),
                       split(M(l - 1), Job("pred", "ff", l, l - 1, l,
                                           we_x=~M(l) if ff else False,
+                                          we_e=~M(l) if ff_writes_errors(g, l) else False,
                                           we_c=TRUE if ff else M(l - 1)))))
         if not ff:
             S.append(Slot("pzero", l, ~M(l), one(Job("node", "zero", l, l, l, we_x=True))))
@@ -402,7 +436,10 @@ def _slots(spec: PCSpec) -> tuple[tuple, int]:
             fused = (~M(l) & ~FINAL & ~inc) if l < L else FALSE
             run = ~M(l - 1) | inc | (~stale(l) & ~fused)
             top = (~M(L) & ~FINAL) if l == L else FALSE
-            cached = (M(l - 1) & ~inc) | ((FIRST & ~M(l)) if ff else FALSE)
+            early = ff and ff_writes_errors(g, l)
+            if early:           # the first errors (and top update) came with the initialisation
+                run = run & ~(FIRST & ~M(l))
+            cached = (M(l - 1) & ~inc) | ((FIRST & ~M(l)) if ff and not early else FALSE)
             S.append(Slot("a", l, run & again, (
                 (cached, Job("node", "err", l, l, l, we_e=True, we_x=top)),
                 (TRUE, Job("pred", "err", l, l - 1, l, we_e=True, we_x=top)))))
@@ -529,8 +566,8 @@ class _Profile:
             self._r(("b", l), i, end)
             if job.nop == "err":
                 self._r(("x", l), i, end)
-                if job.we_e:
-                    self._w(("e", l), i, end)
+            if job.we_e:
+                self._w(("e", l), i, end)
             if job.we_x:
                 self._w(("x", l), i, end)
             if job.we_c:
@@ -735,6 +772,7 @@ def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
             t = 0                                         # the current decision cycle
             recent = []                                   # (w0, job, horizon)
             flags = {}                                    # iteration: its stop flag is final
+            last = None                                   # (slot, alt, it) of the last job
             for v in visits(slots, first, mask, T, learn, its, stopped):
                 if v.job is None:
                     # the stop flag the marker reads: its own iteration's (the FIRST marker)
@@ -743,10 +781,17 @@ def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
                     if stop and slots[v.slot].kind == "next" and read in flags:
                         late = flags[read] - (t + waits[v.slot][0])
                         if late > 0:
-                            waits[v.slot][0] += late
                             changed = True
+                            if last is not None and last[2] == v.it > read:
+                                # the flag is an iteration older than the job before the
+                                # marker: delaying that job (one slot alternative) delays
+                                # the marker as well, and not every run that passes here
+                                waits[last[0]][last[1]] += late
+                                break
+                            waits[v.slot][0] += late
                     t += _marker_cycles(slots[v.slot].kind, waits[v.slot][0])
                     continue
+                last = (v.slot, v.alt, v.it)
                 r0 = t + 1 + waits[v.slot][v.alt]
                 recent = [w for w in recent if w[2] > r0]
                 req = max([w0 + need(wj, v.job) for w0, wj, _ in recent], default=r0)
@@ -756,7 +801,7 @@ def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
                     changed = True
                 recent.append((r0, v.job, r0 + profile(v.job).span))
                 x_last = profile(v.job).x_last
-                if stop and v.slot >= first and v.it < T and x_last is not None:
+                if stop and counts_changes(v.job, spec.L) and v.it < T and x_last is not None:
                     flags[v.it] = max(flags.get(v.it, 0), r0 + x_last + STOP_FLAG_LAG)
                 t = r0 + v.job.tokens(g)
         if not changed:
@@ -767,7 +812,7 @@ def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
 @lru_cache(maxsize=256)
 def _schedule(digest: str, lanes: int, keyed: "_Keyed") -> Schedule:
     g = CoreGeometry(keyed.spec, lanes)
-    slots, first = _slots(g.spec)
+    slots, first = _slots(g)
     return Schedule(g, slots, first, _compute_waits(slots, first, g))
 
 
