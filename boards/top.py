@@ -47,13 +47,23 @@ class BoardTop(Elaboratable):
             raise SpecError(f"a {self.clock_mhz:.3f} MHz clock makes {board.baud} baud only "
                              f"within {abs(self.baud_actual / board.baud - 1):.1%}; choose a "
                              "clock that is a multiple of the baud rate")
-        self.system = PCSystem(spec, lanes, divisor=self.divisor,
-                               timeout_cycles=self.timeout_cycles, weights=weights,
-                               logic_ram_bits=board.logic_ram_bits,
-                               pow2_depth_above=board.pow2_depth_above,
-                               spram_weights=spram_weights, link_batch=board.link_batch,
-                               hard_multipliers=hard_multipliers(board, lanes))
+        self.spec, self.lanes, self.weights = spec, lanes, weights
         self.spram_weights = tuple(spram_weights)
+        self._system = None
+
+    @property
+    def system(self) -> PCSystem:
+        """Core + UART host link, made when first asked for (a build found in the cache only
+        needs the clock above, and an Amaranth component never elaborated warns when freed)."""
+        if self._system is None:
+            board = self.board
+            self._system = PCSystem(
+                self.spec, self.lanes, divisor=self.divisor,
+                timeout_cycles=self.timeout_cycles, weights=self.weights,
+                logic_ram_bits=board.logic_ram_bits, pow2_depth_above=board.pow2_depth_above,
+                spram_weights=self.spram_weights, link_batch=board.link_batch,
+                hard_multipliers=hard_multipliers(board, self.lanes))
+        return self._system
 
     def elaborate(self, platform):
         m = Module()
