@@ -153,7 +153,16 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
     x_i = pl.carry(x_dl, "x", S["inc"])
     xq_i = x_i if early else pl.carry(xq_dl, "xq", S["inc"])
 
-    # ---- x + inc fitted; write x -----------------------------------------------
+    return _state_writes(m, pl, spec, host, ports, pins, S, x_i, xq_i, inc,
+                         top_early=L in early)
+
+
+def _state_writes(m, pl, spec, host, ports, pins, S, x_i, xq_i, inc, top_early: bool):
+    """x + inc fitted (or X(acc), or 0) and written at ``x`` (``X_WRITE_STAGE``); a pinned
+    node's write dropped. ``top_early``: the top layer's feed-forward sweep makes its first
+    update (:func:`~pcforge.model.arch.schedule.ff_writes_errors`). Returns the exact stop's
+    ``x_changed`` flags (None in cores without the stop)."""
+    P, L, X = len(x_i), spec.L, spec.formats.x
     tok_inc, tok_x = pl.tokens[S["inc"]], pl.tokens[S["x"]]
     pin_inc, pinned = _pinned(pl, tok_inc, pins, P, S["x"])
     x_new = [Signal(signed(X.width), name=f"x_new_{p}", reset_less=True) for p in range(P)]
@@ -169,7 +178,7 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
             writes = writes & ~pin_inc[p]
         with m.Switch(tok_inc.nop):
             with m.Case(NodeOp.FF):
-                if L in early:          # the top layer's first update comes with it
+                if top_early:           # the top layer's first update comes with it
                     top = tok_inc.node_layer == L
                     m.d.sync += [x_new[p].eq(Mux(top, upd, xq_i[p])),
                                  x_chg[p].eq(top & _changes(x_i[p], inc[p], X) & writes)]
