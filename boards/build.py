@@ -27,7 +27,7 @@ from .estimate import check_fits, estimate
 from .profiles import BoardProfile, board_profile, lane_count_note
 from .report import report_markdown
 from .system import boards_hash
-from .top import BoardTop
+from .top import BoardTop, core_clock
 
 __all__ = ["build_board", "toolchain_env", "toolchain_versions", "parse_nextpnr", "BuildFailed",
            "lane_limit_fraction"]
@@ -141,20 +141,20 @@ def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | Non
             f"the weights of connection(s) {', '.join(map(str, spram))} of {spec.name} only "
             f"fit the {profile.device}'s SPRAM, which a bitstream cannot initialise: build "
             "without --weights and load them over the link (pcforge board infer --weights W)")
-    top = BoardTop(profile, spec, lanes, clock_mhz=clock_mhz, weights=weights,
-                   spram_weights=spram)
-    key = _key(profile, spec, lanes, top.clock_mhz, weights, versions, seed)
+    clock = core_clock(profile, clock_mhz).f_out_mhz   # the design is made only to build it
+    key = _key(profile, spec, lanes, clock, weights, versions, seed)
     cached = cache_root() / "bitstreams" / f"{profile.name}-{key}"
     if (cached / "report.json").exists():
         log(f"{profile.name}: cached build {cached.name}")
-        top._MustUse__silence = True          # only its clock was needed: no unused warning
     else:
         note = lane_count_note(profile, lanes)
         if note:
             log(note)
         log(f"building {spec.name} ({lanes} lane(s)) for {profile.name} ({profile.device}) at "
-            f"{top.clock_mhz:.3f} MHz: yosys + nextpnr (minutes) ...")
+            f"{clock:.3f} MHz: yosys + nextpnr (minutes) ...")
         t0 = time.perf_counter()
+        top = BoardTop(profile, spec, lanes, clock_mhz=clock_mhz, weights=weights,
+                       spram_weights=spram)
         work = _run_toolchain(profile, top, seed)
         try:
             rep = _report(profile, spec, lanes, top, weights, est, versions, work / "build",

@@ -12,7 +12,7 @@ from .clocking import PLLClock, ecp5_pll, ice40_pll
 from .profiles import BoardProfile, hard_multipliers
 from .system import PCSystem
 
-__all__ = ["BoardTop", "link_timing", "CLOCK_TOLERANCE"]
+__all__ = ["BoardTop", "core_clock", "link_timing", "CLOCK_TOLERANCE"]
 
 #: How far the PLL's output may be from the requested clock (a fraction of it); further is refused.
 CLOCK_TOLERANCE = 0.01
@@ -24,46 +24,46 @@ def link_timing(clock_mhz: float, baud: int) -> tuple:
     return divisor, int(clock_mhz * 1e6 * 0.010)
 
 
+def core_clock(board: BoardProfile, clock_mhz: float | None = None):
+    """The PLL that makes the core clock of ``board`` (``clock_mhz`` requested; default the
+    board's), refused with the fix named when the PLL cannot reach it or the UART's baud rate
+    does not divide it closely enough; its ``f_out_mhz`` is the clock the core runs at."""
+    pll = ice40_pll if board.family == "ice40" else ecp5_pll
+    requested = board.clock_mhz if clock_mhz is None else float(clock_mhz)
+    if not requested > 0:
+        raise SpecError(f"clock {requested} MHz: give a core clock above 0 MHz "
+                        f"(the {board.name}'s default is {board.clock_mhz:g} MHz)")
+    made = pll(board.osc_mhz, requested)
+    if abs(made.f_out_mhz / requested - 1) > CLOCK_TOLERANCE:
+        raise SpecError(
+            f"clock {requested:g} MHz: the {board.device}'s PLL cannot make it from the "
+            f"{board.osc_mhz:g} MHz oscillator (the nearest it makes is "
+            f"{made.f_out_mhz:.3f} MHz); choose a clock the PLL reaches, e.g. the "
+            f"{board.name}'s default {board.clock_mhz:g} MHz")
+    divisor, _ = link_timing(made.f_out_mhz, board.baud)
+    baud_actual = made.f_out_mhz * 1e6 / divisor
+    if abs(baud_actual / board.baud - 1) > 0.02:
+        raise SpecError(f"a {made.f_out_mhz:.3f} MHz clock makes {board.baud} baud only "
+                        f"within {abs(baud_actual / board.baud - 1):.1%}; choose a "
+                        "clock that is a multiple of the baud rate")
+    return made
+
+
 class BoardTop(Elaboratable):
     def __init__(self, board: BoardProfile, spec, lanes: int, *, clock_mhz: float | None = None,
                  weights=None, spram_weights: tuple = ()):
         self.board = board
-        pll = ice40_pll if board.family == "ice40" else ecp5_pll
-        requested = board.clock_mhz if clock_mhz is None else float(clock_mhz)
-        if not requested > 0:
-            raise SpecError(f"clock {requested} MHz: give a core clock above 0 MHz "
-                            f"(the {board.name}'s default is {board.clock_mhz:g} MHz)")
-        self.pll = pll(board.osc_mhz, requested)
-        if abs(self.pll.f_out_mhz / requested - 1) > CLOCK_TOLERANCE:
-            raise SpecError(
-                f"clock {requested:g} MHz: the {board.device}'s PLL cannot make it from the "
-                f"{board.osc_mhz:g} MHz oscillator (the nearest it makes is "
-                f"{self.pll.f_out_mhz:.3f} MHz); choose a clock the PLL reaches, e.g. the "
-                f"{board.name}'s default {board.clock_mhz:g} MHz")
+        self.pll = core_clock(board, clock_mhz)
         self.clock_mhz = self.pll.f_out_mhz
         self.divisor, self.timeout_cycles = link_timing(self.clock_mhz, board.baud)
         self.baud_actual = self.clock_mhz * 1e6 / self.divisor
-        if abs(self.baud_actual / board.baud - 1) > 0.02:
-            raise SpecError(f"a {self.clock_mhz:.3f} MHz clock makes {board.baud} baud only "
-                             f"within {abs(self.baud_actual / board.baud - 1):.1%}; choose a "
-                             "clock that is a multiple of the baud rate")
-        self.spec, self.lanes, self.weights = spec, lanes, weights
+        self.system = PCSystem(spec, lanes, divisor=self.divisor,
+                               timeout_cycles=self.timeout_cycles, weights=weights,
+                               logic_ram_bits=board.logic_ram_bits,
+                               pow2_depth_above=board.pow2_depth_above,
+                               spram_weights=spram_weights, link_batch=board.link_batch,
+                               hard_multipliers=hard_multipliers(board, lanes))
         self.spram_weights = tuple(spram_weights)
-        self._system = None
-
-    @property
-    def system(self) -> PCSystem:
-        """Core + UART host link, made when first asked for (a build found in the cache only
-        needs the clock above, and an Amaranth component never elaborated warns when freed)."""
-        if self._system is None:
-            board = self.board
-            self._system = PCSystem(
-                self.spec, self.lanes, divisor=self.divisor,
-                timeout_cycles=self.timeout_cycles, weights=self.weights,
-                logic_ram_bits=board.logic_ram_bits, pow2_depth_above=board.pow2_depth_above,
-                spram_weights=self.spram_weights, link_batch=board.link_batch,
-                hard_multipliers=hard_multipliers(board, self.lanes))
-        return self._system
 
     def elaborate(self, platform):
         m = Module()
