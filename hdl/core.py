@@ -60,7 +60,7 @@ Host interface (all streams follow ``amaranth.lib.stream``: a beat moves when va
   done): 1 word/cycle; the word lands two cycles after its beat (a host_read request waits out
   the cycle after a write beat).
 ``host_read`` (In) / ``read_data`` (Out): the same addressing, plus target CACHE=4; the word
-  appears on ``read_data`` 5 cycles after the request beat and is held until taken; one request
+  appears on ``read_data`` 6 cycles after the request beat and is held until taken; one request
   in flight.
 ``control`` (In): {resume, pause, learn, mask}. With ``resume = 0`` (accepted when idle) it
   starts a run: x of the clamped layers (mask bit k = 1 clamps layer k) must have been written;

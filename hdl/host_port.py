@@ -8,8 +8,8 @@ pipeline.
   taken in the cycle after a write beat (it would read the word before the write lands).
 * Reads: every memory read port has its address in a register right next to it, loaded from
   the token in the stage before the port's read stage, or from the host's request; the word
-  comes back through two registered mux steps (the lane within each memory group, then the
-  group) and appears on ``read_data`` :data:`HOST_READ_LATENCY` cycles after its request,
+  comes back through two registered OR steps (each lane's words gated by one-hot hit flags,
+  then the lanes) and appears on ``read_data`` :data:`HOST_READ_LATENCY` cycles after its request,
   held until taken; one request in flight.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ __all__ = ["HostPort", "Target", "HOST_DATA_WIDTH", "HOST_READ_LATENCY"]
 HOST_DATA_WIDTH = 32
 
 #: Cycles from a ``host_read`` beat to its word on ``read_data``.
-HOST_READ_LATENCY = 5
+HOST_READ_LATENCY = 6
 
 
 class Target(enum.Enum, shape=3):
@@ -136,49 +136,48 @@ class HostPort:
     def respond(self, groups):
         """The read response from the registered memory words: ``groups`` is a list of
         (target, layer or None, {select value: word register}, by_layer) — the select is the
-        bank, or the layer for a group with layer None selected by it (biases). Two registered
-        steps (a 32-bit mux over every port is too deep for one cycle): the lane within each
-        group, then the group.
+        bank (the words of one memory kind and layer, one per lane), or the layer for a group
+        with layer None selected by it (biases). Two registered steps, both ORs of gated words:
+        each lane's word (its groups' words gated by one-hot hit flags of the lane's own, the
+        flags loaded a cycle after the request was taken: ``read_sel``, ``read_step[0]``), then
+        the OR across the lanes and the by-layer groups into one register that ``read_data``
+        takes.
 
-        Each group has its own copy of the select, loaded only by a request for this group,
-        and its own hit flag (the request is for this group), both a cycle after the request
-        was taken (``read_sel``, ``read_step[0]``; the group step samples the words two cycles
-        later), not from the host's stream: the link's handshake stays beside the link
-        (timing: at 16 lanes the link's state through the request's ready and fire to the
-        copies' enables set the ECP5's fmax, 97.8 MHz). The copies' load enables differ, so
-        Yosys (which merges flip-flops with the same input and enable) keeps them apart: each
-        sits by its group's lanes, not one register fanned out across the chip (timing: ECP5
-        16 lanes, 85.7 MHz; one copy loaded by every request, 88.1 MHz). A group's word
-        register holds 0 unless its group is hit, so the group step is an OR of the groups'
-        words — two LUT levels for up to 16 groups — instead of a switch on the request's
-        target and layer (timing: that switch, five LUTs deep, set the 8-lane ECP5's fmax).
-        A request for no group (a write-only target, a layer or lane that does not exist)
-        reads 0.
-        """
+        Why so (timing, ECP5): a switch on the request's target and layer, five LUTs deep, set
+        the 8-lane core's fmax; a select register per group driving a P-way mux over words spread
+        across the chip set the 16-lane core's at placer seed 1 (96.64 MHz, 6 ns of routing from
+        the select to the group's word). Now a hit flag sits beside the words it gates, the
+        lane's word is registered beside the lane, and only an OR of registers crosses the chip.
+        A request for no group (a write-only target, a layer or lane that does not exist) reads
+        0."""
         m, rd_sel, rd_step = self.m, self.read_sel, self.read_step
         read_data = self.core.read_data
-        words = []
+        lanes, words = {}, []
         for n, (tgt, k, regs, by_layer) in enumerate(groups):
-            sel = Signal.like(rd_sel.layer if by_layer else rd_sel.bank, name=f"resp_sel{n}",
-                              reset_less=True)
-            hit = Signal(name=f"resp_hit{n}", reset_less=True)
             mine = rd_sel.target == tgt
             if k is not None:
                 mine = mine & (rd_sel.layer == k)
-            with m.If(rd_step[0]):
-                m.d.sync += hit.eq(mine)
-            with m.If(rd_step[0] & mine):      # a load enable of its own: copies stay apart
-                m.d.sync += sel.eq(rd_sel.layer if by_layer else rd_sel.bank)
-            v = Signal(signed(HOST_DATA_WIDTH), name=f"resp_g{n}", reset_less=True)
-            m.d.sync += v.eq(0)
-            with m.If(hit):
-                with m.Switch(sel):
-                    for key, reg in regs.items():
-                        with m.Case(key):
-                            m.d.sync += v.eq(reg)
-            words.append(v)
-        resp = Signal(signed(HOST_DATA_WIDTH))
-        m.d.comb += resp.eq(_or_all(words))
+            key = rd_sel.layer if by_layer else rd_sel.bank
+            for sel, reg in regs.items():
+                hit = Signal(name=f"resp_hit{n}_{sel}", reset_less=True)
+                with m.If(rd_step[0]):
+                    m.d.sync += hit.eq(mine & (key == sel))
+                gated = Mux(hit, reg, 0).as_signed()
+                if by_layer:
+                    words.append(gated)
+                else:
+                    lanes.setdefault(sel, []).append(gated)
+        step = []
+        for p, gated in sorted(lanes.items()):
+            v = Signal(signed(HOST_DATA_WIDTH), name=f"resp_lane{p}", reset_less=True)
+            m.d.sync += v.eq(_or_all(gated))
+            step.append(v)
+        if words:
+            v = Signal(signed(HOST_DATA_WIDTH), name="resp_by_layer", reset_less=True)
+            m.d.sync += v.eq(_or_all(words))
+            step.append(v)
+        resp = Signal(signed(HOST_DATA_WIDTH), name="resp", reset_less=True)
+        m.d.sync += resp.eq(_or_all(step))
         with m.If(rd_step[-1]):
             m.d.sync += [read_data.payload.eq(resp), read_data.valid.eq(1)]
 
