@@ -23,6 +23,7 @@ from ..model.files import atomic_copy, atomic_write, atomic_write_json, private_
 from ..model.spec import PCSpec, SpecError
 from ..sim.toolchain import (arrays_digest, cache_root, generator_hash, package_version,
                              patched_environ, yowasp_tool)
+from ..hdl.core import check_buildable
 from .estimate import check_fits, estimate
 from .profiles import BoardProfile, board_profile, lane_count_note
 from .report import report_markdown
@@ -114,26 +115,30 @@ def _utilization(board: BoardProfile, pnr: dict, stat_text: str) -> dict:
     return {k: {"used": v[0], "available": v[1], "cell": names[k]} for k, v in rows}
 
 
-def _key(board, spec, lanes, clock_mhz, weights, versions, seed=DEFAULT_SEED) -> str:
+def _key(board, spec, lanes, clock_mhz, weights, versions, seed=DEFAULT_SEED, rows=1) -> str:
     wd = None if weights is None else arrays_digest([*weights[0], *weights[1]])
     parts = [board.name, spec.digest, lanes, clock_mhz, versions, generator_hash(),
              boards_hash(), wd]
     if seed != DEFAULT_SEED:                 # (the keys of earlier builds stay as they were)
         parts.append(seed)
+    if rows != 1:
+        parts.append({"rows": rows})
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | None = None,
                 clock_mhz: float | None = None, ignore_estimate: bool = False,
-                log=print, seed: int = DEFAULT_SEED) -> dict:
+                log=print, seed: int = DEFAULT_SEED, rows: int = 1) -> dict:
     """Build the bitstream of ``spec`` for ``board`` into ``out`` and return the report.
     ``ignore_estimate`` builds even when the estimate says the design does not fit (the
     estimate's LUT and FF counts are rough; nextpnr has the last word); ``seed``: nextpnr's
-    placer seed (fmax varies by a few percent between seeds)."""
+    placer seed (fmax varies by a few percent between seeds); ``rows``: rows per token of the
+    core (:class:`~pcforge.hdl.core.PCCore`)."""
     profile = board_profile(board)
     lanes = profile.lanes if lanes is None else lanes
-    est = (estimate(spec, lanes, profile) if ignore_estimate
-           else check_fits(spec, lanes, profile))           # refuse before anything runs
+    check_buildable(spec, lanes, rows)                      # lanes and rows before the rest
+    est = (estimate(spec, lanes, profile, rows=rows) if ignore_estimate
+           else check_fits(spec, lanes, profile, rows))     # refuse before anything runs
     versions = toolchain_versions(profile)
     spram = est["spram_weights"]
     if spram and weights is not None:
@@ -142,7 +147,7 @@ def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | Non
             f"fit the {profile.device}'s SPRAM, which a bitstream cannot initialise: build "
             "without --weights and load them over the link (pcforge board infer --weights W)")
     clock = core_clock(profile, clock_mhz).f_out_mhz   # the design is made only to build it
-    key = _key(profile, spec, lanes, clock, weights, versions, seed)
+    key = _key(profile, spec, lanes, clock, weights, versions, seed, rows)
     cached = cache_root() / "bitstreams" / f"{profile.name}-{key}"
     if (cached / "report.json").exists():
         log(f"{profile.name}: cached build {cached.name}")
@@ -150,16 +155,17 @@ def build_board(board: str, spec: PCSpec, out, *, weights=None, lanes: int | Non
         note = lane_count_note(profile, lanes)
         if note:
             log(note)
-        log(f"building {spec.name} ({lanes} lane(s)) for {profile.name} ({profile.device}) at "
+        log(f"building {spec.name} ({lanes} lane(s){' × 2 rows' if rows == 2 else ''}) for "
+            f"{profile.name} ({profile.device}) at "
             f"{clock:.3f} MHz: yosys + nextpnr (minutes) ...")
         t0 = time.perf_counter()
         top = BoardTop(profile, spec, lanes, clock_mhz=clock_mhz, weights=weights,
-                       spram_weights=spram)
+                       spram_weights=spram, rows=rows)
         work = _run_toolchain(profile, top, seed)
         try:
             rep = _report(profile, spec, lanes, top, weights, est, versions, work / "build",
                           requested_clock_mhz=clock_mhz or profile.clock_mhz,
-                          build_s=time.perf_counter() - t0)
+                          build_s=time.perf_counter() - t0, rows=rows)
             _keep(work, rep)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
@@ -212,12 +218,13 @@ def _run_toolchain(profile: BoardProfile, top: BoardTop, seed: int = DEFAULT_SEE
 
 
 def _report(profile, spec, lanes, top, weights, est, versions, build: Path, *,
-            requested_clock_mhz: float, build_s: float) -> dict:
+            requested_clock_mhz: float, build_s: float, rows: int = 1) -> dict:
     """The report of a finished build (``build``: the tools' output folder)."""
     pnr = parse_nextpnr((build / f"{NAME}.tim").read_text())
     stat = (build / f"{NAME}.stat").read_text() if (build / f"{NAME}.stat").exists() else ""
-    cr = cycle_report(spec, lanes, "inference")
-    cr_min = cycle_report(spec, lanes, "inference", iterations=fewest_iterations(spec))
+    cr = cycle_report(spec, lanes, "inference", rows=rows)
+    cr_min = cycle_report(spec, lanes, "inference", iterations=fewest_iterations(spec),
+                          rows=rows)
     ext = profile.bitstream_ext
     return {
         "board": profile.name, "device": profile.device, "package": profile.package,
@@ -231,7 +238,7 @@ def _report(profile, spec, lanes, top, weights, est, versions, build: Path, *,
         "nextpnr_cells": {k: list(v) for k, v in pnr["cells"].items()},
         "bitstream": f"{NAME}_{profile.name}{ext}",
         "bitstream_bytes": (build / f"{NAME}{ext}").stat().st_size,
-        "lanes": lanes, "spec": {"name": spec.name, "digest": spec.digest,
+        "lanes": lanes, "rows": rows, "spec": {"name": spec.name, "digest": spec.digest,
                                  "sizes": list(spec.sizes), "iterations": spec.iterations},
         "design_id": int(spec.digest[:8], 16), "weights_in_bitstream": weights is not None,
         "baud": profile.baud, "uart_divisor": top.divisor,
@@ -243,7 +250,7 @@ def _report(profile, spec, lanes, top, weights, est, versions, build: Path, *,
         "cycles_per_inference_fewest": cr_min.total,
         "toolchain": versions, "build_s": round(build_s, 1),
         "macs_per_inference": cr.useful_macs,
-        "lane_limit_fraction": lane_limit_fraction(spec, lanes),
+        "lane_limit_fraction": lane_limit_fraction(spec, lanes, rows),
     }
 
 
@@ -267,8 +274,8 @@ def _publish(work: Path, cached: Path):
         shutil.rmtree(work, ignore_errors=True)          # built meanwhile by another process
 
 
-def lane_limit_fraction(spec: PCSpec, lanes: int) -> float:
-    """Inferences per second at a clock over the lane limit (lanes × clock ÷ MACs per
-    inference), from the exact cycle model: useful MACs / (lanes × cycles)."""
-    r = cycle_report(spec, lanes, "inference")
-    return r.useful_macs / (lanes * r.total)
+def lane_limit_fraction(spec: PCSpec, lanes: int, rows: int = 1) -> float:
+    """Inferences per second at a clock over the multipliers' limit (lanes × rows × clock ÷
+    MACs per inference), from the exact cycle model: useful MACs / (multipliers × cycles)."""
+    r = cycle_report(spec, lanes, "inference", rows=rows)
+    return r.useful_macs / (lanes * rows * r.total)

@@ -39,6 +39,10 @@ LUT_BASE, LUT_PER_LANE, LUT_LINK, LUT_PER_LOGIC_BIT = 940, 1130, 400, 0.55
 LUT_PER_LUTRAM = 2          # an ECP5 DPR16X4 occupies two LUT4 sites
 FF_BASE, FF_PER_LANE, FF_LINK = 1150, 1445, 250
 FIT_ACC_WIDTH = 42
+#: A lane of two rows per token against one of one row (its second multiplier's operand and
+#: product registers, the odd row's adder tree, learning unit and broadcast words): from the
+#: ULX3S digits builds at 16 lanes (see ``docs/boards.md``, "Two rows per token").
+ROWS2_LANE_SCALE = 1.3
 ICE40_FF_CELL_SHARE = 0.75  # iCE40 logic cells ≈ LUTs + this share of the FFs (fitted)
 
 
@@ -72,12 +76,12 @@ def _spram_blocks(width: int, depth: int, board: BoardProfile) -> int:
     return ceil(width / w) * ceil(depth / d)
 
 
-def spram_plan(spec: PCSpec, lanes: int, board: BoardProfile) -> tuple:
+def spram_plan(spec: PCSpec, lanes: int, board: BoardProfile, rows: int = 1) -> tuple:
     """The connections whose weight memories go to the board's single-port RAMs (iCE40UP
     SPRAM): none while block RAM holds everything; else the largest weight memories first, as
     long as the SPRAMs hold them, until block RAM holds the rest. A core with any cannot learn
     on the chip (:class:`~pcforge.hdl.core.PCCore` ``spram_weights``)."""
-    if not board.spram_shape:
+    if not board.spram_shape or rows == 2:           # two rows per token: no SPRAM weights
         return ()
     plan = ()
     core = PCCore.interface(spec, lanes)
@@ -94,33 +98,34 @@ def spram_plan(spec: PCSpec, lanes: int, board: BoardProfile) -> tuple:
     return plan
 
 
-def estimate(spec: PCSpec, lanes: int, board: BoardProfile, spram=None) -> dict:
+def estimate(spec: PCSpec, lanes: int, board: BoardProfile, spram=None, rows: int = 1) -> dict:
     """{"LUT", "FF", "DSP", "BRAM", "SPRAM"} → estimated count, "memories": the block-RAM list
     (name, width, depth, blocks), "spram_weights": the connections whose weight memories are
-    in SPRAM (``spram``, else :func:`spram_plan`'s)."""
-    spram = spram_plan(spec, lanes, board) if spram is None else tuple(spram)
-    core = PCCore.interface(spec, lanes, pow2_depth_above=board.pow2_depth_above)
-    banks = [mm for table in (core.x_mem, core.e_mem, core.w_mem) for row in table if row
-             for mm in row]
-    for obj in [core, *core.c_mem, *banks, *[b for b in core.b_mem if b is not None]]:
-        obj._MustUse__silence = True          # counted, never elaborated
+    in SPRAM (``spram``, else :func:`spram_plan`'s). ``rows``: rows per token (2: a second
+    multiplier and odd-row weight and bias halves per lane; the logic per lane is scaled by
+    :data:`ROWS2_LANE_SCALE`)."""
+    spram = spram_plan(spec, lanes, board, rows) if spram is None else tuple(spram)
+    core = PCCore.interface(spec, lanes, rows=rows, pow2_depth_above=board.pow2_depth_above)
+    w_tables = (("w", core.w_mem),) + ((("w_odd", core.w_mem_odd),) if rows == 2 else ())
+    b_tables = (("bias", core.b_mem),) + ((("bias_odd", core.b_mem_odd),) if rows == 2 else ())
     mems = [("frame buffer", 8, 256)]
     for p, mem in enumerate(core.c_mem):
         mems.append((f"cache lane {p}", Shape.cast(mem.shape).width, mem.depth))
     n_spram = 0
-    for kind, banks in (("x", core.x_mem), ("e", core.e_mem), ("w", core.w_mem)):
+    for kind, banks in (("x", core.x_mem), ("e", core.e_mem)) + w_tables:
         for k, row in enumerate(banks):
             for p, mem in enumerate(row or []):
                 if kind == "w" and k in spram:
                     n_spram += _spram_blocks(Shape.cast(mem.shape).width, mem.depth, board)
                     continue
                 mems.append((f"{kind}{k} lane {p}", Shape.cast(mem.shape).width, mem.depth))
-    for k, mem in enumerate(core.b_mem):
+    for name, table in b_tables:
+        for k, mem in enumerate(table):
+            if mem is not None:
+                mems.append((f"{name}{k}", Shape.cast(mem.shape).width, mem.depth))
+    for mem in (core.row_acc_mem, core.row_acc_mem_odd):   # by columns: rows' partial sums
         if mem is not None:
-            mems.append((f"bias{k}", Shape.cast(mem.shape).width, mem.depth))
-    if core.row_acc_mem is not None:          # prediction sweeps by columns: rows' partial sums
-        mems.append(("row accumulator", Shape.cast(core.row_acc_mem.shape).width,
-                     core.row_acc_mem.depth))
+            mems.append(("row accumulator", Shape.cast(mem.shape).width, mem.depth))
     bram, logic_bits, lutram, listing = 0, 0, 0, []
     for name, width, depth in mems:
         if width * depth <= board.logic_ram_bits:
@@ -136,8 +141,8 @@ def estimate(spec: PCSpec, lanes: int, board: BoardProfile, spram=None) -> dict:
     F = spec.formats
     hard = 16 if board.family == "ice40" else 18
     per_mult = ceil(F.w.width / hard) * ceil(F.x.width / hard)
-    dsp = lanes * multipliers_per_lane(spec) * per_mult
-    scale = core.acc_width / FIT_ACC_WIDTH
+    dsp = lanes * multipliers_per_lane(spec, rows) * per_mult
+    scale = core.acc_width / FIT_ACC_WIDTH * (ROWS2_LANE_SCALE if rows == 2 else 1)
     lut = (LUT_BASE + LUT_LINK + LUT_PER_LANE * lanes * scale + LUT_PER_LOGIC_BIT * logic_bits
            + LUT_PER_LUTRAM * lutram)
     ff = FF_BASE + FF_LINK + FF_PER_LANE * lanes * scale + logic_bits
@@ -149,10 +154,10 @@ def estimate(spec: PCSpec, lanes: int, board: BoardProfile, spram=None) -> dict:
             "SPRAM": n_spram, "memories": listing, "spram_weights": spram}
 
 
-def check_fits(spec: PCSpec, lanes: int, board: BoardProfile) -> dict:
+def check_fits(spec: PCSpec, lanes: int, board: BoardProfile, rows: int = 1) -> dict:
     """The estimate, or :class:`DoesNotFit` naming every resource over the chip and what to
     change."""
-    est = estimate(spec, lanes, board)
+    est = estimate(spec, lanes, board, rows=rows)
     over = [f"{k} ~{est[k]} of {board.available.get(k, 0)}"
             for k in ("LUT", "FF", "DSP", "BRAM", "SPRAM") if est[k] > board.available.get(k, 0)]
     if over:

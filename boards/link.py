@@ -310,8 +310,8 @@ class HostLink(wiring.Component):
         core, L = self.core, self.core.spec.L
         depths = {0: {k: core.x_mem[k][0].depth for k in range(L + 1)},
                   1: {k: core.e_mem[k][0].depth for k in range(1, L + 1)},
-                  2: {k: core.w_mem[k][0].depth for k in range(1, L + 1)},
-                  3: {k: core.b_mem[k].depth for k in range(1, L + 1)},
+                  2: {k: core.w_mem[k][0].depth * core.rows for k in range(1, L + 1)},
+                  3: {k: core.b_mem[k].depth * core.rows for k in range(1, L + 1)},
                   4: {k: core.geometry.depth(k) for k in range(1, L + 1)}}
         if core.pin_mem:                        # layers without pins: depth 0, nothing fits
             depths[5] = {k: mems[0].depth for k, mems in core.pin_mem.items()}

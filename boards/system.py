@@ -35,16 +35,17 @@ class PCSystem(wiring.Component):
 
     ``divisor``: UART bit period in clock cycles; ``timeout_cycles``: the longest gap between two
     bytes of a frame; ``link_batch``: the link has the BATCH command;
-    ``weights``/``logic_ram_bits``/``pow2_depth_above``/``spram_weights``/``hard_multipliers``:
-    see :class:`~pcforge.hdl.core.PCCore`."""
+    ``weights``/``logic_ram_bits``/``pow2_depth_above``/``spram_weights``/``hard_multipliers``/
+    ``rows``: see :class:`~pcforge.hdl.core.PCCore`."""
 
     def __init__(self, spec: PCSpec, lanes: int, *, divisor: int, timeout_cycles: int,
                  weights=None, logic_ram_bits: int = 0, pow2_depth_above: int = 0,
                  spram_weights: tuple = (), link_batch: bool = True,
-                 hard_multipliers: str | None = None):
+                 hard_multipliers: str | None = None, rows: int = 1):
         self.spec, self.lanes = spec, lanes
         self.divisor, self.timeout_cycles = divisor, timeout_cycles
-        self.core = PCCore(spec, lanes, weights=weights, logic_ram_bits=logic_ram_bits,
+        self.core = PCCore(spec, lanes, rows=rows, weights=weights,
+                           logic_ram_bits=logic_ram_bits,
                            pow2_depth_above=pow2_depth_above, spram_weights=spram_weights,
                            hard_multipliers=hard_multipliers)
         self.link = HostLink(self.core, design_id=design_id(spec),

@@ -51,7 +51,7 @@ def core_clock(board: BoardProfile, clock_mhz: float | None = None):
 
 class BoardTop(Elaboratable):
     def __init__(self, board: BoardProfile, spec, lanes: int, *, clock_mhz: float | None = None,
-                 weights=None, spram_weights: tuple = ()):
+                 weights=None, spram_weights: tuple = (), rows: int = 1):
         self.board = board
         self.pll = core_clock(board, clock_mhz)
         self.clock_mhz = self.pll.f_out_mhz
@@ -62,7 +62,7 @@ class BoardTop(Elaboratable):
                                logic_ram_bits=board.logic_ram_bits,
                                pow2_depth_above=board.pow2_depth_above,
                                spram_weights=spram_weights, link_batch=board.link_batch,
-                               hard_multipliers=hard_multipliers(board, lanes))
+                               hard_multipliers=hard_multipliers(board, lanes), rows=rows)
         self.spram_weights = tuple(spram_weights)
 
     def elaborate(self, platform):

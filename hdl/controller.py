@@ -94,7 +94,9 @@ def token_layout(sch: Schedule) -> data.StructLayout:
     token rewrites W (its lanes) / b_l[row]; in ``delayed_feedback`` cores, ``bubble`` (the
     token that retires the last row), ``fb_on`` (e(t−1) exists: t > 0) and ``row_end``; in
     cores with the exact stop, ``par`` (the parity of the token's iteration: which stop flag its
-    x write sets)."""
+    x write sets); in cores of two rows per token, ``odd_ok`` (the token's odd row exists: not
+    the last of an odd row count) — ``row`` and ``i_bank``/``i_addr`` are then the row pair's
+    and its even row's."""
     g = sch.geometry
     spec, P = g.spec, g.lanes
     L = spec.L
@@ -119,6 +121,8 @@ def token_layout(sch: Schedule) -> data.StructLayout:
         fields.update({"learn_w": 1, "learn_b": 1})
     if stops_early(spec):
         fields.update({"par": 1})
+    if g.rows == 2:
+        fields.update({"odd_ok": 1})
     return data.StructLayout(fields)
 
 
@@ -179,7 +183,10 @@ class SlotController(wiring.Component):
                 (r.j_we_c, val(job.we_c)), (r.j_fuse, val(job.fuse)),
                 (r.j_learns, val(job.learns)),
                 (r.j_by_col, int(job.op == "pred" and pred_by_columns(g, job.layer))),
-                (r.j_Cm1, depths[lane] - 1), (r.j_Nm1, sizes[job.layer] - 1),
+                (r.j_Cm1, depths[lane] - 1),
+                (r.j_Nm1, (g.row_groups(job.layer) if job.op != "node" else sizes[job.layer])
+                 - 1),
+                *([(r.j_odd_last, sizes[job.layer] % 2)] if g.rows == 2 else []),
                 (r.j_nsrc, sizes[lane]), (r.j_cbase, c_base[job.node_layer]),
                 (r.c_cnt, 0), (r.i_cnt, 0), (r.i_bank, 0), (r.i_addr, 0), (r.w_addr, 0),
                 (r.bubble, 0), (r.wait, wait_cycles)]
@@ -476,6 +483,8 @@ class SlotController(wiring.Component):
                                        | (fb_learn & (c_cnt == 0)))]
         if self.stops:
             m.d.comb += nt.par.eq(r.it[0])
+        if self.schedule.geometry.rows == 2:     # the last pair of an odd row count
+            m.d.comb += nt.odd_ok.eq(~(r.j_odd_last & (i_cnt == r.j_Nm1)))
         if delayed:
             self._fused_token(m, r, nt)
         else:
@@ -499,7 +508,10 @@ class SlotController(wiring.Component):
         m.d.sync += [getattr(tok, name).eq(getattr(held, name))
                      for name, _ in self.layout if name not in ("lane_mask", "node_mask")]
         lanes = Cat(*(((held.c * P + p) < held.nsrc) for p in range(P)))
-        row_bit = (Const(1, P) << held.i_bank)[:P]
+        if self.schedule.geometry.rows == 2:     # the pair's lanes: i_bank and the next
+            row_bit = (Cat(Const(1, 1), held.odd_ok) << held.i_bank)[:P]
+        else:
+            row_bit = (Const(1, P) << held.i_bank)[:P]
         m.d.sync += tok.lane_mask.eq(Mux(held.lm_off, 0, lanes))
         with m.Switch(held.nm_kind):
             with m.Case(MaskKind.ROW):
@@ -540,14 +552,14 @@ class SlotController(wiring.Component):
         go row by row (c inner) — prediction sweeps with ``j_by_col`` column chunk by column
         chunk (i inner), like a column sweep
         (:func:`~pcforge.model.arch.schedule.pred_by_columns`)."""
-        P = self.schedule.geometry.lanes
+        P, R = self.schedule.geometry.lanes, self.schedule.geometry.rows
         delayed = self.schedule.spec.schedule == "delayed_feedback"
 
-        def advance_bank(P):
-            with m.If(i_bank == P - 1):
+        def advance_bank(P):            # the next row (pair): R lanes on
+            with m.If(i_bank == P - R):
                 m.d.sync += [i_bank.eq(0), i_addr.eq(i_addr + 1)]
             with m.Else():
-                m.d.sync += i_bank.eq(i_bank + 1)
+                m.d.sync += i_bank.eq(i_bank + R)
 
         def by_columns():
             with m.If(i_cnt == j_Nm1):
@@ -643,6 +655,7 @@ class _Registers:
         j_layer, j_lane_layer, j_node_layer = (Signal(range(L + 1)) for _ in range(3))
         j_we_e, j_we_x, j_we_c, j_fuse, j_learns, j_by_col = (Signal() for _ in range(6))
         j_Cm1, j_Nm1 = Signal(range(max(max_c, 2))), Signal(range(max(max_n, 2)))
+        j_odd_last = Signal()             # two rows per token: the job's row count is odd
         j_nsrc = Signal(range(max_n + 1))
         j_cbase = Signal(range(max(2, sum(depths[1:]) + 1)))
         c_cnt = Signal(range(max(max_c, 2)))

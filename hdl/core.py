@@ -89,20 +89,23 @@ from ..model.activations import tanh_table
 from ..model.arch.geometry import MAX_LANES, CoreGeometry
 from ..model.arch.schedule import (E_WRITE_STAGE, PIPELINE_DEPTH, READ_STAGE, STAGES,
                                    W_WRITE_STAGE, X_WRITE_STAGE, can_learn, learns_after,
-                                   learns_incrementally, pred_by_columns, row_acc_depth,
-                                   schedule)
+                                   check_rows, learns_incrementally, pred_by_columns,
+                                   row_acc_depth, schedule)
 from ..model.spec import PCSpec, SpecError
 from .controller import SlotController, control_layout
 from .dsp import HARD_MULTIPLIERS
 from .host_port import HOST_DATA_WIDTH, HostPort, Target
 from .learning import row_bias, weight_updates
-from .mac import adder_tree, feedback_sums, lane_products, row_accumulator
+from .mac import adder_tree, feedback_sums, lane_products, odd_products, row_accumulator
 from .node_unit import NodeInputs, node_units
 from .operands import select_operands
 from .pipeline import TokenPipeline
 from .protocol import TARGET, weight_words
 
 __all__ = ["PCCore", "check_buildable", "MAX_ROM_BITS", "PIN_READ_STAGE"]
+
+#: Name suffixes of the halves (rows per token: even rows, odd rows).
+_HALF = ("", "_odd")
 
 #: The pin memories' read stage: the word is out a stage later, beside the token in ``inc``,
 #: and registered into the x write stage where it drops the core's x write.
@@ -118,11 +121,12 @@ def _depth(words: int) -> int:
 MAX_ROM_BITS = 1 << 22
 
 
-def check_buildable(spec: PCSpec, lanes: int) -> CoreGeometry:
+def check_buildable(spec: PCSpec, lanes: int, rows: int = 1) -> CoreGeometry:
     """Refuse, naming the field and the fix, a spec/lane count the generator cannot build."""
     if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:
         raise SpecError(f"lanes = {lanes!r}: the generator builds 1..{MAX_LANES} MAC lanes")
-    g = CoreGeometry(spec, lanes)
+    g = CoreGeometry(spec, lanes, rows)
+    check_rows(spec, rows)
     if "tanh" in spec.activations:
         tab = tanh_table(spec.formats.x, spec.table_bits)
         bits = 2 * tab.entries * spec.formats.x.width * lanes
@@ -162,8 +166,8 @@ def _single_port(m, mem, rp, wp) -> tuple:
 class PCCore(wiring.Component):
     """The PC core for ``spec`` with ``lanes`` MAC lanes (see the module docstring for ports)."""
 
-    def __init__(self, spec: PCSpec, lanes: int, *, weights=None, logic_ram_bits: int = 0,
-                 pow2_depth_above: int = 0, spram_weights: tuple = (),
+    def __init__(self, spec: PCSpec, lanes: int, *, rows: int = 1, weights=None,
+                 logic_ram_bits: int = 0, pow2_depth_above: int = 0, spram_weights: tuple = (),
                  hard_multipliers: str | None = None):
         """``weights``: optional ``(W, b)`` integer arrays (``FixedPCN``'s W and b: the W-store
         and B formats) that the weight and bias memories hold from configuration (a bitstream
@@ -185,10 +189,15 @@ class PCCore(wiring.Component):
         ``hard_multipliers``: ``"ecp5"`` instantiates every multiplier whose operands fit 18
         bits as a MULT18X18D with its own input and output registers (:mod:`pcforge.hdl.dsp`;
         same cycles; a simulation needs :func:`~pcforge.hdl.dsp.simulation_models` beside the
-        Verilog); None leaves the choice to synthesis."""
+        Verilog); None leaves the choice to synthesis.
+        ``rows``: rows per token (:class:`~pcforge.model.arch.geometry.CoreGeometry`): 2 gives
+        every lane a second multiplier and every weight and bias memory an odd-row half, and
+        halves the tokens of every weight sweep (an even lane count; not with
+        ``delayed_feedback``, incremental learning or SPRAM weights)."""
         self.spec = spec
-        self.geometry = g = check_buildable(spec, lanes)
-        self.schedule = schedule(spec, lanes)
+        self.rows = int(rows)
+        self.geometry = g = check_buildable(spec, lanes, self.rows)
+        self.schedule = schedule(spec, lanes, self.rows)
         self.logic_ram_bits = int(logic_ram_bits)
         self.pow2_depth_above = int(pow2_depth_above)
         #: simulation only: assert on every clock edge that no memory port is read or written
@@ -200,6 +209,9 @@ class PCCore(wiring.Component):
         if any(not 1 <= l <= spec.L for l in self.spram_weights):
             raise SpecError(f"spram_weights = {spram_weights!r}: give connections in "
                             f"1..{spec.L}")
+        if self.spram_weights and self.rows == 2:
+            raise SpecError("rows = 2 with weights in SPRAM: an SPRAM has one port and a "
+                            "token of two rows reads two halves; use rows = 1")
         if hard_multipliers not in HARD_MULTIPLIERS:
             raise SpecError(f"hard_multipliers = {hard_multipliers!r}: use one of "
                             f"{', '.join(map(repr, HARD_MULTIPLIERS))}")
@@ -213,7 +225,7 @@ class PCCore(wiring.Component):
         F = spec.formats
         self.acc_width = F.acc.width + 2
         max_depth = max([g.depth(k) for k in range(L + 1)]
-                        + [g.weight_depth(l) for l in range(1, L + 1)]
+                        + [g.weight_depth(l) * self.rows for l in range(1, L + 1)]
                         + [spec.sizes[l] for l in range(1, L + 1)])
         self.host_layout = data.StructLayout({
             "target": Target, "layer": range(L + 1), "bank": range(max(P, 2)),
@@ -251,11 +263,18 @@ class PCCore(wiring.Component):
         c_words = sum(g.depth(k) for k in layers)
         self.c_mem = [mem(signed(self.acc_width), 1 << max(1, (c_words - 1).bit_length()))
                       for _ in range(P)]
-        self.w_mem = [None] + [[mem(signed(F.w_store.width), g.weight_depth(k), w_init[k][p],
-                                    huge=k in self.spram_weights)
-                                for p in range(P)]
-                               for k in layers]
-        self.b_mem = [None] + [mem(signed(B.width), spec.sizes[k], b_init[k]) for k in layers]
+        # per half (rows per token: the even rows' weights and biases, then the odd rows')
+        w_half = [[None] + [[mem(signed(F.w_store.width), g.weight_depth(k), w_init[h][k][p],
+                                 huge=k in self.spram_weights)
+                             for p in range(P)]
+                            for k in layers]
+                  for h in range(self.rows)]
+        b_half = [[None] + [mem(signed(B.width), g.bias_depth(k), b_init[h][k]) for k in layers]
+                  for h in range(self.rows)]
+        self.w_mem, self.b_mem = w_half[0], b_half[0]
+        #: the odd rows' halves (``rows`` = 2; else None)
+        self.w_mem_odd = w_half[1] if self.rows == 2 else None
+        self.b_mem_odd = b_half[1] if self.rows == 2 else None
         # per-node clamps: one pin bit per node of every layer in spec.node_clamp, beside x
         self.pin_mem = {k: [mem(1, g.depth(k)) for _ in range(P)] for k in spec.node_clamp}
         # the partial sums of the rows of a prediction sweep taken column by column
@@ -263,6 +282,8 @@ class PCCore(wiring.Component):
         self.by_col_layers = tuple(l for l in layers if pred_by_columns(g, l))
         acc_words = row_acc_depth(g)
         self.row_acc_mem = mem(signed(self.acc_width), acc_words) if acc_words else None
+        self.row_acc_mem_odd = (mem(signed(self.acc_width), acc_words)
+                                if acc_words and self.rows == 2 else None)
         super().__init__({
             "host_write": In(stream.Signature(self.host_layout)),
             "host_read": In(stream.Signature(self.read_layout)),
@@ -283,18 +304,35 @@ class PCCore(wiring.Component):
         mems = [*core.c_mem, *(m for k in core.x_mem for m in k),
                 *(m for k in core.e_mem[1:] for m in k), *(m for k in core.w_mem[1:] for m in k),
                 *core.b_mem[1:], *(m for k in core.pin_mem.values() for m in k),
-                *([core.row_acc_mem] if core.row_acc_mem is not None else [])]
+                *(m for m in (core.row_acc_mem, core.row_acc_mem_odd) if m is not None)]
+        if core.rows == 2:
+            mems += [*(m for k in core.w_mem_odd[1:] for m in k), *core.b_mem_odd[1:]]
         for obj in (core, *mems):
             obj._MustUse__silence = True
         return core
 
+    def weight_memory(self, l: int, lane: int, addr: int) -> tuple:
+        """(memory, word) holding the weight at host address ``addr`` of connection l in lane
+        ``lane`` (:meth:`CoreGeometry.weight_location`: with two rows per token the address's
+        low bit is the half)."""
+        if self.rows == 2:
+            return (self.w_mem_odd if addr & 1 else self.w_mem)[l][lane], addr >> 1
+        return self.w_mem[l][lane], addr
+
+    def bias_memory(self, l: int, i: int) -> tuple:
+        """(memory, word) holding b_l[i] (the bias's host address is i)."""
+        if self.rows == 2:
+            return (self.b_mem_odd if i & 1 else self.b_mem)[l], i >> 1
+        return self.b_mem[l], i
+
     @staticmethod
     def weight_images(geometry: CoreGeometry, weights) -> tuple:
-        """Initial contents of every weight memory ``[l][lane]`` and bias memory ``[l]`` for
-        ``weights = (W, b)`` — the very words the host protocol would write — or empty."""
-        spec, P = geometry.spec, geometry.lanes
-        w_img = [None] + [[[] for _ in range(P)] for _ in range(spec.L)]
-        b_img = [None] + [[] for _ in range(spec.L)]
+        """Initial contents of every weight memory ``[half][l][lane]`` and bias memory
+        ``[half][l]`` for ``weights = (W, b)`` — the very words the host protocol would write —
+        or empty (half: the rows' parity with two rows per token; else only half 0)."""
+        spec, P, R = geometry.spec, geometry.lanes, geometry.rows
+        w_img = [[None] + [[[] for _ in range(P)] for _ in range(spec.L)] for _ in range(R)]
+        b_img = [[None] + [[] for _ in range(spec.L)] for _ in range(R)]
         if weights is None:
             return w_img, b_img
         W, b = weights
@@ -310,14 +348,16 @@ class PCCore(wiring.Component):
                 if v.size and (v.min() < lo or v.max() > hi):
                     raise SpecError(f"{name} holds values outside the {fmt.width}-bit format "
                                     f"[{lo}, {hi}]: give FixedPCN's integer weights")
-        w_img = [None] + [[[0] * _depth(geometry.weight_depth(l)) for _ in range(P)]
-                          for l in range(1, spec.L + 1)]
-        b_img = [None] + [[0] * _depth(spec.sizes[l]) for l in range(1, spec.L + 1)]
+        w_img = [[None] + [[[0] * _depth(geometry.weight_depth(l)) for _ in range(P)]
+                           for l in range(1, spec.L + 1)] for _ in range(R)]
+        b_img = [[None] + [[0] * _depth(geometry.bias_depth(l)) for l in range(1, spec.L + 1)]
+                 for _ in range(R)]
         for w in weight_words(geometry, W, b):
+            half, word = (w.addr % R, w.addr // R)
             if w.target == TARGET["w"]:
-                w_img[w.layer][w.bank][w.addr] = w.data
+                w_img[half][w.layer][w.bank][word] = w.data
             else:
-                b_img[w.layer][w.addr] = w.data
+                b_img[half][w.layer][word] = w.data
         return w_img, b_img
 
     @staticmethod
@@ -350,35 +390,48 @@ class PCCore(wiring.Component):
         raw = self._registered_words(pl, rd)
         host.respond(self._response_groups(raw))
 
-        ops = select_operands(m, pl, spec, P, raw, S)
+        ops = select_operands(m, pl, spec, P, raw, S, self.rows)
         prod, prodfb, _ = lane_products(m, pl, spec, P, ops, S, self.hard_multipliers)
+        # per half (rows per token): the lanes' products, the rows' broadcast x
+        prods = [prod] + ([odd_products(m, pl, spec, P, ops, S, self.hard_multipliers)]
+                          if self.rows == 2 else [])
         # values the node units need later ride down the pipeline
         xl = pl.chains(ops.x, "xl", S["sel"], S["row"])
         el = pl.chains(ops.e, "el", S["sel"], S["diff"])
         dd = pl.chains(ops.d, "d", S["sel"], S["rq"])
-        xs = pl.chain(ops.x_row, "xs", S["sel"], S["row"])
+        xs = [pl.chain(v, f"xs{_HALF[h]}", S["sel"], S["row"])
+              for h, v in enumerate(ops.x_rows)]
 
         assert S["row"] == W_WRITE_STAGE
         alpha = None
         if spec.alpha_runtime:                 # α's mantissa in a register the host writes
             alpha = Signal(spec.alpha_bits, init=spec.alpha.mantissa, name="alpha_m")
             host.register(alpha, Target.ALPHA)
-        updates = (weight_updates(m, pl, spec, P, ops, prod, self.learns_incremental, S, alpha,
-                                  self.hard_multipliers) if self.learns else None)
         assert READ_STAGE["b"] + 2 == S["sum2"]
-        b_row, b_new = row_bias(m, pl, spec, raw["b"], updates, S)
-        self._learning_writes(host, wr, pl.tokens[W_WRITE_STAGE], updates, b_new)
+        b_rows = []
+        for h in range(self.rows):
+            updates = (weight_updates(m, pl, spec, P, ops, prods[h], self.learns_incremental, S,
+                                      alpha, self.hard_multipliers, half=h)
+                       if self.learns else None)
+            b_row, b_new = row_bias(m, pl, spec, raw["b_odd" if h else "b"], updates, S, h)
+            self._learning_writes(host, wr, pl.tokens[W_WRITE_STAGE], updates, b_new, h)
+            b_rows.append(b_row)
 
-        tree = adder_tree(m, pl, prod, self.acc_width, S)
+        trees = [adder_tree(m, pl, prods[h], self.acc_width, S, _HALF[h])
+                 for h in range(self.rows)]
         n_cols = max(self.geometry.depth(k) for k in range(L))
-        fb_row = feedback_sums(m, pl, spec, prod, prodfb, self.acc_width, n_cols, S)
-        acc_row = row_accumulator(m, pl, tree, self.acc_width, S, rd.get("row_acc"),
-                                  wr.get("row_acc"), self.by_col_layers)
+        fb_row = feedback_sums(m, pl, spec, prod, prodfb, self.acc_width, n_cols, S,
+                               prods[1] if self.rows == 2 else None)
+        acc_rows = [row_accumulator(m, pl, trees[h], self.acc_width, S,
+                                    rd.get(("row_acc", "row_acc_odd")[h]),
+                                    wr.get(("row_acc", "row_acc_odd")[h]), self.by_col_layers,
+                                    _HALF[h])
+                    for h in range(self.rows)]
 
         assert READ_STAGE["c"] + 2 == S["row"]
         assert S["rq"] == E_WRITE_STAGE and S["x"] == X_WRITE_STAGE == PIPELINE_DEPTH
         x_changed = node_units(m, pl, self, host, wr,
-                               NodeInputs(acc_row=acc_row, b_row=b_row, fb_row=fb_row,
+                               NodeInputs(acc_row=acc_rows, b_row=b_rows, fb_row=fb_row,
                                           raw_c=raw["c"], x_lane=xl, e_lane=el, d_lane=dd,
                                           x_row=xs), S, rd["pin"])
         if x_changed is not None:
@@ -401,8 +454,8 @@ class PCCore(wiring.Component):
 
         #: every memory's (read port, write port) by name, for testbenches to watch; names
         self.memory_ports, self.memory_names = {}, {}
-        rd = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}, "pin": {}}
-        wr = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}, "pin": {}}
+        rd = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}, "pin": {}, "w_odd": {}, "b_odd": {}}
+        wr = {"x": {}, "e": {}, "w": {}, "c": {}, "b": {}, "pin": {}, "w_odd": {}, "b_odd": {}}
         for p in range(P):
             for k in range(L + 1):
                 rd["x"][k, p], wr["x"][k, p] = ports(self.x_mem[k][p], f"x{k}_lane{p}")
@@ -410,15 +463,22 @@ class PCCore(wiring.Component):
                 rd["e"][k, p], wr["e"][k, p] = ports(self.e_mem[k][p], f"e{k}_lane{p}")
                 rd["w"][k, p], wr["w"][k, p] = ports(self.w_mem[k][p], f"w{k}_lane{p}",
                                                      single=k in self.spram_weights)
+                if self.rows == 2:
+                    rd["w_odd"][k, p], wr["w_odd"][k, p] = ports(self.w_mem_odd[k][p],
+                                                                 f"w{k}_odd_lane{p}")
         for p in range(P):
             rd["c"][p], wr["c"][p] = ports(self.c_mem[p], f"cache_lane{p}")
         for l in range(1, L + 1):
             rd["b"][l], wr["b"][l] = ports(self.b_mem[l], f"bias{l}")
+            if self.rows == 2:
+                rd["b_odd"][l], wr["b_odd"][l] = ports(self.b_mem_odd[l], f"bias{l}_odd")
         for k, mems in self.pin_mem.items():
             for p, mem in enumerate(mems):
                 rd["pin"][k, p], wr["pin"][k, p] = ports(mem, f"pin{k}_lane{p}")
         if self.row_acc_mem is not None:
             rd["row_acc"], wr["row_acc"] = ports(self.row_acc_mem, "row_acc")
+        if self.row_acc_mem_odd is not None:
+            rd["row_acc_odd"], wr["row_acc_odd"] = ports(self.row_acc_mem_odd, "row_acc_odd")
         return rd, wr
 
     def _controller(self, m) -> tuple[SlotController, TokenPipeline]:
@@ -446,16 +506,20 @@ class PCCore(wiring.Component):
         def node_addr(k):
             return lambda tk: Mux(tk.lane_layer == k, tk.c, tk.i_addr)
 
+        # a weight's or bias's host address: its word · R + its half
+        word = hr.payload.addr >> 1 if self.rows == 2 else hr.payload.addr
         for p in range(P):
             for k in range(L + 1):
                 host.read_address(rd["x"][k, p], R["x"], node_addr(k), hr.payload.addr)
             for k in range(1, L + 1):
                 host.read_address(rd["e"][k, p], R["e"], node_addr(k), hr.payload.addr)
-                host.read_address(rd["w"][k, p], R["w"], lambda tk: tk.w_addr, hr.payload.addr)
+                for key in ("w", "w_odd")[:self.rows]:
+                    host.read_address(rd[key][k, p], R["w"], lambda tk: tk.w_addr, word)
             host.read_address(rd["c"][p], R["c"], lambda tk: tk.cache_addr,
                               c_base[hr.payload.layer] + hr.payload.addr)
         for l in range(1, L + 1):
-            host.read_address(rd["b"][l], R["b"], lambda tk: tk.row, hr.payload.addr)
+            for key in ("b", "b_odd")[:self.rows]:
+                host.read_address(rd[key][l], R["b"], lambda tk: tk.row, word)
         for kp, port in rd["pin"].items():      # write-only for the host: no host address
             host.read_address(port, PIN_READ_STAGE, lambda tk: tk.node_addr, 0)
             host.write_port(self._pin_write[kp], Const(0, 1), 0, 0, Target.PIN, *kp)
@@ -473,7 +537,11 @@ class PCCore(wiring.Component):
                   for kp, port in rd["e"].items()},
             "w": {kp: pl.stage(port.data, f"rw{kp[0]}_{kp[1]}_", S["raw"])
                   for kp, port in rd["w"].items()},
+            "w_odd": {kp: pl.stage(port.data, f"rwo{kp[0]}_{kp[1]}_", S["raw"])
+                      for kp, port in rd["w_odd"].items()},
             "b": {l: pl.stage(port.data, f"rb{l}_", R["b"] + 2) for l, port in rd["b"].items()},
+            "b_odd": {l: pl.stage(port.data, f"rbo{l}_", R["b"] + 2)
+                      for l, port in rd["b_odd"].items()},
             "c": {p: pl.stage(port.data, f"rc{p}_", R["c"] + 2) for p, port in rd["c"].items()},
         }
 
@@ -485,26 +553,33 @@ class PCCore(wiring.Component):
                   for k in range(L + 1)]
         groups += [(Target.E, k, {p: raw["e"][k, p] for p in range(P)}, False)
                    for k in range(1, L + 1)]
-        groups += [(Target.W, k, {p: raw["w"][k, p] for p in range(P)}, False)
-                   for k in range(1, L + 1)]
-        groups += [(Target.CACHE, None, raw["c"], False), (Target.B, None, raw["b"], True)]
+        halves = ((None, "w", "b"),) if self.rows == 1 else ((0, "w", "b"), (1, "w_odd", "b_odd"))
+        for half, w, _ in halves:
+            groups += [(Target.W, k, {p: raw[w][k, p] for p in range(P)}, False, half)
+                       for k in range(1, L + 1)]
+        groups += [(Target.CACHE, None, raw["c"], False)]
+        groups += [(Target.B, None, raw[b], True, half) for half, _, b in halves]
         return groups
 
-    def _learning_writes(self, host: HostPort, wr: dict, tw, updates, b_new):
-        """The W and b write ports: the learning token in ``W_WRITE_STAGE`` (``tw``) rewrites
-        its lanes' weight words and its row's bias; the host writes otherwise."""
+    def _learning_writes(self, host: HostPort, wr: dict, tw, updates, b_new, half: int = 0):
+        """The W and b write ports of one half (rows per token): the learning token in
+        ``W_WRITE_STAGE`` (``tw``) rewrites its lanes' weight words and its row's bias; the
+        host writes otherwise."""
         P, L = self.lanes, self.spec.L
+        w, b = ("w_odd", "b_odd") if half else ("w", "b")
+        hh = half if self.rows == 2 else None          # the host address's half bit
         for l in range(1, L + 1):
             for p in range(P):
                 if updates is not None:
                     en = tw.valid & tw.learn_w & (tw.layer == l) & tw.lane_mask[p]
                 else:
                     en = Const(0, 1)
-                host.write_port(wr["w"][l, p], en, tw.w_addr,
-                                updates.w_new[p] if updates is not None else 0, Target.W, l, p)
+                host.write_port(wr[w][l, p], en, tw.w_addr,
+                                updates.w_new[p] if updates is not None else 0, Target.W, l, p,
+                                half=hh)
             if updates is not None:
                 en = tw.valid & tw.learn_b & (tw.layer == l)
             else:
                 en = Const(0, 1)
-            host.write_port(wr["b"][l], en, tw.row, b_new if updates is not None else 0,
-                            Target.B, l)
+            host.write_port(wr[b][l], en, tw.row, b_new if updates is not None else 0,
+                            Target.B, l, half=hh)

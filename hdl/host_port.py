@@ -65,7 +65,7 @@ class HostPort:
         self.beat, self.beat_valid = hwr, hwr_v             # what it is decoded from
         self.read_sel, self.read_step = rd_sel, rd_step
 
-    def _host_writes(self, target, layer, bank, depth: int, name: str):
+    def _host_writes(self, target, layer, bank, depth: int, name: str, half=None):
         """A register of this memory's own (``{name}_host``): the host write that lands this
         cycle is to it — target, layer, lane and an address inside its ``depth`` (a word outside
         is dropped, never wrapped onto another word). Decoded from the registered beat, so that
@@ -77,8 +77,11 @@ class HostPort:
         the link's state through the stream's ready to a lane's x memory, 8.6 ns of routing,
         94.73 MHz)."""
         beat = self.beat
+        addr = beat.addr if half is None else beat.addr >> 1
         sel = (self.beat_valid & (beat.target == target) & (beat.layer == layer)
-               & (beat.addr < depth))
+               & (addr < depth))
+        if half is not None:            # a memory of one half: the address's low bit
+            sel = sel & (beat.addr[0] == half)
         if bank is not None:
             sel = sel & (beat.bank == bank)
         hit = Signal(name=f"{name}_host")
@@ -91,14 +94,17 @@ class HostPort:
         with self.m.If(self.write_valid & (self.write.target == target)):
             self.m.d.sync += reg.eq(self.write.data[:len(reg)])
 
-    def write_port(self, port, pipe_en, pipe_addr, pipe_data, target, layer, bank=None):
+    def write_port(self, port, pipe_en, pipe_addr, pipe_data, target, layer, bank=None,
+                   half=None):
         """Drive a memory's write port: the pipeline's write (while running) or the host's
-        (otherwise) to memory ``target`` of ``layer`` in lane ``bank``."""
+        (otherwise) to memory ``target`` of ``layer`` in lane ``bank``; ``half``: the memory
+        holds one half of two rows per token, and the host address is its word · 2 + half."""
         name = self.core.memory_names.get(port.memory, "mem")
-        host_en = self._host_writes(target, layer, bank, port.memory.depth, name)
+        host_en = self._host_writes(target, layer, bank, port.memory.depth, name, half)
         hwr = self.write
         self.m.d.comb += [port.en.eq(pipe_en | host_en),
-                          port.addr.eq(Mux(host_en, hwr.addr, pipe_addr)),
+                          port.addr.eq(Mux(host_en, hwr.addr if half is None else hwr.addr >> 1,
+                                           pipe_addr)),
                           port.data.eq(Mux(host_en, hwr.data, pipe_data))]
         self._check(~port.en | (port.addr < port.memory.depth), port, "written")
 
@@ -135,9 +141,10 @@ class HostPort:
 
     def respond(self, groups):
         """The read response from the registered memory words: ``groups`` is a list of
-        (target, layer or None, {select value: word register}, by_layer) — the select is the
-        bank (the words of one memory kind and layer, one per lane), or the layer for a group
-        with layer None selected by it (biases). Two registered steps, both ORs of gated words:
+        (target, layer or None, {select value: word register}, by_layer[, half]) — the select is
+        the bank (the words of one memory kind and layer, one per lane), or the layer for a
+        group with layer None selected by it (biases); ``half`` (two rows per token): the
+        group answers addresses whose low bit is ``half``. Two registered steps, both ORs of gated words:
         each lane's word (its groups' words gated by one-hot hit flags of the lane's own, the
         flags loaded a cycle after the request was taken: ``read_sel``, ``read_step[0]``), then
         the OR across the lanes and the by-layer groups into one register that ``read_data``
@@ -153,10 +160,12 @@ class HostPort:
         m, rd_sel, rd_step = self.m, self.read_sel, self.read_step
         read_data = self.core.read_data
         lanes, words = {}, []
-        for n, (tgt, k, regs, by_layer) in enumerate(groups):
+        for n, (tgt, k, regs, by_layer, *half) in enumerate(groups):
             mine = rd_sel.target == tgt
             if k is not None:
                 mine = mine & (rd_sel.layer == k)
+            if half and half[0] is not None:
+                mine = mine & (rd_sel.addr[0] == half[0])
             key = rd_sel.layer if by_layer else rd_sel.bank
             for sel, reg in regs.items():
                 hit = Signal(name=f"resp_hit{n}_{sel}", reset_less=True)

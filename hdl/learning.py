@@ -28,19 +28,21 @@ class WeightUpdates:
 
 
 def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages,
-                   alpha=None, hard=None) -> WeightUpdates:
+                   alpha=None, hard=None, half: int = 0) -> WeightUpdates:
     """The learning datapath of ``P`` lanes (``ops``: the lanes' operands; ``prod``: their
     products); ``alpha``: the α mantissa — the run-time register (``rates.alpha_runtime``,
     an unsigned signal) or, by default, the spec's constant; ``hard``: the hard multipliers
-    (:func:`~pcforge.hdl.mac.multiply`)."""
+    (:func:`~pcforge.hdl.mac.multiply`); ``half``: which row of a two-row token (its weight
+    words, its broadcast error; register names get ``_odd`` for the odd row)."""
+    sfx = "_odd" if half else ""
     S = stages
     F = spec.formats
     X, E, Bf, Ws = F.x, F.e, F.b, F.w_store
     tok_sel = pl.tokens[S["sel"]]
     al = spec.alpha
     am = al.mantissa if alpha is None else alpha
-    w_chain = pl.chains(ops.w, "w", S["sel"], S["sum2"])
-    e_row_chain = pl.chain(ops.e_row, "eb", S["sel"], S["mul"])
+    w_chain = pl.chains(ops.ws[half], f"w{sfx}", S["sel"], S["sum2"])
+    e_row_chain = pl.chain(ops.e_rows[half], f"eb{sfx}", S["sel"], S["mul"])
     learn_prod = prod
     if incremental:
         # a second multiplier per lane: e_l[i] · f(x_{l−1}[j]) beside the feedback product
@@ -48,7 +50,7 @@ def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages,
         learn_prod = [multiply(m, pl, Mux(tok_sel.lane_mask[p], ops.e_row, 0).as_signed(), ops.f[p],
                                E.width + X.width, f"prodl_{p}_", stages, hard) for p in range(P)]
     if alpha is None:
-        dwm = [pl.stage(learn_prod[p] * am, f"dwm_{p}_s", S["sum1"]) for p in range(P)]
+        dwm = [pl.stage(learn_prod[p] * am, f"dwm{sfx}_{p}_s", S["sum1"]) for p in range(P)]
     else:
         # × the α register: the product in 17-bit slices, one hard multiplier each (an
         # 18×18 ECP5 MULT18X18D), registered in sum1 and added in sum2 beside the rounding
@@ -60,16 +62,17 @@ def weight_updates(m, pl, spec, P, ops, prod, incremental: bool, stages,
         # the copies apart.
         dwm = []
         for p in range(P):
-            a_lane = Signal(len(am), init=al.mantissa, name=f"alpha_{p}", reset_less=True)
+            a_lane = Signal(len(am), init=al.mantissa, name=f"alpha{sfx}_{p}", reset_less=True)
             with m.If(tok_sel.lane_mask[p]):
                 m.d.sync += a_lane.eq(am)
-            dwm.append(_sliced_product(pl, learn_prod[p], a_lane, f"dwm_{p}_", S["sum1"]))
+            dwm.append(_sliced_product(pl, learn_prod[p], a_lane, f"dwm{sfx}_{p}_", S["sum1"]))
     dw = [pl.stage(round_shift(dwm[p], E.frac + X.frac + al.frac - Ws.frac, Ws.rounding),
-                   f"dw_{p}_s", S["sum2"]) for p in range(P)]
-    wn = [pl.stage(fit(w_chain[p][S["sum2"]] + dw[p], Ws)[0], f"wn_{p}_s", S["row"])
+                   f"dw{sfx}_{p}_s", S["sum2"]) for p in range(P)]
+    wn = [pl.stage(fit(w_chain[p][S["sum2"]] + dw[p], Ws)[0], f"wn{sfx}_{p}_s", S["row"])
           for p in range(P)]
-    dbm = pl.stage(e_row_chain[S["mul"]] * am, "dbm", S["sum1"])
-    db = pl.stage(round_shift(dbm, E.frac + al.frac - Bf.frac, Bf.rounding), "db", S["sum2"])
+    dbm = pl.stage(e_row_chain[S["mul"]] * am, f"dbm{sfx}", S["sum1"])
+    db = pl.stage(round_shift(dbm, E.frac + al.frac - Bf.frac, Bf.rounding), f"db{sfx}",
+                  S["sum2"])
     return WeightUpdates(w_new=wn, db=db)
 
 
@@ -94,19 +97,20 @@ def _sliced_product(pl, value, factor, name: str, k: int):
     return total.as_signed()
 
 
-def row_bias(m, pl, spec, raw_b, updates: WeightUpdates | None, stages) -> tuple:
+def row_bias(m, pl, spec, raw_b, updates: WeightUpdates | None, stages, half: int = 0) -> tuple:
     """The bias b_l[row] of the token in ``sum2`` (read by it at the bias read stage, registered
     into ``sum2``), carried to ``row``; with ``updates``, also its new value (``row``). Returns
     (bias at ``row``, new bias or None)."""
     Bf = spec.formats.b
+    sfx = "_odd" if half else ""
     tok_sum2 = pl.tokens[stages["sum2"]]
-    b_sum2 = Signal(signed(Bf.width), reset_less=True)
+    b_sum2 = Signal(signed(Bf.width), name=f"b_sum2{sfx}", reset_less=True)
     with m.Switch(tok_sum2.layer):
         for l in range(1, spec.L + 1):
             with m.Case(l):
                 m.d.comb += b_sum2.eq(raw_b[l])
-    b_row = pl.stage(b_sum2, "b", stages["row"])
+    b_row = pl.stage(b_sum2, f"b{sfx}", stages["row"])
     bn = None
     if updates is not None:
-        bn = pl.stage(fit(b_sum2 + updates.db, Bf)[0], "bn", stages["row"])
+        bn = pl.stage(fit(b_sum2 + updates.db, Bf)[0], f"bn{sfx}", stages["row"])
     return b_row, bn

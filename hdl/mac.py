@@ -15,7 +15,8 @@ from ..model.arch.schedule import ROW_ACC_MIN_ROWS
 from .controller import Op
 from .dsp import HARD_MULTIPLIERS, ecp5_registered_multiply, fits_mult18
 
-__all__ = ["multiply", "lane_products", "balanced_sum", "adder_tree", "feedback_sums", "row_accumulator"]
+__all__ = ["multiply", "lane_products", "odd_products", "balanced_sum", "adder_tree",
+           "feedback_sums", "row_accumulator"]
 
 
 def multiply(m, pl, a, b, width: int, name: str, stages, hard=None) -> Signal:
@@ -65,6 +66,25 @@ def lane_products(m, pl, spec, P, ops, stages, hard=None) -> tuple[list, list | 
     return prod, prodfb, w_mul
 
 
+def odd_products(m, pl, spec, P, ops, stages, hard=None) -> list:
+    """Two rows per token: each lane's second product, of the odd row — (f(x) or e_{2q+1}) ×
+    (its odd-half weight, or f(x) when learning); the operand selects are the lane's own
+    copies of :func:`lane_products`'s (the same token fields)."""
+    X, E, Wf, G = spec.formats.x, spec.formats.e, spec.formats.w, spec.formats.w_guard
+    tok_sel = pl.tokens[stages["sel"]]
+    w_odd = [w >> G for w in ops.ws[1]] if G else ops.ws[1]
+    mul_e = pl.lane_field("mul_e", stages["sel"], P)
+    mul_f = pl.lane_field("mul_f", stages["sel"], P)
+    out = []
+    for p in range(P):
+        opa = Mux(tok_sel.lane_mask[p], Mux(mul_e[p], ops.e_rows[1], ops.f[p]), 0)
+        opb = Mux(mul_f[p], ops.f[p], w_odd[p])
+        out.append(multiply(m, pl, opa.as_signed(), opb.as_signed(),
+                            max(X.width, E.width) + max(Wf.width, X.width), f"prodo_{p}_",
+                            stages, hard))
+    return out
+
+
 def balanced_sum(values):
     """Σ values as a balanced binary tree of adds: ceil(log2 n) adders deep (Python's ``sum``
     would chain n − 1 of them, and Yosys keeps the chain)."""
@@ -75,28 +95,39 @@ def balanced_sum(values):
     return values[0]
 
 
-def adder_tree(m, pl, prod, acc_width: int, stages) -> Signal:
+def adder_tree(m, pl, prod, acc_width: int, stages, suffix: str = "") -> Signal:
     """Σ over lanes of the products, in two registered halves of balanced adder trees: groups
     of 2^ceil(levels/2) products in ``sum1``, their sum in ``sum2`` (levels = ceil(log2 P):
     at most 3 adders deep per stage up to 64 lanes, 4 up to 256)."""
     P = len(prod)
     levels = max(0, (P - 1).bit_length())
     group = 1 << ((levels + 1) // 2)              # products summed in the first half
-    part = [pl.stage(balanced_sum(prod[i:i + group]), f"part{i // group}_", stages["sum1"])
+    part = [pl.stage(balanced_sum(prod[i:i + group]), f"part{suffix}{i // group}_",
+                     stages["sum1"])
             for i in range(0, P, group)]
-    tree = Signal(signed(acc_width), name="tree", reset_less=True)
+    tree = Signal(signed(acc_width), name=f"tree{suffix}", reset_less=True)
     m.d.sync += tree.eq(balanced_sum(part))
     return tree
 
 
-def feedback_sums(m, pl, spec, prod, prodfb, acc_width: int, n_cols: int, stages) -> list:
+def feedback_sums(m, pl, spec, prod, prodfb, acc_width: int, n_cols: int, stages,
+                  prod_odd=None) -> list:
     """Per lane Σ_k W[k, j] e[k] of its feedback column (lane-local accumulator over a column
     sweep, or, with ``delayed_feedback``, one accumulator per column the lane owns); returns
-    the sums carried to the ``row`` stage."""
+    the sums carried to the ``row`` stage. ``prod_odd`` (two rows per token): the odd rows'
+    products — the pair's sum registered in ``sum1``, accumulated by the token there (the
+    column's sum reaches ``row`` in the same cycle as with one row)."""
     S = stages
     P, A = len(prod), acc_width
     tok_mul, tok_sum1 = pl.tokens[S["mul"]], pl.tokens[S["sum1"]]
     lacc = [Signal(signed(A), name=f"lacc_{p}", reset_less=True) for p in range(P)]
+    if prod_odd is not None:
+        assert spec.schedule != "delayed_feedback"
+        pair = [pl.stage(prod[p] + prod_odd[p], f"pairfb_{p}_s", S["sum1"]) for p in range(P)]
+        with m.If(tok_sum1.valid & (tok_sum1.op == Op.FB)):
+            for p in range(P):
+                m.d.sync += lacc[p].eq(Mux(tok_sum1.first, 0, lacc[p]) + pair[p])
+        return pl.carry(lacc, "fb", S["row"])
     with m.If(tok_mul.valid & (tok_mul.op == Op.FB)):
         for p in range(P):
             m.d.sync += lacc[p].eq(Mux(tok_mul.first, 0, lacc[p]) + prod[p])
@@ -116,7 +147,7 @@ def feedback_sums(m, pl, spec, prod, prodfb, acc_width: int, n_cols: int, stages
 
 
 def row_accumulator(m, pl, tree, acc_width: int, stages, read=None, write=None,
-                    by_col=()) -> Signal:
+                    by_col=(), suffix: str = "") -> Signal:
     """Σ over a prediction row's tokens of the tree sums (cleared by the row's first token),
     in ``row``. A sweep taken row by row adds to the previous token's sum; one taken column
     chunk by column chunk (connections ``by_col``) to the row's partial sum in the row
@@ -128,7 +159,7 @@ def row_accumulator(m, pl, tree, acc_width: int, stages, read=None, write=None,
     S = stages
     tok_mul, tok_sum1, tok_sum2, tok_row = (pl.tokens[S[k]]
                                             for k in ("mul", "sum1", "sum2", "row"))
-    acc_row = Signal(signed(acc_width), name="acc_row", reset_less=True)
+    acc_row = Signal(signed(acc_width), name=f"acc_row{suffix}", reset_less=True)
     prev = acc_row
     if by_col:
         # the read of a row's word (mul) comes after the write of its previous token (row)
@@ -138,8 +169,8 @@ def row_accumulator(m, pl, tree, acc_width: int, stages, read=None, write=None,
             return (tk.op == Op.PRED) & Cat(*(tk.layer == l for l in by_col)).any()
 
         m.d.comb += [read.addr.eq(tok_mul.row), read.en.eq(col_pred(tok_mul))]
-        part = pl.stage(read.data, "acc_part", S["sum2"])
-        from_mem = pl.stage(col_pred(tok_sum1), "acc_from_mem", S["sum2"])
+        part = pl.stage(read.data, f"acc_part{suffix}", S["sum2"])
+        from_mem = pl.stage(col_pred(tok_sum1), f"acc_from_mem{suffix}", S["sum2"])
         prev = Mux(from_mem, part, acc_row)
         m.d.comb += [write.addr.eq(tok_row.row), write.data.eq(acc_row),
                      write.en.eq(tok_row.valid & col_pred(tok_row))]

@@ -31,7 +31,9 @@ class NodeInputs:
     accumulator, ``row``), ``b_row`` (the row's bias, ``row``), ``fb_row`` (per lane Σ W e,
     ``row``), ``raw_c`` (per lane the cached prediction word, ``row``), and per lane the chains
     (``{stage: value}``) of x (``x_lane``), e (``e_lane``), f'(x) (``d_lane``) and of the
-    broadcast x_i (``x_row``)."""
+    broadcast x_i (``x_row``). ``acc_row``, ``b_row`` and ``x_row`` are lists by half (rows
+    per token): with two rows, lane p's node unit takes half p mod 2 (rows 2q and 2q + 1 end
+    in lanes of their own parity)."""
 
     def __init__(self, *, acc_row, b_row, fb_row, raw_c, x_lane, e_lane, d_lane, x_row):
         self.acc_row, self.b_row, self.fb_row, self.raw_c = acc_row, b_row, fb_row, raw_c
@@ -55,6 +57,7 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
     tanh = "tanh" in spec.activations
     S = stages
     xl, el, dd, xs = inp.x_lane, inp.e_lane, inp.d_lane, inp.x_row
+    R = len(xs)
     # layers whose feed-forward sweep also writes the first errors (and, the top layer, its
     # first update): ff_writes_errors
     early = [l for l in range(1, L + 1) if ff_writes_errors(core.geometry, l)]
@@ -62,16 +65,18 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
 
     # ---- node-unit operands -----------------------------------------------------
     tok_row = pl.tokens[S["row"]]
-    pred = Signal(signed(A + 1), name="pred")
-    m.d.comb += pred.eq((inp.acc_row << (Facc - X.frac - Wf.frac))
-                        + (inp.b_row << (Facc - Bf.frac)))
+    preds = [Signal(signed(A + 1), name="pred" + ("_odd" if h else "")) for h in range(R)]
+    for h in range(R):
+        m.d.comb += preds[h].eq((inp.acc_row[h] << (Facc - X.frac - Wf.frac))
+                                + (inp.b_row[h] << (Facc - Bf.frac)))
     acc_n = [Signal(signed(A + 1), name=f"acc_n_{p}", reset_less=True) for p in range(P)]
     x_n = [Signal(signed(X.width), name=f"x_n_{p}", reset_less=True) for p in range(P)]
     fbs_n = pl.carry(inp.fb_row, "fbs", S["node"])                           # Σ W e (fe + fw)
     for p in range(P):
+        pred = preds[p % R]
         with m.Switch(tok_row.op):
             with m.Case(Op.PRED):
-                x_pred = xs[S["row"]]
+                x_pred = xs[p % R][S["row"]]
                 if early:
                     # feed-forward: x·2^s − acc is formed with the rail on the sum's side
                     # (used when X(acc) saturates; else the residual below)
@@ -83,7 +88,8 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
             if delayed:
                 with m.Case(Op.FUSED):
                     m.d.sync += [acc_n[p].eq(pred),
-                                 x_n[p].eq(Mux(tok_row.row_end, xs[S["row"]], xl[p][S["row"]]))]
+                                 x_n[p].eq(Mux(tok_row.row_end, xs[0][S["row"]],
+                                               xl[p][S["row"]]))]
 
     # ---- x·2^s − acc ---------------------------------------------------------------
     tok_diff = pl.tokens[S["diff"]]

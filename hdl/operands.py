@@ -7,6 +7,9 @@ Per lane: its own x and e of the token's lane layer, its weight word, and f(x), 
 a (L+1)·P-way mux over words spread over every lane's memory is too deep for one ECP5 cycle):
 the bank within each layer (each lane gates its words with a registered one-hot of the row's
 bank; the row is their OR), registered, then the layer in front of the operand registers.
+With two rows per token the odd row's x_i, e_i (node 2q + 1, in the odd lane after the even
+row's) are broadcast beside them, 0 when the odd row does not exist, and each lane's odd-half
+weight word beside its own.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ class LaneOperands:
     """Operands of the token in the ``sel`` stage. Per lane: ``w`` (stored weight word, W-store
     format), ``x``/``e`` (the lane's node of the token's lane layer: X / E format), ``f``
     (f(x), X format), ``d`` (f'(x): X's fraction bits for tanh, one bit else). Broadcast:
-    ``x_row``, ``e_row`` (node i of the token's layer)."""
+    ``x_row``, ``e_row`` (node i of the token's layer). Per half (rows per token): ``x_rows``,
+    ``e_rows`` (the even row's, then the odd row's), ``ws`` (per lane the weight words)."""
     w: list
     x: list
     e: list
@@ -32,12 +36,16 @@ class LaneOperands:
     d: list
     x_row: Signal
     e_row: Signal
+    x_rows: list
+    e_rows: list
+    ws: list
 
 
-def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
+def select_operands(m, pl, spec, P, raw, stages, rows: int = 1) -> LaneOperands:
     """Build the operand selection of ``P`` lanes in module ``m`` (``pl``: the
     :class:`~pcforge.hdl.pipeline.TokenPipeline`; ``raw``: the registered memory words
-    ``{"x": {(k, p): reg}, "e": ..., "w": ...}``; ``stages``: the core's stage numbers)."""
+    ``{"x": {(k, p): reg}, "e": ..., "w": ..., "w_odd": ...}``; ``stages``: the core's stage
+    numbers; ``rows``: rows per token)."""
     L = spec.L
     X, E, Ws = spec.formats.x, spec.formats.e, spec.formats.w_store
     tanh = "tanh" in spec.activations
@@ -47,6 +55,8 @@ def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
     x_lane = [Signal(signed(X.width), name=f"x_lane_{p}", reset_less=True) for p in range(P)]
     e_lane = [Signal(signed(E.width), name=f"e_lane_{p}", reset_less=True) for p in range(P)]
     w_lane = [Signal(signed(Ws.width), name=f"w_lane_{p}", reset_less=True) for p in range(P)]
+    wo_lane = [Signal(signed(Ws.width), name=f"wo_lane_{p}", reset_less=True)
+               for p in range(P)] if rows == 2 else None
     x_row_by_layer = [Signal(signed(X.width), name=f"x_row_l{k}") for k in range(L + 1)]
     e_row_by_layer = [Signal(signed(E.width), name=f"e_row_l{k}") for k in range(L + 1)]
     # each lane's own copies of the token's layer numbers (see TokenPipeline.lane_field: a
@@ -64,6 +74,8 @@ def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
             for k in range(1, L + 1):
                 with m.Case(k):
                     m.d.comb += w_lane[p].eq(raw_w[k, p])
+                    if rows == 2:
+                        m.d.comb += wo_lane[p].eq(raw["w_odd"][k, p])
     # the row's bank as a one-hot registered a stage ahead (one flip-flop per lane, beside its
     # memory's words): each lane gates its own words and the row is an OR across the lanes —
     # one crossing of the chip and an OR tree, not the token's bank number broadcast to a
@@ -90,17 +102,41 @@ def select_operands(m, pl, spec, P, raw, stages) -> LaneOperands:
         d_sel.append(au.d if tanh else au.d != 0)
     w_sel = pl.carry(w_lane, "w", S["sel"])
     x_sel, e_sel = pl.carry(x_lane, "xl", S["sel"]), pl.carry(e_lane, "el", S["sel"])
-    x_row_sel = [pl.stage(v, f"x_row_l{k}_s", S["sel"]) for k, v in enumerate(x_row_by_layer)]
-    e_row_sel = [pl.stage(v, f"e_row_l{k}_s", S["sel"]) for k, v in enumerate(e_row_by_layer) if k >= 1]
-    x_row = Signal(signed(X.width))
-    e_row = Signal(signed(E.width))
+    x_row, e_row = _row_select(m, pl, tok_sel, x_row_by_layer, e_row_by_layer, X, E, S, "")
+    x_rows, e_rows, ws = [x_row], [e_row], [w_sel]
+    if rows == 2:
+        # the odd row: node 2q + 1 sits in the lane after the even row's (P even), whose hit
+        # bit is the one before its own
+        xo = [_or_lanes([Mux(hit[p - 1], raw_x[k, p], 0) for p in range(1, P, 2)])
+              for k in range(L + 1)]
+        eo = [_or_lanes([Mux(hit[p - 1], raw_e[k, p], 0) for p in range(1, P, 2)])
+              if k >= 1 else None for k in range(L + 1)]
+        x_odd, e_odd = _row_select(m, pl, tok_sel, xo, eo, X, E, S, "_odd")
+        # 0 where the odd row does not exist (the last of an odd row count): its products,
+        # learning increments and node writes are then nothing
+        x_rows.append(Mux(tok_sel.odd_ok, x_odd, 0))
+        e_rows.append(Mux(tok_sel.odd_ok, e_odd, 0))
+        ws.append(pl.carry(wo_lane, "wo", S["sel"]))
+    return LaneOperands(w=w_sel, x=x_sel, e=e_sel, f=f_sel, d=d_sel, x_row=x_row, e_row=e_row,
+                        x_rows=x_rows, e_rows=e_rows, ws=ws)
+
+
+def _row_select(m, pl, tok_sel, x_by_layer, e_by_layer, X, E, S, suffix: str):
+    """The row's x_i and e_i of the token's layer: each layer's OR of the lanes registered into
+    ``sel``, then the layer selected."""
+    L = len(x_by_layer) - 1
+    x_sel = [pl.stage(v, f"x_row{suffix}_l{k}_s", S["sel"]) for k, v in enumerate(x_by_layer)]
+    e_sel = [pl.stage(v, f"e_row{suffix}_l{k}_s", S["sel"])
+             for k, v in enumerate(e_by_layer) if k >= 1]
+    x_row = Signal(signed(X.width), name=f"x_row{suffix}")
+    e_row = Signal(signed(E.width), name=f"e_row{suffix}")
     with m.Switch(tok_sel.layer):
         for k in range(L + 1):
             with m.Case(k):
-                m.d.comb += x_row.eq(x_row_sel[k])
+                m.d.comb += x_row.eq(x_sel[k])
                 if k >= 1:
-                    m.d.comb += e_row.eq(e_row_sel[k - 1])
-    return LaneOperands(w=w_sel, x=x_sel, e=e_sel, f=f_sel, d=d_sel, x_row=x_row, e_row=e_row)
+                    m.d.comb += e_row.eq(e_sel[k - 1])
+    return x_row, e_row
 
 
 def _or_lanes(values: list) -> Value:

@@ -59,10 +59,11 @@ def _peek_weights(ctx, core: PCCore):
         w = np.zeros((n, m), dtype=np.int64)
         for i in range(n):
             for j in range(m):
-                p, a = g.weight_location(l, i, j)
-                w[i, j] = ctx.get(core.w_mem[l][p].data[a])
+                mem, a = core.weight_memory(l, *g.weight_location(l, i, j))
+                w[i, j] = ctx.get(mem.data[a])
         Ws.append(w)
-        bs.append(np.array([ctx.get(core.b_mem[l].data[i]) for i in range(n)], dtype=np.int64))
+        bs.append(np.array([ctx.get(mem.data[a]) for mem, a in
+                            (core.bias_memory(l, i) for i in range(n))], dtype=np.int64))
     return Ws, bs
 
 

@@ -121,7 +121,7 @@ async def run_core_job(dut, job: dict) -> dict:
     W = [np.array(w, dtype=np.int64) for w in job["W"]]
     b = [np.array(v, dtype=np.int64) for v in job["b"]]
     rng = np.random.default_rng(job["seed"])
-    core = PCCore.interface(spec, job["lanes"])   # for its layouts and geometry
+    core = PCCore.interface(spec, job["lanes"], rows=job.get("rows", 1))  # layouts, geometry
     drv = CoreDriver(dut, core, rng, job["stall"], job["prefix"])
     mask_bits = sum(1 << k for k, v in enumerate(mask) if v)
     await drv.write_words(weight_words(core.geometry, W, b))

@@ -42,11 +42,16 @@ def pack(layout, fields: dict) -> int:
 
 def weight_memories(core) -> list:
     """(Verilog name, depth) of ``core``'s weight and bias memories in the order PEEK appends
-    them: per connection l the lanes' W memories, then the bias memory."""
+    them: per connection l the lanes' W memories, then the bias memory (with two rows per
+    token: the even rows' halves, then the odd rows')."""
     out = []
     for l in range(1, core.spec.n_layers):
         out += [(f"w{l}_lane{p}", core.w_mem[l][p].depth) for p in range(core.lanes)]
         out.append((f"bias{l}", core.b_mem[l].depth))
+        if core.rows == 2:
+            out += [(f"w{l}_odd_lane{p}", core.w_mem_odd[l][p].depth)
+                    for p in range(core.lanes)]
+            out.append((f"bias{l}_odd", core.b_mem_odd[l].depth))
     return out
 
 
@@ -68,8 +73,14 @@ class WeightDump:
             for i in range(n):
                 for j in range(m):
                     p, a = g.weight_location(l, i, j)
-                    idx[i * m + j] = base[f"w{l}_lane{p}"] + a
-            idx[n * m:] = base[f"bias{l}"] + np.arange(n)
+                    half = "_odd" if core.rows == 2 and a & 1 else ""
+                    idx[i * m + j] = base[f"w{l}{half}_lane{p}"] + a // core.rows
+            rows = np.arange(n)
+            if core.rows == 2:
+                idx[n * m:] = np.where(rows & 1, base.get(f"bias{l}_odd", 0) + rows // 2,
+                                       base[f"bias{l}"] + rows // 2)
+            else:
+                idx[n * m:] = base[f"bias{l}"] + rows
             widths = np.array([F.w_store.width] * (n * m) + [F.b.width] * n, dtype=np.int64)
             self.maps.append((idx, widths))
 
@@ -257,7 +268,7 @@ def program_for_job(job: dict) -> tuple[HostProgram, callable]:
     incrementally, the final state, the weights after learning)."""
     from ..model.spec import PCSpec
     spec = PCSpec.from_dict(job["spec"])
-    core = PCCore.interface(spec, job["lanes"])   # layouts and geometry only
+    core = PCCore.interface(spec, job["lanes"], rows=job.get("rows", 1))  # layouts, geometry
     g = core.geometry
     mask = tuple(job["mask"])
     trace, learn = bool(job["trace"]), bool(job.get("learn"))

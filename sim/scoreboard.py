@@ -39,6 +39,7 @@ class Scoreboard:
         b = [np.array(v, dtype=np.int64) for v in job["b"]]
         self.model = FixedPCN(PCSpec.from_dict(job["model_spec"]), W, b)
         self.lanes = int(job["lanes"])
+        self.rows = int(job.get("rows", 1))          # rows per token of the core
         #: per sample the per-node clamps {layer: bool array} (empty without any)
         self.pins = [{int(k): np.array(v, dtype=bool) for k, v in p.items()}
                      for p in job.get("pins") or [{} for _ in job["samples"]]]
@@ -104,7 +105,7 @@ class Scoreboard:
         n = int(ref.iterations[row])
         if n not in self._cycles:
             self._cycles[n] = cycle_report(self.spec, self.lanes, self.mask, learn=self.learn,
-                                           iterations=n).total
+                                           iterations=n, rows=self.rows).total
         return self._cycles[n]
 
     def check_final(self, ref, xs, es, pauses: int, conns=None, row: int = 0,

@@ -52,11 +52,20 @@ class VerifyCase:
         return f"random seed {self.seed}"
 
 
-def random_case(seed: int, *, max_iterations: int = 4, samples: int = 2) -> VerifyCase:
-    """The case of ``seed`` (see the module docstring)."""
+def random_case(seed: int, *, max_iterations: int = 4, samples: int = 2,
+                rows: int = 1) -> VerifyCase:
+    """The case of ``seed`` (see the module docstring). ``rows`` = 2: a case for a core of two
+    rows per token (run it with ``core_options={"rows": 2}``) — the synchronous schedule,
+    after-relaxation learning where the draw said incremental, an even lane count (2–6)."""
     rng = np.random.default_rng(seed)
-    spec = random_spec(rng, iterations=(1, max_iterations))
-    lanes = int(rng.integers(1, 7))
+    if rows == 2:
+        spec = random_spec(rng, iterations=(1, max_iterations), schedules=("synchronous",))
+        if spec.learning == "incremental":
+            spec = spec.replace(learning="after_relaxation")
+        lanes = 2 * int(rng.integers(1, 4))
+    else:
+        spec = random_spec(rng, iterations=(1, max_iterations))
+        lanes = int(rng.integers(1, 7))
     W, b = random_int_weights(spec, rng)
     mask = random_mask(spec, rng)
     clamped = [{k: v[0] for k, v in random_clamped(spec, mask, rng).items()}

@@ -283,7 +283,7 @@ class VerilatorCore:
                 raise ValueError(f"{len(alpha)} α values for {len(samples)} samples")
             alpha = [int(spec.alpha_at(a).mantissa) for a in alpha]
         return {"prefix": self.prefix(k), "spec": spec.to_dict(), "lanes": lanes,
-                "learn": learn, "check": check,
+                "rows": int(self.core_options.get("rows", 1)), "learn": learn, "check": check,
                 "model_spec": (model_spec or spec).to_dict(), "mask": list(mask),
                 "W": [np.asarray(w).tolist() for w in W], "b": [np.asarray(v).tolist() for v in b],
                 "samples": [{str(kk): np.asarray(v).reshape(-1).tolist() for kk, v in s.items()}

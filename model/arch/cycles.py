@@ -58,11 +58,12 @@ class CycleReport:
 
 
 def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False,
-                 iterations: int | None = None) -> CycleReport:
+                 iterations: int | None = None, rows: int = 1) -> CycleReport:
     """The exact cycle count of one run of the core (the hardware's ``cycles`` counter).
 
     ``iterations``: the iterations the run makes (default T; with the exact stop, FixedPCN's
-    ``FixedResult.iterations`` of the sample — 1..T).
+    ``FixedResult.iterations`` of the sample — 1..T). ``rows``: rows per token of the core
+    (:class:`~pcforge.model.arch.geometry.CoreGeometry`).
 
     ``learn``: with ``learning = "after_relaxation"`` the run ends with one read-modify-write
     row sweep per connection; with ``"incremental"`` (synchronous schedule) every iteration
@@ -71,7 +72,7 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False
     if learn and spec.learning == "incremental" and not learns_incrementally(spec):
         raise ValueError("incremental learning in hardware needs the synchronous schedule "
                          "(delayed_feedback computes e(t) inside the sweep that would use it)")
-    sch = schedule(spec, lanes)
+    sch = schedule(spec, lanes, rows)
     g = sch.geometry
     n = spec.sizes
     T = spec.iterations
@@ -101,7 +102,7 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False
                 k = 2 if (job.op == "fb" and job.learns) or (job.op == "fused" and v.it > 0) \
                     else 1
                 macs += n[l] * n[l - 1] * k
-                lane_cycles += g.pred_tokens(l) * lanes
+                lane_cycles += g.pred_tokens(l) * lanes * rows
         if v.slot < sch.first:
             prologue += cost
         elif v.it == T:
@@ -110,22 +111,25 @@ def cycle_report(spec: PCSpec, lanes: int, mask="inference", learn: bool = False
             per_iter[v.it] += cost
     return CycleReport(prologue=prologue, per_iteration=per_iter, final_pass=final,
                        useful_macs=macs, mac_lane_cycles=lane_cycles, lanes=lanes,
-                       multipliers_per_lane=multipliers_per_lane(spec), waits=waits)
+                       multipliers_per_lane=multipliers_per_lane(spec, rows), waits=waits)
 
 
 def cycle_distribution(spec: PCSpec, lanes: int, iterations, mask="inference",
-                       learn: bool = False) -> np.ndarray:
+                       learn: bool = False, rows: int = 1) -> np.ndarray:
     """The cycles of many runs from their iteration counts (``FixedResult.iterations``): an
     int64 array like ``iterations``."""
     its = np.asarray(iterations, dtype=np.int64)
-    table = {int(k): cycle_report(spec, lanes, mask, learn, iterations=int(k)).total
+    table = {int(k): cycle_report(spec, lanes, mask, learn, iterations=int(k), rows=rows).total
              for k in np.unique(its)}
     return np.vectorize(table.__getitem__, otypes=[np.int64])(its) if its.size else its
 
 
-def multipliers_per_lane(spec: PCSpec) -> int:
-    """2 for the one-sweep ``delayed_feedback`` core (W·e(t−1) beside W·f(x)) and for cores
-    that learn incrementally (e·f(x) beside W·e in column sweeps); 1 otherwise."""
+def multipliers_per_lane(spec: PCSpec, rows: int = 1) -> int:
+    """2 for the one-sweep ``delayed_feedback`` core (W·e(t−1) beside W·f(x)), for cores
+    that learn incrementally (e·f(x) beside W·e in column sweeps) and for cores of two rows per
+    token (``rows`` = 2); 1 otherwise."""
+    if rows == 2:
+        return 2
     if spec.schedule == "delayed_feedback":
         return 2
     return 2 if spec.learning == "incremental" else 1

@@ -83,14 +83,15 @@ from typing import NamedTuple
 import numpy as np
 
 from .geometry import CoreGeometry
-from ..spec import PCSpec
+from ..spec import PCSpec, SpecError
 
 __all__ = ["Cond", "TRUE", "FALSE", "FIRST", "FINAL", "LEARN", "STOPPED", "M", "Job", "Slot",
            "Schedule", "schedule", "Env", "Visit", "visits", "learns_after", "learns_incrementally",
            "can_learn", "W_WRITE_STAGE", "E_WRITE_STAGE", "X_WRITE_STAGE", "PIPELINE_DEPTH",
            "FINAL_DRAIN_CYCLES", "WRITE_STAGE", "READ_STAGE", "STAGES", "STOP_FLAG_LAG",
            "SETTLE_CYCLES", "TOKEN_BROADCAST", "stops_early", "marker_cost", "pred_by_columns",
-           "ROW_ACC_MIN_ROWS", "row_acc_depth", "ff_writes_errors", "counts_changes"]
+           "ROW_ACC_MIN_ROWS", "row_acc_depth", "ff_writes_errors", "counts_changes",
+           "check_rows"]
 
 #: The core's pipeline, stage by stage (cycles after the issue register, stage 0); every stage
 #: number the generator and the cycle model use comes from here. Stage 1 registers each memory's
@@ -160,9 +161,11 @@ def pred_by_columns(g: CoreGeometry, l: int) -> bool:
     sum per row (the row accumulator memory, ``n_l`` words) and rows that all end in the last
     chunk. Taken when the reads are what waits and the memory is cheap: 2 ≤ C < the pipeline's
     depth (with C at least the depth, row by row already reads the last chunk late enough;
-    narrow cores — the iCE40's one lane — keep their RAM) and n_l ≥ :data:`ROW_ACC_MIN_ROWS`.
+    narrow cores — the iCE40's one lane — keep their RAM) and ceil(n_l / R) ≥
+    :data:`ROW_ACC_MIN_ROWS` (R rows per token: the sweep comes back to a row that many tokens
+    later).
     Learning sweeps and ``delayed_feedback``'s fused sweeps stay row by row."""
-    return 2 <= g.depth(l - 1) < PIPELINE_DEPTH and g.spec.sizes[l] >= ROW_ACC_MIN_ROWS
+    return 2 <= g.depth(l - 1) < PIPELINE_DEPTH and g.row_groups(l) >= ROW_ACC_MIN_ROWS
 
 
 def ff_writes_errors(g: CoreGeometry, l: int) -> bool:
@@ -195,10 +198,23 @@ def counts_changes(job: "Job", L: int) -> bool:
 
 
 def row_acc_depth(g: CoreGeometry) -> int:
-    """Words of the core's row accumulator memory: the most rows of a connection whose
-    prediction sweeps go column by column (0: none does, and the core has no such memory)."""
-    return max([g.spec.sizes[l] for l in range(1, g.spec.L + 1) if pred_by_columns(g, l)],
+    """Words of the core's row accumulator memory (of each half, with R = 2 rows per token):
+    the most row groups of a connection whose prediction sweeps go column by column (0: none
+    does, and the core has no such memory)."""
+    return max([g.row_groups(l) for l in range(1, g.spec.L + 1) if pred_by_columns(g, l)],
                default=0)
+
+
+def check_rows(spec: PCSpec, rows: int):
+    """Refuse, naming the fix, a core of ``rows`` = 2 rows per token for a spec it cannot run:
+    the one-sweep ``delayed_feedback`` core and incremental learning already give each lane a
+    second multiplier for another product of the same row."""
+    if rows == 2 and spec.schedule == "delayed_feedback":
+        raise SpecError("rows = 2 with schedule = \"delayed_feedback\": the one-sweep core "
+                        "takes one row per token; use rows = 1 or the synchronous schedule")
+    if rows == 2 and spec.learning == "incremental":
+        raise SpecError("rows = 2 with learning = \"incremental\": the feedback sweeps' second "
+                        "multiplier forms e·f(x); use rows = 1 or after_relaxation learning")
 
 
 # ---- learning capabilities ---------------------------------------------------------------
@@ -548,21 +564,23 @@ class _Profile:
                 self._w(("x", k), j, tok)
             return
         N, ns, C = n[l], n[l - 1], g.depth(l - 1)
+        Nq = g.row_groups(l)                        # rows visited as one (R per token)
         i = np.arange(N)
+        q = i // g.rows                             # the row group of row i
         j = np.arange(ns)
         cj = j // P
         wl = (i[:, None] * ns + j[None, :]).ravel()
         by_col = op == "pred" and pred_by_columns(g, l)
         if by_col:                                  # chunk c of every row, then chunk c + 1
-            wtok = (cj[None, :] * N + i[:, None]).ravel()
+            wtok = (cj[None, :] * Nq + q[:, None]).ravel()
             self._r(("w", l), wl, wtok)
-            self._r(("x", l - 1), j, cj * N)                 # chunk c: first read by row 0
+            self._r(("x", l - 1), j, cj * Nq)                # chunk c: first read by row 0
         elif op in ("pred", "learn", "fused"):
-            wtok = (i[:, None] * C + cj[None, :]).ravel()
+            wtok = (q[:, None] * C + cj[None, :]).ravel()
             self._r(("w", l), wl, wtok)
             self._r(("x", l - 1), j, cj)                     # row 0 reads every source node
         if op == "pred":
-            end = (C - 1) * N + i if by_col else i * C + C - 1      # each row's last token
+            end = (C - 1) * Nq + q if by_col else q * C + C - 1     # each row's last token
             self._r(("b", l), i, end)
             if job.nop == "err":
                 self._r(("x", l), i, end)
@@ -573,11 +591,12 @@ class _Profile:
             if job.we_c:
                 self._w(("c", l), i, end)
         elif op == "learn":
-            self._r(("e", l), i, i * C)
-            self._r(("b", l), i, i * C)
+            self._r(("e", l), i, q * C)
+            self._r(("b", l), i, q * C)
             self._w(("w", l), wl, wtok)
-            self._w(("b", l), i, i * C)
+            self._w(("b", l), i, q * C)
         elif op == "fused":
+            assert g.rows == 1
             end = np.where(i < N - 1, i * C + C - 1, N * C)       # the last row: the bubble
             col = (N - 1) * C + cj                                # column ends, last row
             self._r(("e", l), i, i * C)                           # e_l(t−1), broadcast
@@ -591,11 +610,11 @@ class _Profile:
                 self._w(("x", l), i, end)
             self._w(("x", l - 1), j, col)
         elif op == "fb":
-            wtok = (cj[None, :] * N + i[:, None]).ravel()
-            col = cj * N + N - 1
+            wtok = (cj[None, :] * Nq + q[:, None]).ravel()
+            col = cj * Nq + Nq - 1
             self._r(("w", l), wl, wtok)
-            self._r(("e", l), i, i)                               # column 0 reads e_l first
-            self._r(("x", l - 1), j, cj * N if job.learns else col)
+            self._r(("e", l), i, q)                               # column 0 reads e_l first
+            self._r(("x", l - 1), j, cj * Nq if job.learns else col)
             if job.fuse:
                 self._r(("c", l - 1), j, col)
             elif l - 1 >= 1:
@@ -605,9 +624,9 @@ class _Profile:
             if job.we_e:
                 self._w(("e", l - 1), j, col)
             if job.learns:
-                self._r(("b", l), i, i)
+                self._r(("b", l), i, q)
                 self._w(("w", l), wl, wtok)
-                self._w(("b", l), i, i)
+                self._w(("b", l), i, q)
         else:                                                     # pragma: no cover
             raise ValueError(f"unknown job op {op!r}")
 
@@ -810,16 +829,18 @@ def _compute_waits(slots, first, g: CoreGeometry, scenarios=None) -> tuple:
 
 
 @lru_cache(maxsize=256)
-def _schedule(digest: str, lanes: int, keyed: "_Keyed") -> Schedule:
-    g = CoreGeometry(keyed.spec, lanes)
+def _schedule(digest: str, lanes: int, rows: int, keyed: "_Keyed") -> Schedule:
+    g = CoreGeometry(keyed.spec, lanes, rows)
     slots, first = _slots(g)
     return Schedule(g, slots, first, _compute_waits(slots, first, g))
 
 
-def schedule(spec: PCSpec, lanes: int) -> Schedule:
-    """The schedule (slots and waits) of the core for ``spec`` with ``lanes`` MAC lanes."""
-    CoreGeometry(spec, lanes)                             # validates lanes
-    return _schedule(spec.digest, lanes, _Keyed(spec))
+def schedule(spec: PCSpec, lanes: int, rows: int = 1) -> Schedule:
+    """The schedule (slots and waits) of the core for ``spec`` with ``lanes`` MAC lanes taking
+    ``rows`` rows per token."""
+    CoreGeometry(spec, lanes, rows)                       # validates lanes and rows
+    check_rows(spec, rows)
+    return _schedule(spec.digest, lanes, rows, _Keyed(spec))
 
 
 class _Keyed:
