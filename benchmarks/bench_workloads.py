@@ -305,16 +305,17 @@ def hardware_rows(wl: Workload, its: np.ndarray, builds: list) -> list:
     built clock, utilisation, fraction of the chip's multiplier limit."""
     rows = []
     for rep in builds:
-        spec, lanes = wl.spec, rep["lanes"]
-        cyc = cycle_distribution(spec, lanes, its, wl.mask, wl.learn)
-        reps = {int(k): cycle_report(spec, lanes, wl.mask, wl.learn, iterations=int(k))
+        spec, lanes, rows_ = wl.spec, rep["lanes"], rep.get("rows", 1)
+        cyc = cycle_distribution(spec, lanes, its, wl.mask, wl.learn, rows=rows_)
+        reps = {int(k): cycle_report(spec, lanes, wl.mask, wl.learn, iterations=int(k),
+                                     rows=rows_)
                 for k in np.unique(its)}
         r = next(iter(reps.values()))
         macs = np.array([reps[int(k)].useful_macs for k in its])
         clock = rep["clock_mhz"]
         us = cyc / clock
         rows.append({
-            "board": rep["board"], "lanes": lanes, "clock_mhz": clock,
+            "board": rep["board"], "lanes": lanes, "rows": rows_, "clock_mhz": clock,
             "fmax_mhz": rep["fmax_mhz"], "timing_met": rep["timing_met"],
             "nextpnr_seed": rep.get("nextpnr_seed"),
             "multipliers_used": lanes * r.multipliers_per_lane,
@@ -330,21 +331,23 @@ def hardware_rows(wl: Workload, its: np.ndarray, builds: list) -> list:
 
 
 def parse_lane_clocks(arg: str) -> list:
-    """``"8,16@85,16/2"`` → [(8, None, None), (16, 85.0, None), (16, None, 2)]: lane counts,
-    each with an optional clock in MHz (default: the board's), so a build that misses the
-    board's clock can be built at one it meets and still count, and an optional nextpnr placer
-    seed (default: the build's; the placement, and with it fmax, moves by a few percent from
-    seed to seed)."""
+    """``"8,16@85,16/2,16x2"`` → [(8, None, None, 1), (16, 85.0, None, 1), (16, None, 2, 1),
+    (16, None, None, 2)]: lane counts, each with an optional number of rows per token (``x2``:
+    two multipliers per lane), an optional clock in MHz (default: the board's), so a build
+    that misses the board's clock can be built at one it meets and still count, and an
+    optional nextpnr placer seed (default: the build's; the placement, and with it fmax,
+    moves by a few percent from seed to seed)."""
     out = []
     for item in (v.strip() for v in arg.split(",") if v.strip()):
         rest, _, seed = item.partition("/")
-        lanes, _, clock = rest.partition("@")
+        rest, _, clock = rest.partition("@")
+        lanes, _, rows = rest.partition("x")
         try:
             out.append((int(lanes), float(clock) if clock else None,
-                        int(seed) if seed else None))
+                        int(seed) if seed else None, int(rows) if rows else 1))
         except ValueError:
-            raise SystemExit(f"bad lane count {item!r}: give LANES[@MHz][/SEED], "
-                             "e.g. 8,16@85,16/2") from None
+            raise SystemExit(f"bad lane count {item!r}: give LANES[xROWS][@MHz][/SEED], "
+                             "e.g. 8,16@85,16/2,16x2") from None
     return out
 
 
@@ -353,8 +356,10 @@ def board_builds(args, spec, log) -> list:
     from pcforge.boards.build import build_board
     out = []
     for board, lanes_arg in (("ulx3s", args.ulx3s_lanes), ("icebreaker", args.icebreaker_lanes)):
-        for lanes, clock, seed in parse_lane_clocks(lanes_arg):
+        for lanes, clock, seed, rows in parse_lane_clocks(lanes_arg):
             kw = {} if seed is None else {"seed": seed}
+            if rows != 1:
+                kw["rows"] = rows
             with tempfile.TemporaryDirectory() as tmp:
                 rep = build_board(board, spec, tmp, lanes=lanes, clock_mhz=clock, log=log, **kw)
             rep["board"] = board
@@ -376,14 +381,16 @@ def acceptance(results) -> list:
     w1 = min((h for h in met["W1"] if h["board"] == "ulx3s"), key=lambda h: h["us_mean"],
              default=None)
     out.append({"check": "W1 ULX3S latency ≤ numpy feed-forward (batch 1)",
-                "hardware": f"{w1['us_mean']:.2f} µs ({w1['lanes']} lanes)" if w1 else "none",
+                "hardware": (f"{w1['us_mean']:.2f} µs ({w1['lanes']} lanes × {w1['rows']} "
+                             "rows)") if w1 else "none",
                 "cpu": f"{ff:.2f} µs", "holds": bool(w1 and w1["us_mean"] <= ff)})
     c_us = min(us for name, us in cpu["W2"].items() if "C loop" in name)
     ok = [h for h in met["W2"] if h["board"] == "ulx3s" and h["utilisation"] >= 0.8]
     w2 = min(ok, key=lambda h: h["us_mean"], default=None)
     out.append({"check": "W2 ULX3S samples/s ≥ best scalar C loop, utilisation ≥ 80 %",
                 "hardware": (f"{w2['samples_per_s']:,.0f}/s, {w2['utilisation']:.1%} "
-                             f"({w2['lanes']} lanes; {c_us / w2['us_mean']:.2f}× the C loop, "
+                             f"({w2['lanes']} lanes × {w2['rows']} rows; "
+                             f"{c_us / w2['us_mean']:.2f}× the C loop, "
                              "goal 2×)") if w2 else "no build with utilisation ≥ 80 %",
                 "cpu": f"{1e6 / c_us:,.0f}/s", "holds": bool(w2 and w2["us_mean"] <= c_us)})
     ice = [h for h in met["W2"] if h["board"] == "icebreaker"]
@@ -442,7 +449,8 @@ def main():
             c_us = min(us for name, us in cpu if "C loop" in name)     # the better C loop
             for r in hw:
                 seed = r.get("nextpnr_seed")
-                t.add_row(f"{r['board']} {r['lanes']} lanes @ {r['clock_mhz']:.0f} MHz"
+                t.add_row(f"{r['board']} {r['lanes']} lanes"
+                          f"{' × 2 rows' if r['rows'] == 2 else ''} @ {r['clock_mhz']:.0f} MHz"
                           f"{'' if seed in (None, DEFAULT_SEED) else f' (seed {seed})'}"
                           f"{' (best)' if r['best_for_board'] else ''}"
                           f"{'' if r['timing_met'] else ' TIMING NOT MET'}",

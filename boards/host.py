@@ -78,11 +78,12 @@ def _runs(words):
 
 
 class PCLink:
-    """Talks to a board built for ``spec`` with ``lanes`` lanes over ``transport``."""
+    """Talks to a board built for ``spec`` with ``lanes`` lanes (and ``rows`` rows per token)
+    over ``transport``."""
 
-    def __init__(self, transport, spec: PCSpec, lanes: int):
-        self.transport, self.spec, self.lanes = transport, spec, lanes
-        self.geometry = CoreGeometry(spec, lanes)
+    def __init__(self, transport, spec: PCSpec, lanes: int, rows: int = 1):
+        self.transport, self.spec, self.lanes, self.rows = transport, spec, lanes, rows
+        self.geometry = CoreGeometry(spec, lanes, rows)
         self.seq = 0
         self.frames = 0
 
@@ -128,16 +129,18 @@ class PCLink:
         cycles, ident = parse_words(d[4:12])
         return BoardStatus(busy=bool(flags & 1), paused=bool(flags & 2), done=bool(flags & 4),
                            iteration=it, expected_seq=exp, lanes=lanes,
+                           rows=2 if flags & 8 else 1,
                            cycles=cycles & 0xFFFF_FFFF, design_id=ident & 0xFFFF_FFFF)
 
     def check_design(self) -> BoardStatus:
         """STATUS, and refuse a board that holds another network or lane count."""
         st = self.status()
         want = design_id(self.spec)
-        if st["design_id"] != want or st["lanes"] != self.lanes:
+        if st["design_id"] != want or st["lanes"] != self.lanes or st["rows"] != self.rows:
             raise LinkError(f"the board holds design {st['design_id']:08x} with {st['lanes']} "
-                            f"lanes; this driver is for {want:08x} ({self.spec.name}) with "
-                            f"{self.lanes}: build and load the matching bitstream")
+                            f"lanes × {st['rows']} row(s) per token; this driver is for "
+                            f"{want:08x} ({self.spec.name}) with {self.lanes} × {self.rows}: "
+                            "build and load the matching bitstream (or pass --rows)")
         return st
 
     def write_words(self, words):

@@ -106,8 +106,8 @@ class HostLink(wiring.Component):
 
     # ---- helpers shared by the states -------------------------------------------------
     def _status_word(self, m, r: "_LinkRegisters"):
-        """STATUS's payload word ``widx``: flags, iteration, expected sequence number, lanes;
-        the cycle counter; the design id."""
+        """STATUS's payload word ``widx``: flags (busy, paused, done, two rows per token),
+        iteration, expected sequence number, lanes; the cycle counter; the design id."""
         core = self.core
         iteration = Signal(8)
         # iteration and done a cycle late from flip-flops here, like busy/paused: read straight,
@@ -116,8 +116,8 @@ class HostLink(wiring.Component):
         done = Signal()
         m.d.sync += [iteration.eq(core.iteration), done.eq(core.done)]
         status_words = [
-            Cat(r.core_busy, r.core_paused, done, Const(0, 5), iteration, r.expected,
-                Const(core.lanes, 8)),
+            Cat(r.core_busy, r.core_paused, done, Const(core.rows == 2, 1), Const(0, 4),
+                iteration, r.expected, Const(core.lanes, 8)),
             core.cycles, Const(self.design_id, 32)]
         status_word = Signal(32)
         with m.Switch(r.widx):

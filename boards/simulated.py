@@ -31,12 +31,12 @@ class SimBoard:
     the link's inter-byte timeout, ``link_batch`` whether the link has BATCH and
     ``hard_multipliers`` the core's vendor multiplier blocks (``PCCore``'s option; their
     simulation models go beside the design) — both as the board's profile says:
-    :meth:`for_board`."""
+    :meth:`for_board`; ``rows``: the core's rows per token."""
 
     def __init__(self, spec: PCSpec, lanes: int, *, divisor: int = 8,
                  timeout_cycles: int = 2000, weights=None, link_batch: bool = True,
-                 hard_multipliers: str | None = None):
-        self.spec, self.lanes = spec, lanes
+                 hard_multipliers: str | None = None, rows: int = 1):
+        self.spec, self.lanes, self.rows = spec, lanes, rows
         self.link_batch = bool(link_batch)
         self.hard_multipliers = hard_multipliers
         self.divisor, self.timeout_cycles = divisor, timeout_cycles
@@ -44,6 +44,7 @@ class SimBoard:
         wd = "" if weights is None else "-w" + arrays_digest([*weights[0], *weights[1]])
         opts = ("" if self.link_batch else "-nobatch") + (f"-hm{hard_multipliers}"
                                                           if hard_multipliers else "")
+        opts += "-r2" if rows == 2 else ""
         key = (f"board-{spec.digest}-p{lanes}-d{divisor}-t{timeout_cycles}{wd}{opts}"
                f"-pcforge{version('pcforge')}-{generator_hash()}-{boards_hash()}"
                f"-verilator{verilator_version()}")
@@ -67,7 +68,7 @@ class SimBoard:
             top = PCSystem(self.spec, self.lanes, divisor=self.divisor,
                            timeout_cycles=self.timeout_cycles, weights=self.weights,
                            link_batch=self.link_batch,
-                           hard_multipliers=self.hard_multipliers)
+                           hard_multipliers=self.hard_multipliers, rows=self.rows)
             atomic_write(vfile, simulation_verilog(top, BOARD_TOP, self.hard_multipliers))
         # optimised C++: the UART sessions simulate millions of cycles (-O0 ran them at less
         # than half the speed for ~15 s less compiling)
@@ -79,7 +80,8 @@ class SimBoard:
         """Run the board bench on ``job`` (see :mod:`pcforge.boards.simulated_bench`)."""
         if not hasattr(self, "runner"):
             self.build()
-        job = {"spec": self.spec.to_dict(), "lanes": self.lanes, "divisor": self.divisor,
+        job = {"spec": self.spec.to_dict(), "lanes": self.lanes, "rows": self.rows,
+               "divisor": self.divisor,
                "timeout_cycles": self.timeout_cycles, **job}
         t0 = time.perf_counter()
         res = run_cocotb(self.runner, bench, BOARD_TOP, self.dir, job)

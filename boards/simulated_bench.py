@@ -199,7 +199,7 @@ async def start_board(dut) -> tuple:
 @cocotb.test()
 async def board_over_uart(dut):
     job, transport = await start_board(dut)
-    link = PCLink(transport, PCSpec.from_dict(job["spec"]), job["lanes"])
+    link = PCLink(transport, PCSpec.from_dict(job["spec"]), job["lanes"], job.get("rows", 1))
     res = await bridge(session)(link, job)
     res["total_cycles"] = int(get_sim_time("ns") // PERIOD_NS)
     with open(os.environ["PCFORGE_RESULT"], "w") as f:

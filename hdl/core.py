@@ -194,6 +194,7 @@ class PCCore(wiring.Component):
         every lane a second multiplier and every weight and bias memory an odd-row half, and
         halves the tokens of every weight sweep (an even lane count; not with
         ``delayed_feedback``, incremental learning or SPRAM weights)."""
+        self._MustUse__silence = True        # a core refused below is not "never used"
         self.spec = spec
         self.rows = int(rows)
         self.geometry = g = check_buildable(spec, lanes, self.rows)
@@ -234,7 +235,22 @@ class PCCore(wiring.Component):
             "target": Target, "layer": range(L + 1), "bank": range(max(P, 2)),
             "addr": range(max(max_depth, 2))})
         self.control_layout = control_layout(spec)
-        # memories (created here so that testbenches can look inside them)
+        self._make_memories(g, weights)        # (so that testbenches can look inside)
+        super().__init__({
+            "host_write": In(stream.Signature(self.host_layout)),
+            "host_read": In(stream.Signature(self.read_layout)),
+            "read_data": Out(stream.Signature(signed(HOST_DATA_WIDTH))),
+            "control": In(stream.Signature(self.control_layout)),
+            "busy": Out(1), "paused": Out(1), "done": Out(1),
+            "busy_reg": Out(1), "paused_reg": Out(1),
+            "iteration": Out(range(spec.iterations + 2)),
+            "cycles": Out(32),
+        })
+        del self._MustUse__silence            # built: Amaranth's own rule again
+
+    def _make_memories(self, g: CoreGeometry, weights):
+        """Every memory of the core (see the module docstring), as attributes."""
+        spec, P, L, F = self.spec, self.lanes, self.spec.L, self.spec.formats
         X, E, B = F.x, F.e, F.b
 
         def mem(shape, words, init=(), huge=False):
@@ -284,16 +300,6 @@ class PCCore(wiring.Component):
         self.row_acc_mem = mem(signed(self.acc_width), acc_words) if acc_words else None
         self.row_acc_mem_odd = (mem(signed(self.acc_width), acc_words)
                                 if acc_words and self.rows == 2 else None)
-        super().__init__({
-            "host_write": In(stream.Signature(self.host_layout)),
-            "host_read": In(stream.Signature(self.read_layout)),
-            "read_data": Out(stream.Signature(signed(HOST_DATA_WIDTH))),
-            "control": In(stream.Signature(self.control_layout)),
-            "busy": Out(1), "paused": Out(1), "done": Out(1),
-            "busy_reg": Out(1), "paused_reg": Out(1),
-            "iteration": Out(range(spec.iterations + 2)),
-            "cycles": Out(32),
-        })
 
     @classmethod
     def interface(cls, spec: PCSpec, lanes: int, **options) -> "PCCore":

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model.arch.cycles import cycle_report
+from ..model.arch.cycles import cycle_report, multipliers_per_lane
 from ..model.arch.schedule import PIPELINE_DEPTH
 from ..model.files import atomic_write, atomic_write_json
 from ..model.spec import PCSpec
@@ -88,15 +88,23 @@ def manifest(spec: PCSpec, lanes: int, core, verilog: str) -> dict:
     for p, mem in enumerate(core.c_mem):
         mems.append({"kind": "cache", "layer": None, "lane": p, "depth": mem.depth,
                      "width": mem.shape.width, "layer_offsets": core.c_base[1:]})
-    for kind, table in (("x", core.x_mem), ("e", core.e_mem), ("w", core.w_mem)):
+    w_tables = [("w", core.w_mem)] + ([("w_odd", core.w_mem_odd)] if core.rows == 2 else [])
+    for kind, table in [("x", core.x_mem), ("e", core.e_mem)] + w_tables:
         for k, banks in enumerate(table):
             for p, mem in enumerate(banks or []):
                 mems.append({"kind": kind, "layer": k, "lane": p, "depth": mem.depth,
                              "width": mem.shape.width})
-    for k, mem in enumerate(core.b_mem):
-        if mem is not None:
-            mems.append({"kind": "b", "layer": k, "lane": None, "depth": mem.depth,
-                         "width": mem.shape.width})
+    for kind, table in [("b", core.b_mem)] + ([("b_odd", core.b_mem_odd)]
+                                               if core.rows == 2 else []):
+        for k, mem in enumerate(table):
+            if mem is not None:
+                mems.append({"kind": kind, "layer": k, "lane": None, "depth": mem.depth,
+                             "width": mem.shape.width})
+    weight_bank = ("W_l[i, j]: lane j % lanes, address i * ceil(n_{l-1} / lanes) + j // lanes"
+                   if core.rows == 1 else
+                   "W_l[i, j]: lane j % lanes, memory w (i even) or w_odd (i odd), word "
+                   "(i // 2) * ceil(n_{l-1} / lanes) + j // lanes; host address 2 * word + "
+                   "i % 2; b_l[i]: memory b or b_odd by i % 2, word i // 2, host address i")
     return {
         "top": TOP_NAME,
         "verilog": f"{TOP_NAME}.v",
@@ -104,14 +112,15 @@ def manifest(spec: PCSpec, lanes: int, core, verilog: str) -> dict:
         "spec_digest": spec.digest,
         "spec_name": spec.name,
         "lanes": lanes,
+        "rows": core.rows,
+        "multipliers": lanes * multipliers_per_lane(spec, core.rows),
         "pipeline_depth": PIPELINE_DEPTH,
         "parameters": {"sizes": list(spec.sizes), "activations": list(spec.activations),
                        "iterations": spec.iterations, "init": spec.init,
                        "formats": F.to_dict(), "gamma": spec.gamma.to_dict(),
                        "acc_width": core.acc_width},
         "geometry": {"node_bank": "node j of layer k: lane j % lanes, address j // lanes",
-                     "weight_bank": "W_l[i, j]: lane j % lanes, address "
-                                    "i * ceil(n_{l-1} / lanes) + j // lanes",
+                     "weight_bank": weight_bank,
                      "depths": [g.depth(k) for k in range(spec.n_layers)]},
         # the targets this core has (pin: network.node_clamp; alpha: rates.alpha_runtime)
         "host_targets": {k: v for k, v in TARGET.items()
@@ -119,7 +128,7 @@ def manifest(spec: PCSpec, lanes: int, core, verilog: str) -> dict:
                                                                  or spec.alpha_runtime)},
         "ports": _ports(core),
         "memories": mems,
-        "estimated_cycles": {name: cycle_report(spec, lanes, mask).as_dict()
+        "estimated_cycles": {name: cycle_report(spec, lanes, mask, rows=core.rows).as_dict()
                              for name, mask in sorted(spec.clamp.items())},
     }
 

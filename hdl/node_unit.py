@@ -66,9 +66,8 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
     # ---- node-unit operands -----------------------------------------------------
     tok_row = pl.tokens[S["row"]]
     preds = [Signal(signed(A + 1), name="pred" + ("_odd" if h else "")) for h in range(R)]
-    for h in range(R):
-        m.d.comb += preds[h].eq((inp.acc_row[h] << (Facc - X.frac - Wf.frac))
-                                + (inp.b_row[h] << (Facc - Bf.frac)))
+    m.d.comb += [preds[h].eq((inp.acc_row[h] << (Facc - X.frac - Wf.frac))
+                             + (inp.b_row[h] << (Facc - Bf.frac))) for h in range(R)]
     acc_n = [Signal(signed(A + 1), name=f"acc_n_{p}", reset_less=True) for p in range(P)]
     x_n = [Signal(signed(X.width), name=f"x_n_{p}", reset_less=True) for p in range(P)]
     fbs_n = pl.carry(inp.fb_row, "fbs", S["node"])                           # Σ W e (fe + fw)
@@ -76,13 +75,7 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
         pred = preds[p % R]
         with m.Switch(tok_row.op):
             with m.Case(Op.PRED):
-                x_pred = xs[p % R][S["row"]]
-                if early:
-                    # feed-forward: x·2^s − acc is formed with the rail on the sum's side
-                    # (used when X(acc) saturates; else the residual below)
-                    x_pred = Mux(tok_row.nop == NodeOp.FF,
-                                 Mux(pred[-1], X.min_int, X.max_int), x_pred)
-                m.d.sync += [acc_n[p].eq(pred), x_n[p].eq(x_pred)]
+                m.d.sync += [acc_n[p].eq(pred), x_n[p].eq(xs[p % R][S["row"]])]
             with m.Case(Op.FB, Op.NODE):
                 m.d.sync += [acc_n[p].eq(inp.raw_c[p]), x_n[p].eq(xl[p][S["row"]])]
             if delayed:
@@ -92,8 +85,16 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
                                                xl[p][S["row"]]))]
 
     # ---- x·2^s − acc ---------------------------------------------------------------
-    tok_diff = pl.tokens[S["diff"]]
-    diff = [pl.stage((x_n[p] << (Facc - X.frac)) - acc_n[p], f"diff_{p}_s", S["diff"])
+    tok_diff, tok_node = pl.tokens[S["diff"]], pl.tokens[S["node"]]
+    x_sub = x_n
+    if early:
+        # feed-forward: x·2^s − acc is formed with the rail on the sum's side (used when X(acc)
+        # saturates; else the residual below), chosen here from the lane's own registered sum
+        # (timing: chosen from the shared sum before its registers, the sign bit's route to
+        # every lane set the 16-lane ECP5's fmax, 91.79 MHz)
+        ff_n = (tok_node.op == Op.PRED) & (tok_node.nop == NodeOp.FF)
+        x_sub = [Mux(ff_n, Mux(acc_n[p][-1], X.min_int, X.max_int), x_n[p]) for p in range(P)]
+    diff = [pl.stage((x_sub[p] << (Facc - X.frac)) - acc_n[p], f"diff_{p}_s", S["diff"])
             for p in range(P)]
     acc_d, fbs_d = pl.carry(acc_n, "acc", S["diff"]), pl.carry(fbs_n, "fbs", S["diff"])
     x_d = pl.carry(x_n, "x", S["diff"])

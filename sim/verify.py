@@ -140,14 +140,16 @@ def run_cases(cases: list, *, group: int = 12, stall: float = 0.25, workers: int
 
 def verify_random_specs(n: int, *, first_seed: int = 0, group: int = 12,
                         progress=None, executor: str = "local", workers: int | None = None,
-                        scheduler: str | None = None) -> dict:
-    """Verify ``n`` random cases (seeds ``first_seed`` … ``first_seed + n − 1``); returns a
-    JSON-able report: counts of specs, samples, compared words, the coverage (schedules,
-    learning rules, masks, activations) and every failing case with its seed."""
+                        scheduler: str | None = None, rows: int = 1) -> dict:
+    """Verify ``n`` random cases (seeds ``first_seed`` … ``first_seed + n − 1``; ``rows``: for
+    cores of that many rows per token); returns a JSON-able report: counts of specs, samples,
+    compared words, the coverage (schedules, learning rules, masks, activations) and every
+    failing case with its seed."""
     t0 = time.perf_counter()
-    cases = [random_case(first_seed + k) for k in range(n)]
+    cases = [random_case(first_seed + k, rows=rows) for k in range(n)]
     results = run_cases(cases, group=group, progress=progress, executor=executor,
-                        workers=workers, scheduler=scheduler)
+                        workers=workers, scheduler=scheduler,
+                        core_options={"rows": rows} if rows != 1 else None)
     failures, words, cycles, stopped = [], 0, 0, 0
     for c, run in zip(cases, results):
         bad = [f"sample {i}: {m[:6]}" for i, m in enumerate(run.mismatches) if m]
@@ -183,7 +185,7 @@ def verify_random_specs(n: int, *, first_seed: int = 0, group: int = 12,
     return {"specs": n, "first_seed": first_seed, "samples": sum(len(c.samples) for c in cases),
             "passed": n - len(failures), "failed": len(failures), "failures": failures,
             "compared_words": words, "core_cycles": cycles, "coverage": coverage,
-            "group": group, "wall_s": round(time.perf_counter() - t0, 1)}
+            "group": group, "rows": rows, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
 def _count(items) -> dict:

@@ -215,34 +215,37 @@ def test_digits_through_the_simulated_uart_board_equal_fixed_pcn(digits_fixed):
 
 
 @pytest.mark.xdist_group("board_sim")
-def test_ulx3s_logic_with_its_hard_multipliers_through_the_simulated_board(digits_fixed):
+@pytest.mark.parametrize("rows", [1, 2])
+def test_ulx3s_logic_with_its_hard_multipliers_through_the_simulated_board(digits_fixed, rows):
     """The ULX3S's bitstream logic (its profile's core options: MULT18X18D blocks with their
-    registers, here at 2 lanes) under Verilator with the blocks' simulation model, driven over
-    the UART: training-mask relaxations (input and label clamped, T iterations) give every x
-    and e of FixedPCN and the cycle model's cycles; BATCH gives FixedPCN's outputs."""
+    registers, here at 2 lanes, with one or two rows per token) under Verilator with the
+    blocks' simulation model, driven over the UART by the host driver (which loads the weights
+    at the addresses of the core's rows per token, and refuses a board of another kind):
+    training-mask relaxations (input and label clamped, T iterations) give every x and e of
+    FixedPCN and the cycle model's cycles; BATCH gives FixedPCN's outputs."""
     from pcforge.boards.simulated import SimBoard
     from pcforge.model.arch.cycles import cycle_report
     from pcforge.model.data import one_hot
     spec, fx, xq = digits_fixed
     lanes = 2
-    board = SimBoard.for_board(BOARDS["ulx3s"], spec, lanes)
+    board = SimBoard.for_board(BOARDS["ulx3s"], spec, lanes, rows=rows)
     assert board.hard_multipliers == "ecp5"
     board.build()
     verilog = (board.dir / "hdl" / "pcforge_board.v").read_text()
-    assert verilog.count("  MULT18X18D #(") == lanes and "module MULT18X18D #(" in verilog
+    assert verilog.count("  MULT18X18D #(") == lanes * rows and "module MULT18X18D #(" in verilog
     labels = fx.quantize(one_hot(np.arange(len(xq)) % spec.sizes[-1], spec.sizes[-1]))
     res = board.run({"W": [w.tolist() for w in fx.W], "b": [v.tolist() for v in fx.b],
                      "samples": [{0: x.tolist(), spec.L: y.tolist()}
                                  for x, y in zip(xq, labels)], "mask": "training",
                      "batches": [{"inputs": xq.tolist(), "argmax": False}]})
-    assert res["design"]["lanes"] == lanes
+    assert res["design"]["lanes"] == lanes and res["design"]["rows"] == rows
     for i, run in enumerate(res["runs"]):
         ref = fx.relax({0: xq[i:i + 1], spec.L: labels[i:i + 1]}, "training")
         for k in range(spec.n_layers):
             assert np.array_equal(run["x"][k], ref.x[k][0]), (i, k)
         for k in range(1, spec.n_layers):
             assert np.array_equal(run["e"][k - 1], ref.e[k][0]), (i, k)
-        assert run["cycles"] == cycle_report(spec, lanes, "training",
+        assert run["cycles"] == cycle_report(spec, lanes, "training", rows=rows,
                                              iterations=ref.iterations[0]).total
     (words,) = res["batch"]
     assert np.array_equal(words["results"], fx.relax({0: xq}, "inference").x[spec.L])

@@ -69,13 +69,16 @@ def test_loading_the_fast_math_build_leaves_subnormals_alone(c_fn):
     assert tiny / 2 != 0.0 and np.nextafter(0.0, 1.0) > 0.0
 
 
-def test_lane_counts_take_an_optional_clock_and_seed():
-    """``--ulx3s-lanes 8,16@85,16/2``: each lane count at the board's clock or at the one given,
-    with the build's placer seed or the one given; a malformed item names itself and the
-    form."""
-    assert bw.parse_lane_clocks("8, 16@85,16/2, 16@90/3,") == [
-        (8, None, None), (16, 85.0, None), (16, None, 2), (16, 90.0, 3)]
-    with pytest.raises(SystemExit, match=r"'16@fast'.*LANES\[@MHz\]\[/SEED\]"):
+def test_lane_counts_take_optional_rows_clock_and_seed():
+    """``--ulx3s-lanes 8,16@85,16/2,16x2``: each lane count with one or two rows per token, at
+    the board's clock or at the one given, with the build's placer seed or the one given; a
+    malformed item names itself and the form."""
+    assert bw.parse_lane_clocks("8, 16@85,16/2, 16@90/3,16x2, 16x2@95/2") == [
+        (8, None, None, 1), (16, 85.0, None, 1), (16, None, 2, 1), (16, 90.0, 3, 1),
+        (16, None, None, 2), (16, 95.0, 2, 2)]
+    with pytest.raises(SystemExit, match=r"'16@fast'.*LANES\[xROWS\]\[@MHz\]\[/SEED\]"):
         bw.parse_lane_clocks("8,16@fast")
     with pytest.raises(SystemExit, match="'16/x'"):
         bw.parse_lane_clocks("16/x")
+    with pytest.raises(SystemExit, match="'16xx'"):
+        bw.parse_lane_clocks("16xx")

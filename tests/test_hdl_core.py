@@ -8,6 +8,7 @@ rule: the Python simulator runs ~500 cycles/s, so the larger random sweeps run t
 Verilog (``tests/test_verilator.py``: 120 networks with idle cycles, back-pressure and random
 masks; ``pcforge verify`` for thousands)."""
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -67,6 +68,42 @@ def test_core_equals_fixed_model_on_random_specs(seed):
         ref = FixedPCN(spec, W, b).relax(c, mask, trace=True)
         assert_run_matches(run, ref, spec, f"sample {i}; {where}")
         assert run.cycles == cycle_report(spec, lanes, mask,
+                                          iterations=ref.iterations[0]).total, where
+
+
+@pytest.mark.parametrize("seed", range(max(6, N_RANDOM // 6)))
+def test_core_with_two_rows_per_token_equals_fixed_model(seed):
+    """Two rows per token (``PCCore(rows=2)``: two multipliers per lane, odd-row weight and bias
+    halves): random networks — odd row counts, pins, learning after relaxation, a run-time α —
+    every x and e after every iteration (inference, traced) or every weight and bias after
+    every sample (learning) and the cycles equal FixedPCN and the cycle model; every memory
+    port's address inside its memory on every cycle."""
+    from pcforge.sim.verify import random_case as verify_case
+    c = verify_case(9100 + seed, rows=2, samples=2)
+    if seed % 2:                    # every other case relaxes only, traced every iteration
+        c = replace(c, learn=False)
+    spec, lanes = c.spec, c.lanes
+    where = (f"replay: verify.random_case({9100 + seed}, rows=2) — sizes {spec.sizes}, lanes "
+             f"{lanes}, mask {c.mask}, learn {c.learn}")
+    runs = run_core(PCCore(spec, lanes, rows=2), c.W, c.b, c.samples, c.mask, learn=c.learn,
+                    trace=not c.learn, check_addresses=True, pins=c.pins, alpha=c.alpha)
+    net = FixedPCN(spec, c.W, c.b)
+    for i, (s, run) in enumerate(zip(c.samples, runs)):
+        if c.alpha is not None:
+            net.set_alpha(c.alpha[i])
+        pins = ({k: np.asarray(v, bool)[None] for k, v in c.pins[i].items()}
+                if c.pins else None)
+        ref = net.relax({k: np.asarray(v)[None] for k, v in s.items()}, c.mask, trace=True,
+                        pins=pins, learning=spec.learning if c.learn else None)
+        if c.learn:
+            for l in range(spec.L):
+                assert np.array_equal(run.W[l], net.W[l]), f"W_{l + 1}, sample {i}; {where}"
+                assert np.array_equal(run.b[l], net.b[l]), f"b_{l + 1}, sample {i}; {where}"
+            for k in range(spec.n_layers):
+                assert np.array_equal(run.x[k], ref.x[k][0]), f"x_{k}, sample {i}; {where}"
+        else:
+            assert_run_matches(run, ref, spec, f"sample {i}; {where}")
+        assert run.cycles == cycle_report(spec, lanes, c.mask, learn=c.learn, rows=2,
                                           iterations=ref.iterations[0]).total, where
 
 

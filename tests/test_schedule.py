@@ -34,10 +34,15 @@ def test_cycle_model_and_schedule_walk_agree(seed):
     rng = np.random.default_rng(900 + seed)
     spec = random_spec(rng, iterations=(1, 5))
     lanes = int(rng.integers(1, 9))
-    sch = schedule(spec, lanes)
-    for mask, learn in sch.scenarios():
-        total = cycle_report(spec, lanes, mask, learn=learn).total
-        assert total == sch._walk(mask, learn, drain=False)[0]
+    # two rows per token where the core has them (an even lane count, the synchronous
+    # schedule, no incremental learning)
+    rows = 2 if (lanes % 2 == 0 and spec.schedule == "synchronous"
+                 and spec.learning != "incremental") else 1
+    for r in sorted({1, rows}):
+        sch = schedule(spec, lanes, r)
+        for mask, learn in sch.scenarios():
+            total = cycle_report(spec, lanes, mask, learn=learn, rows=r).total
+            assert total == sch._walk(mask, learn, drain=False)[0]
 
 
 def _exactness_case(sizes, acts, lanes):
@@ -54,10 +59,10 @@ def _exactness_case(sizes, acts, lanes):
     return spec, lanes, W, b, mask, [random_clamped(spec, mask, rng) for _ in range(2)]
 
 
-def _bit_exact(spec, lanes, W, b, mask, samples, sch):
+def _bit_exact(spec, lanes, W, b, mask, samples, sch, rows=1):
     """Run the samples without pausing (a pause drains the pipeline and would hide a hazard
     across iterations) and compare the final x and e with FixedPCN."""
-    core = PCCore(spec, lanes)
+    core = PCCore(spec, lanes, rows=rows)
     core.schedule = sch
     runs = run_core(core, W, b, [{k: v[0] for k, v in s.items()} for s in samples], mask,
                     trace=False)
@@ -94,6 +99,71 @@ def test_waits_are_exact(sizes, acts, lanes):
         if _bit_exact(spec, lanes, W, b, mask, samples, short):
             missed.append(sch.slots[slot].kind + str(sch.slots[slot].layer))
     assert not missed, f"shortened waits of {missed} went unnoticed"
+
+
+@pytest.mark.parametrize("sizes,acts,lanes", [
+    ((9, 11, 9), ("identity", "relu"), 2),
+    ((12, 7, 10, 6), ("relu", "identity", "identity"), 4),
+    ((40, 7, 3), ("identity", "relu"), 2)])
+def test_waits_are_exact_with_two_rows_per_token(sizes, acts, lanes):
+    """The same with two rows per token (odd row counts: the last pair's odd row does not
+    exist): the hazard walk's read and write order of pairs is the core's — the smallest waits
+    are bit-exact, any one a cycle shorter is caught. The first two networks' prediction
+    sweeps go by columns where their pairs are ≥ 4, the last one's row by row."""
+    spec, lanes, W, b, mask, samples = _exactness_case(sizes, acts, lanes)
+    g = CoreGeometry(spec, lanes, 2)
+    by_col = [pred_by_columns(g, l) for l in range(1, spec.L + 1)]
+    assert any(by_col) if sizes[0] < 40 else not any(by_col)
+    sch = schedule(spec, lanes, 2).for_run(mask)
+    assert _bit_exact(spec, lanes, W, b, mask, samples, sch, 2), "the smallest waits broke it"
+    used = sorted({(v.slot, v.alt) for v in sch.visits(mask)
+                   if v.job is not None and sch.waits[v.slot][v.alt] > 0})
+    assert len(used) >= 2, "this run has too few hazard waits to shorten"
+    missed = []
+    for slot, alt in used:
+        waits = [list(w) for w in sch.waits]
+        waits[slot][alt] -= 1
+        short = replace(sch, waits=tuple(tuple(w) for w in waits))
+        if _bit_exact(spec, lanes, W, b, mask, samples, short, 2):
+            missed.append(sch.slots[slot].kind + str(sch.slots[slot].layer))
+    assert not missed, f"shortened waits of {missed} went unnoticed"
+
+
+def test_two_rows_per_token_geometry_and_refusals():
+    """Two rows per token: every weight has its own (lane, host address), the address's low bit
+    its row's parity and its word inside the half's depth; every weight sweep takes half the
+    tokens (rounded up); the cycle model counts two multipliers per lane. Refused with the fix
+    named: an odd lane count, the one-sweep schedule, incremental learning, SPRAM weights."""
+    from pcforge.model import SpecError
+    spec = random_spec(np.random.default_rng(3), n_layers=(3, 3), size=(5, 13),
+                       schedules=("synchronous",)).replace(learning="after_relaxation")
+    for lanes in (2, 4, 6):
+        g1, g2 = CoreGeometry(spec, lanes), CoreGeometry(spec, lanes, 2)
+        for l in range(1, spec.L + 1):
+            n, m = spec.sizes[l], spec.sizes[l - 1]
+            seen = {g2.weight_location(l, i, j) for i in range(n) for j in range(m)}
+            assert len(seen) == n * m
+            for i in range(n):
+                for j in range(m):
+                    p, a = g2.weight_location(l, i, j)
+                    assert p == g1.weight_location(l, i, j)[0] and a & 1 == i & 1
+                    assert a >> 1 < g2.weight_depth(l)
+            assert g2.pred_tokens(l) == -(-n // 2) * g1.depth(l - 1)
+            assert 2 * g2.pred_tokens(l) - g1.pred_tokens(l) in (0, g1.depth(l - 1))
+        r1 = cycle_report(spec, lanes, "training", learn=True)
+        r2 = cycle_report(spec, lanes, "training", learn=True, rows=2)
+        assert r2.total < r1.total and r2.useful_macs == r1.useful_macs
+        assert r2.as_dict()["multipliers"] == 2 * lanes
+    with pytest.raises(SpecError, match="even lane count"):
+        schedule(spec, 3, 2)
+    with pytest.raises(SpecError, match="delayed_feedback"):
+        schedule(spec.replace(schedule="delayed_feedback"), 2, 2)
+    with pytest.raises(SpecError, match="incremental"):
+        PCCore(spec.replace(learning="incremental"), 2, rows=2)
+    with pytest.raises(SpecError, match="SPRAM"):
+        PCCore(spec, 2, rows=2, spram_weights=(1,))
+    with pytest.raises(SpecError, match="1 or 2 rows"):
+        CoreGeometry(spec, 2, 3)
 
 
 def test_every_spec_gets_waits_for_every_mask():

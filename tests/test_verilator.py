@@ -207,6 +207,40 @@ def test_ecp5_hard_multipliers_bit_exact_through_verilator():
     assert sum(c.learn for c in cases) >= 3
 
 
+def test_two_rows_per_token_bit_exact_through_verilator():
+    """Cores of two rows per token (``rows=2``: two multipliers per lane, the weights and
+    biases of odd rows in halves of their own) under Verilator: random networks as ``pcforge
+    verify`` draws them for such cores (the synchronous schedule; odd row counts, pins, a
+    run-time α, learning after relaxation with every weight read back) and the digits default
+    at 16 lanes, training on chip and classifying — every x and e of every iteration, every
+    weight after learning and the cycles equal FixedPCN and the cycle model."""
+    from pcforge.model.arch.geometry import CoreGeometry
+    from pcforge.model.arch.schedule import pred_by_columns
+    cases = [random_case(9300 + seed, rows=2) for seed in range(24)]
+    spec = digits_spec(iterations=6)
+    rng = np.random.default_rng(73)
+    W, b = random_int_weights(spec, rng, scale=0.1)
+    for mask, learn in ((spec.clamp["training"], True), (spec.clamp["inference"], False)):
+        cases.append(VerifyCase(seed=-3, spec=spec, lanes=16, W=W, b=b, mask=mask, learn=learn,
+                                samples=[{k: v[0] for k, v in
+                                          random_clamped(spec, mask, rng).items()}
+                                         for _ in range(2)]))
+    runs = run_cases(cases, group=13, core_options={"rows": 2})
+    for case, run in zip(cases, runs):
+        for i, bad in enumerate(run.mismatches):
+            assert not bad, f"{case.name} (rows 2) sample {i}: {bad[:6]}"
+    # what the cases reach: odd row counts, both sweep orders, learning, per-node clamps
+    odd = by_col = by_row = 0
+    for c in cases:
+        g = CoreGeometry(c.spec, c.lanes, 2)
+        for l in range(1, c.spec.L + 1):
+            odd += c.spec.sizes[l] % 2
+            by_col += pred_by_columns(g, l)
+            by_row += not pred_by_columns(g, l)
+    assert odd and by_col and by_row
+    assert sum(c.learn for c in cases) >= 8 and sum(bool(c.pins) for c in cases) >= 3
+
+
 def test_mnist_shaped_network_with_spram_weights_bit_exact_through_verilator():
     """The iCEBreaker's 784-64-10 (issue 16, items 4 and 5): its first weight memory single-
     ported as the SPRAMs need (``spram_weights``: one address for reads and writes), random

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..boards.profiles import BOARDS
-from .common import (BOARD, FORCE_OPTION, POSITIVE_FLOAT, build_and_report, errors, load_weights,
+from .common import (BOARD, FORCE_OPTION, POSITIVE_FLOAT, ROWS_OPTION, build_and_report, errors, load_weights,
                      output_folder)
 
 __all__ = ["build", "BUILD_OUTPUTS"]
@@ -28,13 +28,14 @@ _CLOCKS = ", ".join(f"{b.name} {b.clock_mhz:g}" for b in BOARDS.values())
               help=f"MAC lanes (default: the board's: {_DEFAULTS}).")
 @click.option("--clock", "clock_mhz", type=POSITIVE_FLOAT, default=None,
               help=f"Core clock in MHz (default: the board's: {_CLOCKS}).")
+@ROWS_OPTION
 @click.option("--ignore-estimate", is_flag=True,
               help="Build even when the pre-synthesis estimate says the design does not fit "
                    "(its LUT/FF counts are rough; nextpnr has the last word).")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Output folder: the bitstream, report.json, report.md, nextpnr.log.")
 @FORCE_OPTION
-def build(board, spec_path, weights_path, lanes, clock_mhz, ignore_estimate, out, force):
+def build(board, spec_path, weights_path, lanes, clock_mhz, rows, ignore_estimate, out, force):
     """Bitstream (Yosys + nextpnr from YoWASP wheels) + report.json/report.md: clock, post-route
     fmax and timing, LUT/FF/DSP/BRAM used, available and estimated. Cached by spec, lanes,
     clock, weights and toolchain version. A design that cannot fit is refused before
@@ -50,7 +51,7 @@ def build(board, spec_path, weights_path, lanes, clock_mhz, ignore_estimate, out
             fx = FixedPCN.from_float(spec, load_weights(weights_path, spec))
             weights = (fx.W, fx.b)
         rep = build_and_report(board, spec, Path(out), weights=weights, lanes=lanes,
-                               clock_mhz=clock_mhz, ignore_estimate=ignore_estimate)
+                               clock_mhz=clock_mhz, ignore_estimate=ignore_estimate, rows=rows)
         if not rep["timing_met"]:
             raise click.ClickException(
                 f"timing not met: fmax {rep['fmax_mhz']:.2f} MHz < {rep['clock_mhz']:.3f} MHz; "

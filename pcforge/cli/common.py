@@ -27,7 +27,8 @@ from ..model.weights import WeightsError
 from ..sim.simulators import SIMULATORS
 from ..sim.toolchain import ToolMissing
 
-__all__ = ["console", "errors", "status", "progress", "write_json", "FORCE_OPTION", "load_weights",
+__all__ = ["console", "errors", "status", "progress", "write_json", "FORCE_OPTION", "ROWS_OPTION",
+           "load_weights",
            "executor_options",
            "output_folder", "output_file", "spec_from_options", "load_input",
            "ACTIVATION", "LEARNING_RULE", "STOP_RULE", "BOARD", "SIMULATOR_OPTION", "build_and_report",
@@ -149,6 +150,12 @@ def _plain_progress(label: str):
         th.join()
     console.print(f"{label}: done in {time.perf_counter() - t0:.1f} s")
 
+
+ROWS_OPTION = click.option(
+    "--rows", type=click.Choice(["1", "2"]), default="1", show_default=True,
+    callback=lambda ctx, param, v: int(v),
+    help="Rows per token: 2 gives each lane a second multiplier and halves every weight "
+         "sweep (an even --lanes; the synchronous schedule, no incremental learning).")
 
 FORCE_OPTION = click.option(
     "--force", is_flag=True, default=False,

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..boards.profiles import BOARDS, board_profile
 from ..model.train import ALPHA_SCHEDULES
-from .common import (BOARD, FORCE_OPTION, POSITIVE_FLOAT, clamp_options, clamped_values, console, errors,
+from .common import (BOARD, FORCE_OPTION, POSITIVE_FLOAT, ROWS_OPTION, clamp_options, clamped_values, console, errors,
                      load_weights, output_folder, progress, spec_from_options, status,
                      write_json)
 
@@ -87,6 +87,7 @@ def _board_options(f):
                      help="The spec the bitstream was built for (default: the digits spec)."),
         click.option("--lanes", type=click.IntRange(min=1), default=None,
                      help="Lanes of the bitstream (default: the board's)."),
+        ROWS_OPTION,
         click.option("--baud", type=click.IntRange(min=1200), default=None,
                      help="UART rate (default: the board's)."),
         click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=2.0,
@@ -97,9 +98,10 @@ def _board_options(f):
     return f
 
 
-def connect(port, board, spec_path, lanes, baud, timeout_s, check=True, spec=None):
+def connect(port, board, spec_path, lanes, baud, timeout_s, check=True, spec=None, rows=1):
     """A ``PCLink`` to the board at ``port`` for ``spec`` (or the spec at ``spec_path``, or the
-    digits default), its design checked unless ``check`` is false: (link, spec, lanes)."""
+    digits default) and a core of ``rows`` rows per token, its design checked unless ``check``
+    is false: (link, spec, lanes)."""
     from ..boards.frame import LinkError
     from ..boards.host import PCLink, SerialTransport
     from ..model.presets import digits_spec
@@ -109,7 +111,7 @@ def connect(port, board, spec_path, lanes, baud, timeout_s, check=True, spec=Non
         spec = PCSpec.load(spec_path) if spec_path else digits_spec()
     lanes = lanes or profile.lanes
     try:
-        link = PCLink(SerialTransport(port, baud or profile.baud, timeout_s), spec, lanes)
+        link = PCLink(SerialTransport(port, baud or profile.baud, timeout_s), spec, lanes, rows)
     except (OSError, LinkError) as exc:
         raise click.ClickException(
             f"cannot open {port}: {exc}. Is the board plugged in ({profile.serial_hint}), "
@@ -130,12 +132,13 @@ def board_group():
 
 @board_group.command("status", short_help="What the board holds and is doing.")
 @_board_options
-def board_status(port, board, spec_path, lanes, baud, timeout_s):
+def board_status(port, board, spec_path, lanes, rows, baud, timeout_s):
     """What the board holds and is doing: design id (= which spec), lanes, run state."""
     from ..boards.frame import LinkError
     from ..boards.system import design_id
     with errors():
-        link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s, check=False)
+        link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s, check=False,
+                                    rows=rows)
         try:
             st = link.status()
         except LinkError as exc:
@@ -171,7 +174,7 @@ def board_status(port, board, spec_path, lanes, baud, timeout_s):
               help="Classify with BATCH requests: several samples per frame, run back to back "
                    "on the board, only each output's argmax returned (inference mask only); "
                    "checked against FixedPCN's argmax and the cycle model's cycles.")
-def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, input_path,
+def board_infer(port, board, spec_path, lanes, rows, baud, timeout_s, weights_path, input_path,
                 mode, clamp_files, pin_files, limit, batch):
     """Relaxation on the board under any clamp mask (default: inference, the input clamped),
     every layer and cycle count compared with FixedPCN and the cycle model (needs --weights,
@@ -179,7 +182,7 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
     from ..model.arch.cycles import cycle_report
     from ..model.fixed_pcn import FixedPCN
     with errors():
-        link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s)
+        link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s, rows=rows)
         mask = spec.mask(mode)
         if all(mask):
             raise click.UsageError(f"mask '{mode}' clamps every layer: nothing to relax")
@@ -215,7 +218,8 @@ def board_infer(port, board, spec_path, lanes, baud, timeout_s, weights_path, in
                 pin = {k: v[i] for k, v in pins.items()}
                 r = link.infer(sample, mode, pins=pin)
                 ref = fx.relax({k: v[None, :] for k, v in sample.items()}, mode, pins=pin)
-                want = cycle_report(spec, lanes, mask, iterations=int(ref.iterations[0]))
+                want = cycle_report(spec, lanes, mask, iterations=int(ref.iterations[0]),
+                                    rows=link.rows)
                 same = all(np.array_equal(r["x"][k], ref.x[k][0])
                            for k in range(spec.n_layers)) and r["cycles"] == want.total
                 exact += same
@@ -254,7 +258,8 @@ def _board_batch(link, spec, lanes, fx, x0, labels, board):
     wall = time.perf_counter() - t0
     ref = fx.relax({0: x0}, "inference")
     want = np.argmax(ref.x[spec.L], axis=1)
-    model_cycles = sum(cycle_report(spec, lanes, "inference", iterations=int(i)).total
+    model_cycles = sum(cycle_report(spec, lanes, "inference", iterations=int(i),
+                                    rows=link.rows).total
                        for i in ref.iterations)
     same = int(np.sum(np.array(preds) == want))
     line = (f"{same}/{n} argmax equal to FixedPCN's; core cycles {cycles} "
@@ -290,7 +295,7 @@ def _board_batch(link, spec, lanes, fx, x0, labels, board):
               help="Output folder: spec.toml, weights.npz (read back from the board), "
                    "metrics.json.")
 @FORCE_OPTION
-def board_train(port, board, spec_path, lanes, baud, timeout_s, weights_path, epochs, limit,
+def board_train(port, board, spec_path, lanes, rows, baud, timeout_s, weights_path, epochs, limit,
                 check_every, seed, alpha_schedule, alpha_final, out, force):
     """On-chip learning over the link (input and label clamped, the spec's learning rule),
     FixedPCN learning the same samples in step; the weights are read back and compared every
@@ -306,7 +311,7 @@ def board_train(port, board, spec_path, lanes, baud, timeout_s, weights_path, ep
     with errors():
         if spec_path:
             spec_from_options(spec_path, (64,), "relu", None, None)    # digits-shaped?
-        link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s)
+        link, spec, lanes = connect(port, board, spec_path, lanes, baud, timeout_s, rows=rows)
         alphas = None
         if alpha_schedule != "constant" or alpha_final is not None:
             try:

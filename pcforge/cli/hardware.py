@@ -7,7 +7,7 @@ import click
 import numpy as np
 from rich.table import Table
 
-from .common import (FORCE_OPTION, SIMULATOR_OPTION, clamp_options, clamped_values, console,
+from .common import (FORCE_OPTION, ROWS_OPTION, SIMULATOR_OPTION, clamp_options, clamped_values, console,
                      errors, executor_options, load_weights, output_folder, progress, status,
                      write_json)
 
@@ -23,10 +23,11 @@ COMPARE_OUTPUTS = ("report.json", "report.md")
               help="Spec TOML (default: the built-in digits spec).")
 @click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True,
               help="MAC lanes P (the iCE40UP5K has 8 DSPs).")
+@ROWS_OPTION
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Output folder: pcforge_core.v, manifest.json, spec.toml.")
 @FORCE_OPTION
-def hdl_cmd(spec_path, lanes, out, force):
+def hdl_cmd(spec_path, lanes, rows, out, force):
     """Generate the core's Verilog and manifest from a spec (Amaranth's bundled Yosys)."""
     from ..hdl.emit import OUTPUTS, emit
     from ..model.presets import digits_spec
@@ -34,10 +35,12 @@ def hdl_cmd(spec_path, lanes, out, force):
     output_folder(out, OUTPUTS, force)
     with errors():
         spec = PCSpec.load(spec_path) if spec_path else digits_spec()
-        with status(f"elaborating and converting the core ({lanes} lanes)"):
-            res = emit(spec, lanes, out)
+        with status(f"elaborating and converting the core ({lanes} lanes, {rows} row(s) per "
+                    "token)"):
+            res = emit(spec, lanes, out, rows=rows)
         cyc = res.info["estimated_cycles"]
-        table = Table(title=f"pcforge_core — spec {spec.digest}, {lanes} lanes")
+        table = Table(title=f"pcforge_core — spec {spec.digest}, {lanes} lanes × {rows} "
+                            f"row(s) per token")
         for col in ("clamp mask", "cycles / inference", "per iteration", "MAC-lane utilisation"):
             table.add_column(col)
         for name, c in cyc.items():
@@ -188,9 +191,10 @@ def compare_and_report(spec, weights, out: Path, lanes: int, limit,
               help="Write verify.json (counts, coverage, failures) here.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Parallel Verilator builds (default: every core).")
+@ROWS_OPTION
 @executor_options("local")
 @FORCE_OPTION
-def verify_cmd(specs, first_seed, group, out, workers, executor, scheduler, force):
+def verify_cmd(specs, first_seed, group, out, workers, rows, executor, scheduler, force):
     """Verify many random networks through the emitted Verilog (Verilator, native harness):
     every x and e of every iteration, every weight after every update and every cycle count
     equal to FixedPCN and the cycle model — both schedules, both learning rules, named and
@@ -202,9 +206,10 @@ def verify_cmd(specs, first_seed, group, out, workers, executor, scheduler, forc
         with progress(f"verifying {specs} random networks") as cb:
             rep = verify_random_specs(specs, first_seed=first_seed, group=group, progress=cb,
                                       executor="dask" if scheduler else executor,
-                                      workers=workers, scheduler=scheduler)
+                                      workers=workers, scheduler=scheduler, rows=rows)
         t = Table(title=f"{specs} random networks (seeds {first_seed}…{first_seed + specs - 1})"
-                        f" through Verilator vs FixedPCN")
+                        f"{' of two rows per token' if rows == 2 else ''} through Verilator "
+                        "vs FixedPCN")
         for col in ("passed", "failed", "samples", "words compared", "core cycles", "wall s"):
             t.add_column(col, justify="right")
         t.add_row(str(rep["passed"]), str(rep["failed"]), str(rep["samples"]),
@@ -221,4 +226,4 @@ def verify_cmd(specs, first_seed, group, out, workers, executor, scheduler, forc
                               f"{f['what'][:3]}")
             raise click.ClickException(f"{rep['failed']} of {specs} networks differ from "
                                        "FixedPCN (replay: pcforge verify --specs 1 "
-                                       "--first-seed SEED)")
+                                       f"--first-seed SEED --rows {rows})")
