@@ -40,8 +40,8 @@ LUT_PER_LUTRAM = 2          # an ECP5 DPR16X4 occupies two LUT4 sites
 FF_BASE, FF_PER_LANE, FF_LINK = 1150, 1445, 250
 FIT_ACC_WIDTH = 42
 #: A lane of two rows per token against one of one row (its second multiplier's operand and
-#: product registers, the odd row's adder tree, learning unit and broadcast words): from the
-#: ULX3S digits builds at 16 lanes (see ``docs/boards.md``, "Two rows per token").
+#: product registers, the odd row's adder tree, learning unit and broadcast words): a first
+#: estimate; ``docs/boards.md`` ("Two rows per token") has what the 16 × 2 ULX3S build used.
 ROWS2_LANE_SCALE = 1.3
 ICE40_FF_CELL_SHARE = 0.75  # iCE40 logic cells ≈ LUTs + this share of the FFs (fitted)
 

@@ -22,6 +22,9 @@ Structure
 * **P node units** (one per lane): error e = E(x·2^s − acc), feedback ε = E(Σ W e), state update
   x ← X(x + round(γ (f'(x) ε − e))), feed-forward x = X(acc) (with its first errors where
   ``ff_writes_errors``), zero.
+* With ``rows = 2`` (two rows per token, ``docs/hardware.md``): a second multiplier per lane
+  for the odd row of every weight sweep, odd-row halves of every weight and bias memory, a
+  second adder tree, row accumulator and learning unit; the node units stay one per lane.
 * For ``schedule = "delayed_feedback"``: a second multiplier per lane and per-lane column
   accumulators, so that one row sweep of W_l feeds both W f(x) and W_lᵀ e_l(t−1); for
   incremental learning a second multiplier per lane forms e·f(x) beside W·e.
