@@ -41,8 +41,9 @@ SIMULATOR_NAMES = {"native": "Verilator + pcforge native harness", "cocotb": "co
 def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: int | None = None,
             chunk: int = 60, traced: int | None = None, simulator: str = "native",
             mask="inference", clamped: dict | None = None, labels=None,
-            progress=None, pins: dict | None = None) -> dict:
-    """Run the comparison (see the module docstring) under ``simulator``
+            progress=None, pins: dict | None = None, rows: int = 1) -> dict:
+    """Run the comparison (see the module docstring) under ``simulator`` (a core of ``lanes``
+    lanes and ``rows`` rows per token)
     (:data:`~pcforge.sim.simulators.SIMULATORS`); the first ``traced`` samples (default: every
     sample with the native harness, 2 under cocotb) are run with a pause after every iteration
     (every x and e checked, energy read back), the rest to their final state; ``progress(done,
@@ -82,7 +83,8 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     X = spec.formats.x
     model_s = time.perf_counter() - t0
 
-    core = emitted_core(spec, lanes, simulator=simulator)
+    core = emitted_core(spec, lanes, simulator=simulator,
+                        core_options={"rows": rows} if rows != 1 else None)
     core.build()
     if traced is None:
         traced = n if simulator == "native" else 2
@@ -98,7 +100,7 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
     # traced ones inside the testbench)
     # and the cycle counter of every sample against the cycle model's for the iterations
     # FixedPCN says it makes (all T, or fewer with the exact stop)
-    model_cyc = cycle_distribution(spec, lanes, rq.iterations, mask_t)
+    model_cyc = cycle_distribution(spec, lanes, rq.iterations, mask_t, rows=rows)
     exact = runs.bit_exact(rq, model_cyc)
     bad = runs.mismatches
     hw_out = X.to_float(hw_x[ro])
@@ -113,7 +115,8 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
                           "mean_abs_hw_minus_float": float(d.mean())})
     model_cycles = _cycle_summary(model_cyc)
     report = {
-        "spec_digest": spec.digest, "lanes": lanes, "simulator": SIMULATOR_NAMES[simulator],
+        "spec_digest": spec.digest, "lanes": lanes, "rows": rows,
+        "simulator": SIMULATOR_NAMES[simulator],
         "mask": mask if isinstance(mask, str) else list(mask_t), "clamped": list(mask_t),
         "pinned_nodes": {str(k): int(np.count_nonzero(v)) for k, v in pins.items()},
         "readout_layer": ro,
@@ -127,7 +130,7 @@ def compare(spec: PCSpec, weights: Weights, out_dir, *, lanes: int = 8, limit: i
         "stop": spec.stop,
         "iterations_run": {str(k): int(c) for k, c in
                            zip(*np.unique(rq.iterations, return_counts=True))},
-        "cycle_model_all_iterations": cycle_report(spec, lanes, mask_t).total,
+        "cycle_model_all_iterations": cycle_report(spec, lanes, mask_t, rows=rows).total,
         "per_layer": per_layer,
         "saturation_counts": fx.sat.as_dict(),
         "hw_float_argmax_agreement": float(np.mean(hw_out.argmax(1) == rf.x[ro].argmax(1))),

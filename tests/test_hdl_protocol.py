@@ -63,8 +63,37 @@ def test_words_follow_the_layout_and_fit_the_memories(seed):
     # the bitstream's initial memory contents are the host's words
     w_img, b_img = PCCore.weight_images(g, (W, b))
     for w in words:
-        img = w_img[w.layer][w.bank] if w.target == TARGET["w"] else b_img[w.layer]
+        img = w_img[0][w.layer][w.bank] if w.target == TARGET["w"] else b_img[0][w.layer]
         assert img[w.addr] == w.data
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_two_rows_per_token_words_land_in_their_halves(seed):
+    """Two rows per token: every host word names its own place — (lane, half, word) of a
+    weight, (half, word) of a bias — inside its memory, and the bitstream's initial contents
+    of each half are the words the host would write there."""
+    rng = np.random.default_rng(8300 + seed)
+    spec = random_spec(rng, schedules=("synchronous",)).replace(learning="after_relaxation")
+    P = 2 * int(rng.integers(1, 5))
+    core = PCCore(spec, P, rows=2)
+    g = core.geometry
+    W, b = random_int_weights(spec, rng)
+    w_img, b_img = PCCore.weight_images(g, (W, b))
+    places = set()
+    for w in weight_words(g, W, b):
+        if w.target == TARGET["w"]:
+            mem, word = core.weight_memory(w.layer, w.bank, w.addr)
+            half = mem is core.w_mem_odd[w.layer][w.bank]
+            assert mem in (core.w_mem[w.layer][w.bank], core.w_mem_odd[w.layer][w.bank])
+            assert w_img[half][w.layer][w.bank][word] == w.data
+        else:
+            mem, word = core.bias_memory(w.layer, w.addr)
+            half = mem is core.b_mem_odd[w.layer]
+            assert b_img[half][w.layer][word] == w.data
+        assert word < mem.depth
+        places.add((id(mem), word))
+    assert len(places) == sum(spec.sizes[l] * (spec.sizes[l - 1] + 1)
+                              for l in range(1, spec.n_layers))
 
 
 def test_node_words_refuse_the_wrong_length():

@@ -58,14 +58,15 @@ def hdl_cmd(spec_path, lanes, rows, out, force):
                    "pixels scaled to 0–1); default: the first digits test sample.")
 @clamp_options
 @click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True)
+@ROWS_OPTION
 @click.option("--limit", type=click.IntRange(min=1), default=4, show_default=True,
               help="At most this many samples.")
 @click.option("--waves", type=click.Path(dir_okay=False), default=None,
               help="Write a waveform of the run here (.vcd; .fst needs the lz4 headers); "
                    "runs under cocotb.")
 @SIMULATOR_OPTION
-def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, pin_files, lanes, limit,
-            waves, simulator):
+def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, pin_files, lanes, rows,
+            limit, waves, simulator):
     """Run the emitted Verilog cycle-accurately on inputs; print the read-out layer, cycles and
     agreement with FixedPCN (every x and e of every iteration). Any clamp mask: `--mask
     generation --clamp 2=labels.npy` relaxes the input layer from clamped labels."""
@@ -93,14 +94,16 @@ def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, pin_files, l
             console.print("--waves: running under cocotb + Verilator (the native harness "
                           "writes no waveforms)")
         kw = {"waves": Path(waves).suffix[1:]} if waves else {}
-        core = emitted_core(spec, lanes, simulator=simulator, **kw)
+        core = emitted_core(spec, lanes, simulator=simulator,
+                            core_options={"rows": rows} if rows != 1 else None, **kw)
         with status(f"building the {simulator} model (cached after the first time)"):
             core.build()
         with status(f"simulating {n} sample(s)"):
             run = core.run(fx.W, fx.b, [{k: v[i] for k, v in cq.items()} for i in range(n)],
                            mode, trace=True, check=False, waves=waves,
                            pins=[{k: v[i] for k, v in pins.items()} for i in range(n)])
-        t = Table(title=f"cycle-accurate run ({simulator}, {lanes} lanes, mask {mode})")
+        t = Table(title=f"cycle-accurate run ({simulator}, {lanes} lanes × {rows} row(s), mask "
+                        f"{mode})")
         for col in ("sample", f"read-out x_{ro} (float)", "argmax", "cycles", "= FixedPCN"):
             t.add_column(col)
         for i in range(n):
@@ -123,6 +126,7 @@ def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, pin_files, l
               help="Output folder: report.json, report.md and the plots.")
 @FORCE_OPTION
 @click.option("--lanes", type=click.IntRange(min=1), default=8, show_default=True)
+@ROWS_OPTION
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N test samples.")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
@@ -130,8 +134,8 @@ def sim_cmd(spec_path, weights_path, input_path, mode, clamp_files, pin_files, l
                    "test set, whose labels give the accuracy).")
 @clamp_options
 @SIMULATOR_OPTION
-def compare_cmd(spec_path, weights_path, out, lanes, limit, input_path, mode, clamp_files,
-                pin_files, simulator, force):
+def compare_cmd(spec_path, weights_path, out, lanes, rows, limit, input_path, mode,
+                clamp_files, pin_files, simulator, force):
     """Hardware (cycle-accurate Verilog) vs FixedPCN vs FloatPCN on the digits test set (or
     any clamp: --mask, --clamp, --input): report.json, report.md and plots in OUT."""
     from ..model.spec import PCSpec
@@ -147,7 +151,7 @@ def compare_cmd(spec_path, weights_path, out, lanes, limit, input_path, mode, cl
         if spec.readout(mask) != spec.L:
             labels = None
         compare_and_report(spec, weights, Path(out), lanes, limit, simulator, mask=mode,
-                           clamped=clamped, labels=labels, pins=pins)
+                           clamped=clamped, labels=labels, pins=pins, rows=rows)
 
 
 def compare_and_report(spec, weights, out: Path, lanes: int, limit,
