@@ -313,6 +313,48 @@ def test_hdl_force_rewrites_the_folder(tmp_path):
     assert (out / "pcforge_core.v").read_text() != v1
 
 
+def test_hdl_with_two_rows_per_token(tmp_path):
+    """``pcforge hdl --rows 2``: the manifest says two rows and twice the multipliers, lists the
+    odd halves, and its cycles are the cycle model's for two rows; an odd lane count is refused
+    with the fix named and nothing is written."""
+    from pcforge.model.arch.cycles import cycle_report
+    from pcforge.model.presets import digits_spec
+    out = tmp_path / "hdl"
+    r = CliRunner().invoke(main, ["hdl", "--lanes", "4", "--rows", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["rows"] == 2 and man["multipliers"] == 8
+    kinds = {m["kind"] for m in man["memories"]}
+    assert {"w", "w_odd", "b", "b_odd"} <= kinds
+    spec = digits_spec()
+    assert man["estimated_cycles"]["training"]["total"] == \
+        cycle_report(spec, 4, "training", rows=2).total < cycle_report(spec, 4, "training").total
+    bad = tmp_path / "bad"
+    r = CliRunner().invoke(main, ["hdl", "--lanes", "3", "--rows", "2", "--out", str(bad)])
+    assert r.exit_code == 1 and "even lane count" in r.output and "--lanes" in r.output
+    assert not (bad / "pcforge_core.v").exists()
+    r = CliRunner().invoke(main, ["hdl", "--rows", "3", "--out", str(bad)])
+    assert r.exit_code == 2 and "--rows" in r.output
+
+
+def test_board_driver_refuses_a_board_of_other_rows():
+    """The host driver checks the rows per token the board reports in STATUS (a board of two
+    rows per token addresses its weights otherwise) and names the fix."""
+    from pcforge.boards.frame import LinkError
+    from pcforge.boards.host import BoardStatus, PCLink
+    from pcforge.boards.system import design_id
+    from pcforge.model.presets import digits_spec
+    spec = digits_spec()
+    link = PCLink(None, spec, 4, rows=2)
+    st = BoardStatus(busy=False, paused=False, done=False, iteration=0, expected_seq=0,
+                     lanes=4, rows=1, cycles=0, design_id=design_id(spec))
+    link.status = lambda: st
+    with pytest.raises(LinkError, match="4 lanes × 1 row.*4 × 2.*--rows"):
+        link.check_design()
+    st["rows"] = 2
+    assert link.check_design() is st
+
+
 # ---- long steps show progress in plain logs too (issue 18) --------------------------------
 def test_status_prints_start_heartbeat_and_end_when_not_on_a_terminal(capsys, monkeypatch):
     import time
