@@ -86,17 +86,23 @@ def test_waits_are_exact(sizes, acts, lanes):
     spec, lanes, W, b, mask, samples = _exactness_case(sizes, acts, lanes)
     by_col = [pred_by_columns(CoreGeometry(spec, lanes), l) for l in range(1, spec.L + 1)]
     assert all(by_col) if sizes[0] < 40 else not any(by_col)
-    sch = schedule(spec, lanes).for_run(mask)
-    assert _bit_exact(spec, lanes, W, b, mask, samples, sch), "the smallest waits broke it"
+    _assert_waits_exact(spec, lanes, W, b, mask, samples, rows=1, min_waits=3)
+
+
+def _assert_waits_exact(spec, lanes, W, b, mask, samples, rows, min_waits):
+    """The run's smallest waits are bit-exact, and each of them a cycle shorter is not."""
+    sch = schedule(spec, lanes, rows).for_run(mask)
+    assert _bit_exact(spec, lanes, W, b, mask, samples, sch, rows), \
+        "the smallest waits broke it"
     used = sorted({(v.slot, v.alt) for v in sch.visits(mask)
                    if v.job is not None and sch.waits[v.slot][v.alt] > 0})
-    assert len(used) >= 3, "this run has too few hazard waits to shorten"
+    assert len(used) >= min_waits, "this run has too few hazard waits to shorten"
     missed = []
     for slot, alt in used:
         waits = [list(w) for w in sch.waits]
         waits[slot][alt] -= 1
         short = replace(sch, waits=tuple(tuple(w) for w in waits))
-        if _bit_exact(spec, lanes, W, b, mask, samples, short):
+        if _bit_exact(spec, lanes, W, b, mask, samples, short, rows):
             missed.append(sch.slots[slot].kind + str(sch.slots[slot].layer))
     assert not missed, f"shortened waits of {missed} went unnoticed"
 
@@ -114,19 +120,7 @@ def test_waits_are_exact_with_two_rows_per_token(sizes, acts, lanes):
     g = CoreGeometry(spec, lanes, 2)
     by_col = [pred_by_columns(g, l) for l in range(1, spec.L + 1)]
     assert any(by_col) if sizes[0] < 40 else not any(by_col)
-    sch = schedule(spec, lanes, 2).for_run(mask)
-    assert _bit_exact(spec, lanes, W, b, mask, samples, sch, 2), "the smallest waits broke it"
-    used = sorted({(v.slot, v.alt) for v in sch.visits(mask)
-                   if v.job is not None and sch.waits[v.slot][v.alt] > 0})
-    assert len(used) >= 2, "this run has too few hazard waits to shorten"
-    missed = []
-    for slot, alt in used:
-        waits = [list(w) for w in sch.waits]
-        waits[slot][alt] -= 1
-        short = replace(sch, waits=tuple(tuple(w) for w in waits))
-        if _bit_exact(spec, lanes, W, b, mask, samples, short, 2):
-            missed.append(sch.slots[slot].kind + str(sch.slots[slot].layer))
-    assert not missed, f"shortened waits of {missed} went unnoticed"
+    _assert_waits_exact(spec, lanes, W, b, mask, samples, rows=2, min_waits=2)
 
 
 def test_two_rows_per_token_geometry_and_refusals():
