@@ -45,8 +45,8 @@ __all__ = ["AXES", "DEFAULT_GRID", "grid", "point_digest", "evaluate_point", "ex
            "pareto_front", "pareto_row", "PARETO_COLUMNS", "write_results"]
 
 #: the axes of a point and the value that means "as the base spec / the board default"
-AXES = {"lanes": 8, "width": None, "schedule": None, "stop": None, "learning": None,
-        "board": "ulx3s", "clock_mhz": None, "seed": 1, "build": None}
+AXES = {"lanes": 8, "rows": 1, "width": None, "schedule": None, "stop": None,
+        "learning": None, "board": "ulx3s", "clock_mhz": None, "seed": 1, "build": None}
 #: the default sweep: model + estimates only (60 points, a few minutes)
 DEFAULT_GRID = {"lanes": [1, 2, 4, 8, 16], "width": [16, 12, 10],
                 "schedule": ["synchronous", "delayed_feedback"], "board": ["icebreaker", "ulx3s"]}
@@ -98,6 +98,8 @@ def evaluate_point(task: dict) -> dict:
     from .boards.estimate import estimate
     from .boards.profiles import board_profile
     from .model.arch.cycles import cycle_report
+    from .model.arch.geometry import CoreGeometry
+    from .model.arch.schedule import check_rows
     from .model.data import load_digits_split
     from .model.fixed_pcn import FixedPCN
     from .model.float_pcn import FloatPCN
@@ -108,9 +110,11 @@ def evaluate_point(task: dict) -> dict:
     weights = Weights([np.asarray(w) for w in task["W"]], [np.asarray(v) for v in task["b"]])
     res = {"digest": digest, "point": point, "status": "ok"}
     profile = board_profile(point["board"])
-    lanes = int(point["lanes"])
+    lanes, rows = int(point["lanes"]), int(point.get("rows") or 1)
     try:
         spec = point_spec(base, point)
+        CoreGeometry(spec, lanes, rows)                 # e.g. two rows with an odd lane count
+        check_rows(spec, rows)
     except SpecError as exc:
         res.update(status="invalid", reason=str(exc))
         return _cached(task, res)
@@ -125,12 +129,12 @@ def evaluate_point(task: dict) -> dict:
     res["float_accuracy"] = float(np.mean(fpred == data.y_test))
     res["agreement_with_float"] = float(np.mean(pred == fpred))
     its = np.asarray(out.iterations)
-    per_t = {int(t): cycle_report(spec, lanes, "inference", iterations=int(t)).total
+    per_t = {int(t): cycle_report(spec, lanes, "inference", iterations=int(t), rows=rows).total
              for t in np.unique(its)}
     cyc = np.array([per_t[int(t)] for t in its])
-    full = cycle_report(spec, lanes, "inference")
+    full = cycle_report(spec, lanes, "inference", rows=rows)
     try:
-        train = cycle_report(spec, lanes, "training", learn=True).total
+        train = cycle_report(spec, lanes, "training", learn=True, rows=rows).total
     except ValueError:
         train = None
     clock = float(point["clock_mhz"] or profile.clock_mhz)
@@ -139,7 +143,7 @@ def evaluate_point(task: dict) -> dict:
                utilisation=full.utilisation, train_step_cycles=train, clock_mhz=clock,
                latency_us=float(cyc.mean() / clock),
                throughput_per_s=float(clock * 1e6 / cyc.mean()))
-    est = estimate(spec, lanes, profile)
+    est = estimate(spec, lanes, profile, rows=rows)
     res["estimate"] = {k: est[k] for k in RESOURCES}
     res["available"] = {k: profile.available[k] for k in RESOURCES}
     res["fits"] = all(est[k] <= profile.available[k] for k in RESOURCES)
@@ -149,20 +153,20 @@ def evaluate_point(task: dict) -> dict:
     if not res["fits"]:
         res["status"] = "does not fit"
     elif point.get("build") if point.get("build") is not None else task["build"]:
-        res["build"] = _build(spec, lanes, point, profile)
+        res["build"] = _build(spec, lanes, point, profile, rows)
         if not res["build"]["timing_met"]:
             res["status"] = "timing not met"
     res["wall_s"] = round(time.perf_counter() - t0, 3)
     return _cached(task, res)
 
 
-def _build(spec, lanes, point, profile) -> dict:
+def _build(spec, lanes, point, profile, rows=1) -> dict:
     import tempfile
 
     from .boards.build import build_board
     with tempfile.TemporaryDirectory(prefix="pcforge-explore-") as tmp:
         rep = build_board(profile.name, spec, tmp, lanes=lanes, clock_mhz=point["clock_mhz"],
-                          seed=int(point["seed"]), log=lambda *a, **k: None)
+                          seed=int(point["seed"]), log=lambda *a, **k: None, rows=rows)
     return {"fmax_mhz": rep["fmax_mhz"], "timing_met": rep["timing_met"],
             "clock_mhz": rep["clock_mhz"], "build_s": rep.get("build_s"),
             "used": {k: rep["utilization"][k]["used"] for k in RESOURCES}}
@@ -242,7 +246,8 @@ def explore(base: PCSpec, weights: Weights, points: list, *, build: bool = False
 
 
 # ---- reports ---------------------------------------------------------------------------------
-_COLUMNS = ["digest", "status", "board", "lanes", "width", "schedule", "stop", "learning",
+_COLUMNS = ["digest", "status", "board", "lanes", "rows", "width", "schedule", "stop",
+            "learning",
             "clock_mhz", "seed", "accuracy", "float_accuracy", "cycles_mean", "cycles_median",
             "cycles_all_T", "utilisation", "train_step_cycles", "latency_us", "throughput_per_s",
             *[f"est_{k}" for k in RESOURCES], "fits", "fmax_mhz", "timing_met",
@@ -251,8 +256,8 @@ _COLUMNS = ["digest", "status", "board", "lanes", "width", "schedule", "stop", "
 
 def _row(r: dict, front: set) -> dict:
     p = r["point"]
-    row = {k: p.get(k) for k in ("board", "lanes", "width", "schedule", "stop", "learning",
-                                 "seed")}
+    row = {k: p.get(k) for k in ("board", "lanes", "rows", "width", "schedule", "stop",
+                                 "learning", "seed")}
     row.update({k: r.get(k) for k in ("digest", "status", "accuracy", "float_accuracy",
                                       "cycles_mean", "cycles_median", "cycles_all_T",
                                       "utilisation", "train_step_cycles", "latency_us",
@@ -277,14 +282,15 @@ def _fmt(v, nd=3):
 
 
 #: the columns of a Pareto row (:func:`pareto_row`)
-PARETO_COLUMNS = ("board", "lanes", "width", "schedule", "stop", "accuracy", "latency µs",
+PARETO_COLUMNS = ("board", "lanes × rows", "width", "schedule", "stop", "accuracy", "latency µs",
                   "inferences/s", "resources (max of LUT/FF/DSP/BRAM)", "placed fmax MHz")
 
 
 def pareto_row(r: dict) -> list:
     """A point of the front as the strings of :data:`PARETO_COLUMNS`."""
     p = r["point"]
-    return [p["board"], str(p["lanes"]), str(p["width"] or "base"), str(p["schedule"] or "base"),
+    return [p["board"], f"{p['lanes']} × {p.get('rows') or 1}", str(p["width"] or "base"),
+            str(p["schedule"] or "base"),
             str(p["stop"] or "base"), f"{100 * r['accuracy']:.2f} %", f"{r['latency_us']:.2f}",
             f"{r['throughput_per_s']:.0f}", f"{100 * resource_fraction(r):.1f} %",
             _fmt(r.get("build", {}).get("fmax_mhz"), 5)]

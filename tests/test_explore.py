@@ -55,6 +55,22 @@ def test_width_keeps_integer_bits():
         assert g.width == 10 and g.int_bits == f.int_bits
 
 
+def test_rows_per_token_is_an_axis(base, tmp_path):
+    """``rows`` (two multipliers per lane): the cycles are the cycle model's for two rows, the
+    estimate counts twice the multipliers; two rows with an odd lane count is an invalid point
+    that says why."""
+    spec, w = base
+    points = grid({"lanes": [2, 3], "rows": [1, 2], "board": ["ulx3s"]})
+    res = {(r["point"]["lanes"], r["point"]["rows"]): r
+           for r in explore(spec, w, points, executor="serial", cache_dir=tmp_path)["results"]}
+    assert res[3, 2]["status"] == "invalid" and "even lane count" in res[3, 2]["reason"]
+    one, two = res[2, 1], res[2, 2]
+    assert two["cycles_all_T"] == cycle_report(spec, 2, "inference", rows=2).total
+    assert two["cycles_all_T"] < one["cycles_all_T"]
+    assert two["estimate"]["DSP"] == 2 * one["estimate"]["DSP"]
+    assert two["accuracy"] == one["accuracy"]              # the same FixedPCN
+
+
 def test_a_point_measures_what_the_models_say(base, tmp_path):
     spec, w = base
     p = dict(AXES, lanes=4, board="ulx3s", width=12)

@@ -39,6 +39,7 @@ def _axis(name, kind, help_):
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Output folder: results.json, results.csv, report.md, plots.")
 @_axis("lanes", int, "MAC lanes, e.g. 1,2,4,8.")
+@_axis("rows", int, "Rows per token (1,2: two multipliers per lane; even lanes only).")
 @_axis("width", int, "Bits of x, e, w, b (integer bits as the base spec), e.g. 16,12.")
 @_axis("schedule", str, "synchronous,delayed_feedback.")
 @_axis("stop", str, "exact,none.")
@@ -54,8 +55,8 @@ def _axis(name, kind, help_):
               help="Worker processes of the local cluster or pool (default: every core).")
 @executor_options("dask")
 @FORCE_OPTION
-def explore_cmd(spec_path, weights_path, out, lanes, width, schedule, stop, learning, board,
-                clock_mhz, seed, axes_path, build, workers, executor, scheduler, force):
+def explore_cmd(spec_path, weights_path, out, lanes, rows, width, schedule, stop, learning,
+                board, clock_mhz, seed, axes_path, build, workers, executor, scheduler, force):
     """Sweep configurations of the core for accuracy (FixedPCN on the digits test set:
     bit-exact with the hardware), cycles, latency and throughput (exact cycle model), the
     pre-synthesis estimate, and with --build the placed fmax and resources. Points that do not
@@ -68,7 +69,8 @@ def explore_cmd(spec_path, weights_path, out, lanes, width, schedule, stop, lear
     out = output_folder(out, ("results.json", "results.csv", "report.md"), force)
     if scheduler:
         executor = "dask"
-    given = {k: v for k, v in dict(lanes=lanes, width=width, schedule=schedule, stop=stop,
+    given = {k: v for k, v in dict(lanes=lanes, rows=rows, width=width, schedule=schedule,
+                                   stop=stop,
                                    learning=learning, board=board, clock_mhz=clock_mhz,
                                    seed=seed).items() if v is not None}
     with errors():
