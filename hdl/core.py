@@ -423,7 +423,7 @@ class PCCore(wiring.Component):
                                       alpha, self.hard_multipliers, half=h)
                        if self.learns else None)
             b_row, b_new = row_bias(m, pl, spec, raw["b_odd" if h else "b"], updates, S, h)
-            self._learning_writes(host, wr, pl.tokens[W_WRITE_STAGE], updates, b_new, h)
+            self._learning_writes(m, host, wr, pl, updates, b_new, h)
             b_rows.append(b_row)
 
         trees = [adder_tree(m, pl, prods[h], self.acc_width, S, _HALF[h])
@@ -570,24 +570,36 @@ class PCCore(wiring.Component):
         groups += [(Target.B, None, raw[b], True, half) for half, _, b in halves]
         return groups
 
-    def _learning_writes(self, host: HostPort, wr: dict, tw, updates, b_new, half: int = 0):
+    def _learning_writes(self, m, host: HostPort, wr: dict, pl, updates, b_new, half: int = 0):
         """The W and b write ports of one half (rows per token): the learning token in
-        ``W_WRITE_STAGE`` (``tw``) rewrites its lanes' weight words and its row's bias; the
-        host writes otherwise."""
+        ``W_WRITE_STAGE`` rewrites its lanes' weight words and its row's bias; the host writes
+        otherwise. Each memory's enable is a register of its own, decoded from the token a
+        stage ahead (timing: decoded from the write stage's token, its valid bit through two
+        LUTs to a lane's weight memory across the chip set the 16-lane ECP5's fmax, 94.65 MHz)
+        and cleared by reset like the tokens' valid bits (nothing in flight writes after a
+        reset)."""
         P, L = self.lanes, self.spec.L
         w, b = ("w_odd", "b_odd") if half else ("w", "b")
         hh = half if self.rows == 2 else None          # the host address's half bit
+        tw, ta = pl.tokens[W_WRITE_STAGE], pl.tokens[W_WRITE_STAGE - 1]
+
+        def enable(cond, name):               # a register of the write stage, reset-cleared
+            en = Signal(name=name)
+            m.d.sync += en.eq(ta.valid & cond)
+            return en
+        sfx = "_odd" if half else ""
         for l in range(1, L + 1):
             for p in range(P):
                 if updates is not None:
-                    en = tw.valid & tw.learn_w & (tw.layer == l) & tw.lane_mask[p]
+                    en = enable(ta.learn_w & (ta.layer == l) & ta.lane_mask[p],
+                                f"wen{l}{sfx}_{p}")
                 else:
                     en = Const(0, 1)
                 host.write_port(wr[w][l, p], en, tw.w_addr,
                                 updates.w_new[p] if updates is not None else 0, Target.W, l, p,
                                 half=hh)
             if updates is not None:
-                en = tw.valid & tw.learn_b & (tw.layer == l)
+                en = enable(ta.learn_b & (ta.layer == l), f"ben{l}{sfx}")
             else:
                 en = Const(0, 1)
             host.write_port(wr[b][l], en, tw.row, b_new if updates is not None else 0,

@@ -85,15 +85,8 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
                                                xl[p][S["row"]]))]
 
     # ---- x·2^s − acc ---------------------------------------------------------------
-    tok_diff, tok_node = pl.tokens[S["diff"]], pl.tokens[S["node"]]
-    x_sub = x_n
-    if early:
-        # feed-forward: x·2^s − acc is formed with the rail on the sum's side (used when X(acc)
-        # saturates; else the residual below), chosen here from the lane's own registered sum
-        # (timing: chosen from the shared sum before its registers, the sign bit's route to
-        # every lane set the 16-lane ECP5's fmax, 91.79 MHz)
-        ff_n = (tok_node.op == Op.PRED) & (tok_node.nop == NodeOp.FF)
-        x_sub = [Mux(ff_n, Mux(acc_n[p][-1], X.min_int, X.max_int), x_n[p]) for p in range(P)]
+    tok_diff = pl.tokens[S["diff"]]
+    x_sub = _rails_for_ff(pl.tokens[S["node"]], x_n, acc_n, X) if early else x_n
     diff = [pl.stage((x_sub[p] << (Facc - X.frac)) - acc_n[p], f"diff_{p}_s", S["diff"])
             for p in range(P)]
     acc_d, fbs_d = pl.carry(acc_n, "acc", S["diff"]), pl.carry(fbs_n, "fbs", S["diff"])
@@ -209,6 +202,16 @@ def _state_writes(m, pl, spec, host, ports, pins, S, x_i, xq_i, inc, top_early: 
     any_chg = Cat(*x_chg).any()
     m.d.sync += changed.eq(Mux(any_chg, Mux(tok_x.par, 0b10, 0b01), 0))
     return changed
+
+
+def _rails_for_ff(tok_node, x_n, acc_n, X) -> list:
+    """Per lane the x of x·2^s − acc for the token in ``node``: for a feed-forward sweep that
+    writes the first errors, the rail on the side of the lane's sum (used where X(acc)
+    saturates; else the residual), chosen from the lane's own registered sum (timing: chosen
+    from the shared sum before its registers, the sign bit's route to every lane set the
+    16-lane ECP5's fmax, 91.79 MHz); the node's x otherwise."""
+    ff = (tok_node.op == Op.PRED) & (tok_node.nop == NodeOp.FF)
+    return [Mux(ff, Mux(a[-1], X.min_int, X.max_int), x) for x, a in zip(x_n, acc_n)]
 
 
 def _pinned(pl, tok_inc, pins, P, x_stage):
