@@ -86,7 +86,7 @@ def node_units(m, pl, core, host, ports, inp: NodeInputs, stages, pins=None):
 
     # ---- x·2^s − acc ---------------------------------------------------------------
     tok_diff = pl.tokens[S["diff"]]
-    x_sub = _rails_for_ff(pl.tokens[S["node"]], x_n, acc_n, X) if early else x_n
+    x_sub = _rails_for_ff(pl, tok_row, S["node"], x_n, acc_n, X) if early else x_n
     diff = [pl.stage((x_sub[p] << (Facc - X.frac)) - acc_n[p], f"diff_{p}_s", S["diff"])
             for p in range(P)]
     acc_d, fbs_d = pl.carry(acc_n, "acc", S["diff"]), pl.carry(fbs_n, "fbs", S["diff"])
@@ -204,14 +204,19 @@ def _state_writes(m, pl, spec, host, ports, pins, S, x_i, xq_i, inc, top_early: 
     return changed
 
 
-def _rails_for_ff(tok_node, x_n, acc_n, X) -> list:
+def _rails_for_ff(pl, tok_row, node_stage, x_n, acc_n, X) -> list:
     """Per lane the x of x·2^s − acc for the token in ``node``: for a feed-forward sweep that
     writes the first errors, the rail on the side of the lane's sum (used where X(acc)
     saturates; else the residual), chosen from the lane's own registered sum (timing: chosen
     from the shared sum before its registers, the sign bit's route to every lane set the
-    16-lane ECP5's fmax, 91.79 MHz); the node's x otherwise."""
-    ff = (tok_node.op == Op.PRED) & (tok_node.nop == NodeOp.FF)
-    return [Mux(ff, Mux(a[-1], X.min_int, X.max_int), x) for x, a in zip(x_n, acc_n)]
+    16-lane ECP5's fmax, 91.79 MHz); the node's x otherwise. Whether the token is such a sweep
+    is a flag of the lane's own, registered beside the sum from the token in ``row`` and gated
+    by the lane's node-mask bit so that the copies stay apart (timing: one decode of the
+    ``node`` stage's token routed to every lane's select, 97.30 MHz)."""
+    ff = (tok_row.op == Op.PRED) & (tok_row.nop == NodeOp.FF)
+    flags = [pl.stage(ff & tok_row.node_mask[p], f"ff_n_{p}_s", node_stage)
+             for p in range(len(x_n))]
+    return [Mux(f, Mux(a[-1], X.min_int, X.max_int), x) for f, x, a in zip(flags, x_n, acc_n)]
 
 
 def _pinned(pl, tok_inc, pins, P, x_stage):
